@@ -1,0 +1,256 @@
+//! The command line: argh types, and dispatch on the name the binary was started as
+//! (`lookout`, `mender-monitorctl` or `mender-monitord`).
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use crate::config::layout::Layout;
+use crate::ctl;
+use crate::reactor::{self, Destination};
+
+#[derive(FromArgs, Debug)]
+/// lookout: a monitoring agent for embedded Linux, compatible with Mender Monitor.
+#[argh(
+    example = "mender-monitorctl create log crasher_app ERROR /root/crasher.log 5\nmender-monitorctl enable log crasher_app\nmender-monitorctl list --json\nlookout --root /tmp/demo run",
+    note = "Invoked as mender-monitorctl it takes the same verbs; invoked as mender-monitord it is the daemon (`lookout run`).\nDevice paths (/etc/mender-monitor, /usr/share/mender-monitor, /var/lib/mender-monitor) take the --root prefix, or LOOKOUT_ROOT.",
+    error_code(1, "an error (the message names the argument, file or line)"),
+    error_code(2, "the command line could not be parsed")
+)]
+pub struct Cli {
+    /// prefix for every device path (default: $LOOKOUT_ROOT, else /)
+    #[argh(option)]
+    pub root: Option<PathBuf>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    /// the verb
+    #[argh(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+/// The verbs.
+pub enum Cmd {
+    /// create
+    Create(CreateCmd),
+    /// enable
+    Enable(EnableCmd),
+    /// disable
+    Disable(DisableCmd),
+    /// delete
+    Delete(DeleteCmd),
+    /// list
+    List(ListCmd),
+    /// version
+    Version(VersionCmd),
+    /// run
+    Run(RunCmd),
+}
+
+#[derive(FromArgs, Debug)]
+/// define a check (writes monitor.d/available/<subsystem>_<check>.sh):
+///   create log <check> <pattern> <file|@command> [expiration]
+///   create service <name> <systemd|sysV>
+///   create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]
+///   create dockerevents <check> <container> <action> [expiration]
+/// expiration: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that starts with '-'
+/// goes after `--`.
+#[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
+pub struct CreateCmd {
+    /// log, service, dbus or dockerevents
+    #[argh(positional)]
+    pub subsystem: String,
+    /// the check's name (for service: the service's name)
+    #[argh(positional)]
+    pub check: String,
+    /// the subsystem's arguments
+    #[argh(positional, greedy)]
+    pub args: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// enable a check: links monitor.d/enabled/<file> to monitor.d/available/<file>
+#[argh(subcommand, name = "enable", help_triggers("-h", "--help"))]
+pub struct EnableCmd {
+    /// the check's subsystem
+    #[argh(positional)]
+    pub subsystem: String,
+    /// the check's name
+    #[argh(positional)]
+    pub check: String,
+    /// ignored (accepted as Mender does)
+    #[argh(positional, greedy)]
+    pub extra: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// disable a check: removes its link in monitor.d/enabled
+#[argh(subcommand, name = "disable", help_triggers("-h", "--help"))]
+pub struct DisableCmd {
+    /// the check's subsystem
+    #[argh(positional)]
+    pub subsystem: String,
+    /// the check's name
+    #[argh(positional)]
+    pub check: String,
+    /// ignored (accepted as Mender does)
+    #[argh(positional, greedy)]
+    pub extra: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// delete a check: removes its file (and its link if enabled)
+#[argh(subcommand, name = "delete", help_triggers("-h", "--help"))]
+pub struct DeleteCmd {
+    /// the check's subsystem
+    #[argh(positional)]
+    pub subsystem: String,
+    /// the check's name
+    #[argh(positional)]
+    pub check: String,
+    /// ignored (accepted as Mender does: `delete service countdown systemd`)
+    #[argh(positional, greedy)]
+    pub extra: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// list every check: subsystem, name, enabled or not, settings
+#[argh(subcommand, name = "list")]
+pub struct ListCmd {
+    /// print JSON instead of a table
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// print the version
+#[argh(subcommand, name = "version")]
+pub struct VersionCmd {}
+
+#[derive(FromArgs, Debug)]
+/// run the daemon (what mender-monitord does): follow the enabled checks, send alerts
+#[argh(subcommand, name = "run")]
+pub struct RunCmd {
+    /// server base URL for alerts (e.g. http://127.0.0.1:8080); without it alerts are
+    /// printed on stdout as JSON lines
+    #[argh(option)]
+    pub server: Option<String>,
+    /// device JWT sent as `Authorization: Bearer` with --server
+    #[argh(option)]
+    pub token: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// mender-monitord: the lookout daemon under Mender Monitor's name.
+pub struct DaemonCli {
+    /// prefix for every device path (default: $LOOKOUT_ROOT, else /)
+    #[argh(option)]
+    pub root: Option<PathBuf>,
+    /// server base URL for alerts; without it alerts are printed on stdout
+    #[argh(option)]
+    pub server: Option<String>,
+    /// device JWT sent as `Authorization: Bearer` with --server
+    #[argh(option)]
+    pub token: Option<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+
+/// The version line.
+pub fn version() -> String {
+    format!("lookout {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let prog = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_else(|| "lookout".into());
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    if prog.starts_with("mender-monitord") {
+        let cli = match DaemonCli::from_args(&[&prog], &rest) {
+            Ok(c) => c,
+            Err(e) => return early_exit(&prog, e),
+        };
+        if cli.version {
+            println!("{}", version());
+            return 0;
+        }
+        return run_daemon(root(cli.root), cli.server, cli.token);
+    }
+    let cli = match Cli::from_args(&[&prog], &rest) {
+        Ok(c) => c,
+        Err(e) => return early_exit(&prog, e),
+    };
+    if cli.version {
+        println!("{}", version());
+        return 0;
+    }
+    let root = root(cli.root);
+    let result = match cli.cmd {
+        None => Err(format!("no command given; run `{prog} help`")),
+        Some(Cmd::Version(_)) => {
+            println!("{}", version());
+            Ok(())
+        }
+        Some(Cmd::Run(r)) => return run_daemon(root, r.server, r.token),
+        Some(Cmd::Create(c)) => ctl::create(&ctl::layout(&root), &c.subsystem, &c.check, &c.args),
+        Some(Cmd::Enable(c)) => ctl::enable(&ctl::layout(&root), &c.subsystem, &c.check),
+        Some(Cmd::Disable(c)) => ctl::disable(&ctl::layout(&root), &c.subsystem, &c.check),
+        Some(Cmd::Delete(c)) => ctl::delete(&ctl::layout(&root), &c.subsystem, &c.check),
+        Some(Cmd::List(c)) => ctl::list(&ctl::layout(&root), c.json).map(|text| print!("{text}")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            1
+        }
+    }
+}
+
+fn early_exit(prog: &str, e: argh::EarlyExit) -> i32 {
+    match e.status {
+        Ok(()) => {
+            println!("{}", e.output);
+            0
+        }
+        Err(()) => {
+            eprintln!("{}\nRun `{prog} help` for usage.", e.output);
+            2
+        }
+    }
+}
+
+fn root(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("LOOKOUT_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>) -> i32 {
+    let destination = match server {
+        Some(url) => Destination::Server {
+            url,
+            token: token.unwrap_or_default(),
+        },
+        None => {
+            if token.is_some() {
+                eprintln!("lookout: --token is only used with --server");
+                return 2;
+            }
+            Destination::Stdout
+        }
+    };
+    match reactor::run(Layout::new(root), destination) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::logging::write(crate::logging::Level::Fatal, format_args!("{e}"));
+            1
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Global settings from `config.sh`, with lookout's defaults where Mender documents none.
+//!
+//! Every variable Mender Monitor reads is accepted. Values that cannot be used are reported with
+//! file and line and the default stays in force; unknown variables are reported as warnings (they
+//! are usually typos). The table of defaults is in the README and must stay in step with
+//! [`Settings::default`].
+
+use std::fmt;
+use std::path::Path;
+
+use super::shell;
+use crate::alert::Level;
+
+/// The global settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `ALERT_URL`: the alert endpoint; a path is joined to the server URL, a full URL replaces it.
+    pub alert_url: String,
+    /// `MONITOR_D_DIRECTORY`: device path of monitor.d.
+    pub monitor_d: String,
+    /// `CONFIG_LOG_LEVEL`.
+    pub log_level: crate::logging::Level,
+    /// `FLAPPING_INTERVAL` (s).
+    pub flapping_interval_s: u64,
+    /// `FLAPPING_COUNT_THRESHOLD`.
+    pub flapping_count_threshold: u64,
+    /// `ALERT_LOG_MAX_AGE` (s): how long service-state history is kept for flapping.
+    pub alert_log_max_age_s: u64,
+    /// `DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS`; 0 means a log alert never expires on its own.
+    pub default_log_pattern_expiration_s: u64,
+    /// `DEFAULT_LOG_LINES_BEFORE`.
+    pub log_lines_before: usize,
+    /// `DEFAULT_LOG_LINES_AFTER`.
+    pub log_lines_after: usize,
+    /// `ALERT_OFFLINE_STORE_MAX_COUNT`.
+    pub alert_offline_store_max_count: u64,
+    /// `ALERT_STORE_MAX_RECORD_AGE_S`.
+    pub alert_store_max_record_age_s: u64,
+    /// `DEFAULT_ALERT_STORE_RESEND_INTERVAL_S`.
+    pub alert_store_resend_interval_s: u64,
+    /// `SEND_ALERT_MAX_INTERVAL_S`: cap of the delivery backoff; 0 turns backoff off.
+    pub send_alert_max_interval_s: u64,
+    /// `CONFPUSH_INTERVAL` (s).
+    pub confpush_interval_s: u64,
+    /// `DEFAULT_ALERT_LEVEL`.
+    pub default_alert_level: Level,
+    /// `DEFAULT_LOG_ALERT_LEVEL` (else `DEFAULT_ALERT_LEVEL`).
+    pub default_log_alert_level: Level,
+    /// `DEFAULT_SERVICE_ALERT_LEVEL` (else `DEFAULT_ALERT_LEVEL`).
+    pub default_service_alert_level: Level,
+    /// `DEFAULT_DBUS_ALERT_LEVEL` (else `DEFAULT_ALERT_LEVEL`).
+    pub default_dbus_alert_level: Level,
+    /// `DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS`; 0 means never.
+    pub default_dbus_alert_expiration_s: u64,
+    /// lookout: `LOG_LINES_AFTER_WINDOW_MS`, how long a CRITICAL waits for "after" context lines.
+    pub log_lines_after_window_ms: u64,
+    /// lookout: `LOG_MAX_LINE_BYTES`, the longest line kept whole; longer ones are truncated.
+    pub log_max_line_bytes: usize,
+    /// lookout: `STATE_SAVE_INTERVAL_S`, how long read positions may stay unsaved (flash wear vs
+    /// lines re-read after a power cut).
+    pub state_save_interval_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            alert_url: "/api/devices/v1/devicemonitor/alert".into(),
+            monitor_d: super::layout::MONITOR_D.into(),
+            log_level: crate::logging::Level::Info,
+            flapping_interval_s: 600,
+            flapping_count_threshold: 6,
+            alert_log_max_age_s: 3600,
+            default_log_pattern_expiration_s: 0,
+            log_lines_before: 30,
+            log_lines_after: 30,
+            alert_offline_store_max_count: 1000,
+            alert_store_max_record_age_s: 7 * 24 * 3600,
+            alert_store_resend_interval_s: 60,
+            send_alert_max_interval_s: 300,
+            confpush_interval_s: 3600,
+            default_alert_level: Level::Critical,
+            default_log_alert_level: Level::Critical,
+            default_service_alert_level: Level::Critical,
+            default_dbus_alert_level: Level::Critical,
+            default_dbus_alert_expiration_s: 0,
+            log_lines_after_window_ms: 200,
+            log_max_line_bytes: 16 * 1024,
+            state_save_interval_s: 5,
+        }
+    }
+}
+
+/// A problem in a configuration file, naming the file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when the problem is on one line.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Upper bounds that keep memory bounded whatever the file says.
+const MAX_CONTEXT_LINES: usize = 1000;
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+impl Settings {
+    /// Reads `config.sh`. A missing file means all defaults; problems are returned beside the
+    /// settings, which always come back usable.
+    pub fn load(path: &Path) -> (Settings, Vec<ConfigError>) {
+        match std::fs::read(path) {
+            Ok(bytes) => Settings::from_text(&path.display().to_string(), &String::from_utf8_lossy(&bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Settings::default(), Vec::new()),
+            Err(e) => {
+                let err = ConfigError {
+                    file: path.display().to_string(),
+                    line: None,
+                    message: format!("cannot read: {e}; using defaults"),
+                };
+                (Settings::default(), vec![err])
+            }
+        }
+    }
+
+    /// Reads settings from the text of a `config.sh` named `file` (for messages).
+    pub fn from_text(file: &str, text: &str) -> (Settings, Vec<ConfigError>) {
+        let parsed = shell::parse(text);
+        let mut errors: Vec<ConfigError> = parsed
+            .diagnostics
+            .iter()
+            .map(|d| ConfigError {
+                file: file.into(),
+                line: Some(d.line),
+                message: d.message.clone(),
+            })
+            .collect();
+        let mut s = Settings::default();
+        let mut log_level_set = false;
+        let mut service_level_set = false;
+        let mut dbus_level_set = false;
+        // Later assignments win, as with `source`; read in order.
+        for a in &parsed.assignments {
+            let v = a.value.trim();
+            let mut bad = |what: &str| {
+                errors.push(ConfigError {
+                    file: file.into(),
+                    line: Some(a.line),
+                    message: format!("{}={:?}: {what}; the default stays in force", a.key, a.value),
+                })
+            };
+            macro_rules! num {
+                ($field:expr, $ty:ty) => {
+                    match v.parse::<$ty>() {
+                        Ok(n) => $field = n,
+                        Err(_) => bad("not a non-negative whole number"),
+                    }
+                };
+            }
+            macro_rules! level {
+                ($field:expr) => {
+                    match Level::parse_configured(v) {
+                        Some(l) => $field = l,
+                        None => bad("not an alert level (CRITICAL or WARNING)"),
+                    }
+                };
+            }
+            match a.key.as_str() {
+                "ALERT_URL" if !v.is_empty() => s.alert_url = v.into(),
+                "MONITOR_D_DIRECTORY" if !v.is_empty() => s.monitor_d = v.into(),
+                "CONFIG_LOG_LEVEL" => match crate::logging::Level::parse(v) {
+                    Some(l) => s.log_level = l,
+                    None => bad("not one of FATAL, ERROR, WARN, INFO, DEBUG, TRACE"),
+                },
+                "FLAPPING_INTERVAL" => num!(s.flapping_interval_s, u64),
+                "FLAPPING_COUNT_THRESHOLD" => num!(s.flapping_count_threshold, u64),
+                "ALERT_LOG_MAX_AGE" => num!(s.alert_log_max_age_s, u64),
+                "DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS" => num!(s.default_log_pattern_expiration_s, u64),
+                "DEFAULT_LOG_LINES_BEFORE" => num!(s.log_lines_before, usize),
+                "DEFAULT_LOG_LINES_AFTER" => num!(s.log_lines_after, usize),
+                "ALERT_OFFLINE_STORE_MAX_COUNT" => num!(s.alert_offline_store_max_count, u64),
+                "ALERT_STORE_MAX_RECORD_AGE_S" => num!(s.alert_store_max_record_age_s, u64),
+                "DEFAULT_ALERT_STORE_RESEND_INTERVAL_S" => num!(s.alert_store_resend_interval_s, u64),
+                "SEND_ALERT_MAX_INTERVAL_S" => num!(s.send_alert_max_interval_s, u64),
+                "CONFPUSH_INTERVAL" => num!(s.confpush_interval_s, u64),
+                "DEFAULT_ALERT_LEVEL" => level!(s.default_alert_level),
+                "DEFAULT_LOG_ALERT_LEVEL" => {
+                    log_level_set = true;
+                    level!(s.default_log_alert_level)
+                }
+                "DEFAULT_SERVICE_ALERT_LEVEL" => {
+                    service_level_set = true;
+                    level!(s.default_service_alert_level)
+                }
+                "DEFAULT_DBUS_ALERT_LEVEL" => {
+                    dbus_level_set = true;
+                    level!(s.default_dbus_alert_level)
+                }
+                "DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS" => num!(s.default_dbus_alert_expiration_s, u64),
+                "LOG_LINES_AFTER_WINDOW_MS" => num!(s.log_lines_after_window_ms, u64),
+                "LOG_MAX_LINE_BYTES" => num!(s.log_max_line_bytes, usize),
+                "STATE_SAVE_INTERVAL_S" => num!(s.state_save_interval_s, u64),
+                // Read by Mender Monitor, not needed by lookout (it logs to the journal).
+                "DAEMON_LOG_FILE" | "ALERT_URL" | "MONITOR_D_DIRECTORY" => {}
+                other => errors.push(ConfigError {
+                    file: file.into(),
+                    line: Some(a.line),
+                    message: format!("unknown variable {other} (ignored)"),
+                }),
+            }
+        }
+        if !log_level_set {
+            s.default_log_alert_level = s.default_alert_level;
+        }
+        if !service_level_set {
+            s.default_service_alert_level = s.default_alert_level;
+        }
+        if !dbus_level_set {
+            s.default_dbus_alert_level = s.default_alert_level;
+        }
+        s.clamp(file, &mut errors);
+        (s, errors)
+    }
+
+    fn clamp(&mut self, file: &str, errors: &mut Vec<ConfigError>) {
+        let mut over = |name: &str, max: usize| {
+            errors.push(ConfigError {
+                file: file.into(),
+                line: None,
+                message: format!("{name} is capped at {max}"),
+            })
+        };
+        if self.log_lines_before > MAX_CONTEXT_LINES {
+            over("DEFAULT_LOG_LINES_BEFORE", MAX_CONTEXT_LINES);
+            self.log_lines_before = MAX_CONTEXT_LINES;
+        }
+        if self.log_lines_after > MAX_CONTEXT_LINES {
+            over("DEFAULT_LOG_LINES_AFTER", MAX_CONTEXT_LINES);
+            self.log_lines_after = MAX_CONTEXT_LINES;
+        }
+        if self.log_max_line_bytes > MAX_LINE_BYTES {
+            over("LOG_MAX_LINE_BYTES", MAX_LINE_BYTES);
+            self.log_max_line_bytes = MAX_LINE_BYTES;
+        }
+        if self.log_max_line_bytes < 64 {
+            errors.push(ConfigError {
+                file: file.into(),
+                line: None,
+                message: "LOG_MAX_LINE_BYTES is at least 64".into(),
+            });
+            self.log_max_line_bytes = 64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let (s, errs) = Settings::from_text("config.sh", "");
+        assert!(errs.is_empty());
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.log_lines_before, 30);
+        assert_eq!(s.log_lines_after, 30);
+    }
+
+    #[test]
+    fn reads_mender_variables_as_sed_leaves_them() {
+        let text = "FLAPPING_INTERVAL=150\nFLAPPING_COUNT_THRESHOLD=3\nexport DEFAULT_ALERT_LEVEL=\"WARNING\"\nCONFIG_LOG_LEVEL=DEBUG\nALERT_STORE_MAX_RECORD_AGE_S=16\n";
+        let (s, errs) = Settings::from_text("config.sh", text);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(s.flapping_interval_s, 150);
+        assert_eq!(s.flapping_count_threshold, 3);
+        assert_eq!(s.default_alert_level, Level::Warning);
+        assert_eq!(
+            s.default_log_alert_level,
+            Level::Warning,
+            "per-subsystem level follows DEFAULT_ALERT_LEVEL"
+        );
+        assert_eq!(s.log_level, crate::logging::Level::Debug);
+        assert_eq!(s.alert_store_max_record_age_s, 16);
+    }
+
+    #[test]
+    fn bad_values_name_file_and_line_and_keep_defaults() {
+        let (s, errs) = Settings::from_text("/x/config.sh", "FLAPPING_INTERVAL=ten\nTYPO_VAR=1\nDEFAULT_LOG_LINES_AFTER=5000\n");
+        assert_eq!(s.flapping_interval_s, 600);
+        assert_eq!(s.log_lines_after, MAX_CONTEXT_LINES);
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(msgs[0].starts_with("/x/config.sh:1: FLAPPING_INTERVAL"), "{msgs:?}");
+        assert!(msgs[1].starts_with("/x/config.sh:2: unknown variable TYPO_VAR"), "{msgs:?}");
+        assert!(msgs[2].contains("capped"), "{msgs:?}");
+    }
+}

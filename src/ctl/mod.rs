@@ -1,0 +1,363 @@
+//! The local control verbs of `mender-monitorctl`: edit monitor.d the Mender way, validating
+//! before writing, silent on success, one clear message on error.
+//!
+//! A running daemon follows monitor.d through inotify, so every change here applies at once.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::check::{self, BUILT_IN_SUBSYSTEMS, CheckId, LogSource, ServiceType, parse_expiration, validate_check_name};
+use crate::config::layout::Layout;
+use crate::config::settings::Settings;
+use crate::config::store;
+use crate::detect::matcher::validate_pattern;
+
+/// The layout under `root`, with `MONITOR_D_DIRECTORY` from its config.sh.
+pub fn layout(root: &Path) -> Layout {
+    let base = Layout::new(root);
+    let (settings, _) = Settings::load(&base.config_sh());
+    base.with_monitor_d(&settings.monitor_d)
+}
+
+/// The subsystem a check file is written under (`dockerevents` checks are `log` checks).
+fn file_subsystem(subsystem: &str) -> &str {
+    if subsystem == "dockerevents" { "log" } else { subsystem }
+}
+
+fn usage(subsystem: &str) -> &'static str {
+    match subsystem {
+        "log" => "create log <check> <pattern> <file|@command> [expiration]",
+        "service" => "create service <name> <systemd|sysV>",
+        "dbus" => "create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]",
+        "dockerevents" => "create dockerevents <check> <container> <action> [expiration]",
+        _ => "create <log|service|dbus|dockerevents> <check> ...",
+    }
+}
+
+/// Takes the subsystem's arguments: `required` of them, then up to `optional` more.
+fn take_args<'a>(subsystem: &str, args: &'a [String], required: usize, optional: usize) -> Result<&'a [String], String> {
+    if args.len() < required {
+        return Err(format!("missing argument; usage: {}", usage(subsystem)));
+    }
+    if args.len() > required + optional {
+        return Err(format!(
+            "unexpected argument {:?}; usage: {}",
+            args[required + optional],
+            usage(subsystem)
+        ));
+    }
+    Ok(args)
+}
+
+fn expiration_arg(arg: Option<&String>) -> Result<Option<String>, String> {
+    arg.map(|a| parse_expiration(a).map(|s| s.to_string())).transpose()
+}
+
+/// `create <subsystem> <check> <args...>`.
+pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[String]) -> Result<(), String> {
+    validate_check_name(name)?;
+    let mut vars: Vec<(&str, String)> = Vec::new();
+    match subsystem {
+        "log" => {
+            let a = take_args(subsystem, args, 2, 1)?;
+            validate_pattern(&a[0])?;
+            LogSource::parse(&a[1])?;
+            vars.push(("SERVICE_NAME", name.into()));
+            vars.push(("LOG_PATTERN", a[0].clone()));
+            vars.push(("LOG_FILE", a[1].clone()));
+            if let Some(e) = expiration_arg(a.get(2))? {
+                vars.push(("LOG_PATTERN_EXPIRATION", e));
+            }
+        }
+        "service" => {
+            let a = take_args(subsystem, args, 1, 0)?;
+            let kind = ServiceType::parse(&a[0]).ok_or_else(|| format!("service type {:?} is not systemd or sysV", a[0]))?;
+            vars.push(("SERVICE_NAME", name.into()));
+            vars.push(("SERVICE_TYPE", kind.as_str().into()));
+        }
+        "dbus" => {
+            let a = take_args(subsystem, args, 3, 1)?;
+            if !a[1].is_empty() {
+                validate_pattern(&a[1])?;
+            }
+            if a[1].is_empty() && a[2].is_empty() {
+                eprintln!("warning: neither a pattern nor a watch expression: every D-Bus message will raise an alert");
+            }
+            vars.push(("DBUS_NAME", a[0].clone()));
+            vars.push(("DBUS_PATTERN", a[1].clone()));
+            vars.push(("DBUS_WATCH_EXPRESSION", a[2].clone()));
+            if let Some(e) = expiration_arg(a.get(3))? {
+                vars.push(("DBUS_ALERT_EXPIRATION", e));
+            }
+        }
+        "dockerevents" => {
+            let a = take_args(subsystem, args, 2, 1)?;
+            let (container, action) = (&a[0], &a[1]);
+            let pattern = format!(".*container {action}.*name={container}.*");
+            validate_pattern(&pattern).map_err(|e| format!("container or action makes {e}"))?;
+            vars.push(("SERVICE_NAME", name.into()));
+            vars.push(("LOG_PATTERN", pattern));
+            vars.push(("LOG_FILE", "@docker events".into()));
+            if let Some(e) = expiration_arg(a.get(2))? {
+                vars.push(("LOG_PATTERN_EXPIRATION", e));
+            }
+            vars.push(("LOG_ALERT_DESCRIPTION", format!("Docker container {container} {action}")));
+            vars.push(("LOG_ALERT_DETAILS", "Alert was raised due to:%line_matching".into()));
+            vars.push(("LOG_ALERT_STATUS", "DOCKEREVENTS_CONTAINER_EVENT".into()));
+            vars.push(("LOG_ALERT_TYPE", "docker_event".into()));
+        }
+        other => {
+            return Err(format!(
+                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents); write monitor.d/available/{other}_{name}.sh by hand and enable it"
+            ));
+        }
+    }
+    let id = CheckId::new(file_subsystem(subsystem), name);
+    let dir = layout.available();
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(id.file_name());
+    store::write_atomically(&path, check::render(&vars).as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn absolute(p: &Path) -> io::Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()?.join(p))
+}
+
+/// `enable <subsystem> <check>`: validates the file, then links it into `enabled/` with an
+/// absolute link as Mender does.
+pub fn enable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String> {
+    let id = CheckId::new(file_subsystem(subsystem), name);
+    let available = absolute(&layout.available().join(id.file_name())).map_err(|e| e.to_string())?;
+    if !available.is_file() {
+        return Err(format!(
+            "no such check: {subsystem} {name} ({} does not exist)",
+            available.display()
+        ));
+    }
+    if BUILT_IN_SUBSYSTEMS.contains(&id.subsystem.as_str()) {
+        if let Err(errors) = store::load(&id, &available).def {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            return Err(format!("not enabled, the check file has errors:\n{}", lines.join("\n")));
+        }
+    }
+    let dir = layout.enabled();
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let link = dir.join(id.file_name());
+    if fs::read_link(&link).is_ok_and(|t| t == available) {
+        return Ok(());
+    }
+    if link.symlink_metadata().is_ok() {
+        fs::remove_file(&link).map_err(|e| format!("cannot replace {}: {e}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(&available, &link).map_err(|e| format!("cannot create {}: {e}", link.display()))
+}
+
+/// `disable <subsystem> <check>`: removes the link; an error only if the check does not exist.
+pub fn disable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String> {
+    let id = CheckId::new(file_subsystem(subsystem), name);
+    let link = layout.enabled().join(id.file_name());
+    if link.symlink_metadata().is_ok() {
+        return fs::remove_file(&link).map_err(|e| format!("cannot remove {}: {e}", link.display()));
+    }
+    if layout.available().join(id.file_name()).is_file() {
+        return Ok(());
+    }
+    Err(format!("no such check: {subsystem} {name}"))
+}
+
+/// `delete <subsystem> <check>`: removes the file and, if enabled, its link.
+pub fn delete(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String> {
+    let id = CheckId::new(file_subsystem(subsystem), name);
+    let link = layout.enabled().join(id.file_name());
+    let file = layout.available().join(id.file_name());
+    let mut found = false;
+    for p in [&link, &file] {
+        if p.symlink_metadata().is_ok() {
+            found = true;
+            fs::remove_file(p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
+        }
+    }
+    if !found {
+        return Err(format!("no such check: {subsystem} {name}"));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ListedCheck {
+    subsystem: String,
+    check: String,
+    enabled: bool,
+    file: String,
+    settings: serde_json::Map<String, serde_json::Value>,
+    errors: Vec<String>,
+    /// The settings in file order, for the table.
+    #[serde(skip)]
+    vars: Vec<(String, String)>,
+}
+
+/// `list [--json]`: every check, enabled or not, with its settings and any problems.
+pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
+    let entries = store::list(layout).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for e in entries {
+        let loaded = store::load(&e.id, &e.available);
+        let mut errors: Vec<String> = match &loaded.def {
+            Err(errs) => errs.iter().map(|x| x.to_string()).collect(),
+            Ok(_) => Vec::new(),
+        };
+        errors.extend(loaded.warnings.iter().map(|w| format!("warning: {w}")));
+        rows.push(ListedCheck {
+            subsystem: e.id.subsystem.clone(),
+            check: e.id.name.clone(),
+            enabled: e.is_enabled,
+            file: e.available.display().to_string(),
+            settings: loaded
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+            errors,
+            vars: loaded.vars,
+        });
+    }
+    if json {
+        let mut s = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        s.push('\n');
+        return Ok(s);
+    }
+    let mut out = String::new();
+    if rows.is_empty() {
+        return Ok("no checks\n".into());
+    }
+    let w_sub = rows.iter().map(|r| r.subsystem.len()).max().unwrap_or(0).max("SUBSYSTEM".len());
+    let w_chk = rows.iter().map(|r| r.check.len()).max().unwrap_or(0).max("CHECK".len());
+    out.push_str(&format!("{:w_sub$}  {:w_chk$}  {:7}  SETTINGS\n", "SUBSYSTEM", "CHECK", "ENABLED"));
+    for r in &rows {
+        let settings: Vec<String> = r
+            .vars
+            .iter()
+            .filter(|(k, v)| !(k == "SERVICE_NAME" && *v == r.check))
+            .map(|(k, v)| format!("{k}={}", crate::config::shell::quote(v)))
+            .collect();
+        let enabled = if r.enabled { "yes" } else { "no" };
+        out.push_str(&format!(
+            "{:w_sub$}  {:w_chk$}  {enabled:7}  {}\n",
+            r.subsystem,
+            r.check,
+            settings.join(" ")
+        ));
+        for e in &r.errors {
+            out.push_str(&format!("{:w_sub$}  {:w_chk$}  {:7}  ! {e}\n", "", "", ""));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn create_enable_disable_delete() {
+        let tmp = crate::testutil::TempDir::new("ctl");
+        let l = layout(tmp.path());
+        create(&l, "log", "crasher_app", &s(&["ERROR", "/root/crasher.log", "5"])).unwrap();
+        let text = fs::read_to_string(l.available().join("log_crasher_app.sh")).unwrap();
+        assert!(text.starts_with(check::HEADER));
+        assert!(text.contains("LOG_PATTERN_EXPIRATION=5\n"));
+        enable(&l, "log", "crasher_app").unwrap();
+        let target = fs::read_link(l.enabled().join("log_crasher_app.sh")).unwrap();
+        assert!(target.is_absolute() && target.ends_with("available/log_crasher_app.sh"));
+        enable(&l, "log", "crasher_app").unwrap();
+        let listed = list(&l, false).unwrap();
+        assert!(
+            listed.contains("log        crasher_app  yes      LOG_PATTERN=\"ERROR\""),
+            "{listed}"
+        );
+        disable(&l, "log", "crasher_app").unwrap();
+        disable(&l, "log", "crasher_app").unwrap();
+        assert!(disable(&l, "log", "nope").unwrap_err().contains("no such check"));
+        enable(&l, "log", "crasher_app").unwrap();
+        delete(&l, "log", "crasher_app").unwrap();
+        assert!(!l.enabled().join("log_crasher_app.sh").exists());
+        assert!(delete(&l, "log", "crasher_app").is_err());
+        assert_eq!(list(&l, false).unwrap(), "no checks\n");
+    }
+
+    #[test]
+    fn create_rejects_bad_input_with_a_reason() {
+        let tmp = crate::testutil::TempDir::new("ctl");
+        let l = layout(tmp.path());
+        let e = create(&l, "log", "x", &s(&["([bad", "/f"])).unwrap_err();
+        assert!(e.contains("invalid pattern"), "{e}");
+        assert!(create(&l, "log", "x", &s(&["ERROR"])).unwrap_err().contains("missing argument"));
+        assert!(
+            create(&l, "log", "x", &s(&["ERROR", "/f", "soon"]))
+                .unwrap_err()
+                .contains("expiration")
+        );
+        assert!(
+            create(&l, "log", "x", &s(&["ERROR", "/f", "5", "extra"]))
+                .unwrap_err()
+                .contains("unexpected argument")
+        );
+        assert!(
+            create(&l, "log", "x", &s(&["ERROR", "relative.log"]))
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(
+            create(&l, "service", "x", &s(&["upstart"]))
+                .unwrap_err()
+                .contains("systemd or sysV")
+        );
+        assert!(create(&l, "log", "a/b", &s(&["E", "/f"])).is_err());
+        assert!(create(&l, "nosuch", "x", &s(&[])).is_err());
+        assert!(enable(&l, "log", "x").unwrap_err().contains("no such check"));
+        assert!(!l.available().join("log_x.sh").exists());
+    }
+
+    #[test]
+    fn dockerevents_is_a_log_check() {
+        let tmp = crate::testutil::TempDir::new("ctl");
+        let l = layout(tmp.path());
+        create(&l, "dockerevents", "scanner_kill", &s(&["scanner", "kill", "16"])).unwrap();
+        let text = fs::read_to_string(l.available().join("log_scanner_kill.sh")).unwrap();
+        assert!(text.contains("LOG_PATTERN=\".*container kill.*name=scanner.*\"\n"), "{text}");
+        assert!(text.contains("LOG_FILE=\"@docker events\"\n"));
+        assert!(text.contains("LOG_ALERT_DESCRIPTION=\"Docker container scanner kill\"\n"));
+        enable(&l, "dockerevents", "scanner_kill").unwrap();
+        assert!(l.enabled().join("log_scanner_kill.sh").exists());
+    }
+
+    #[test]
+    fn enable_refuses_a_broken_file_and_names_the_line() {
+        let tmp = crate::testutil::TempDir::new("ctl");
+        let l = layout(tmp.path());
+        fs::create_dir_all(l.available()).unwrap();
+        fs::write(l.available().join("log_hand.sh"), "LOG_PATTERN=\"ok\"\nLOG_FILE=\n").unwrap();
+        let e = enable(&l, "log", "hand").unwrap_err();
+        assert!(e.contains("LOG_FILE is missing or empty"), "{e}");
+        // Custom subsystems are not ours to judge.
+        fs::write(l.available().join("diskusage_root.sh"), "DISKUSAGE_THRESHOLD=75\n").unwrap();
+        enable(&l, "diskusage", "root").unwrap();
+        let json = list(&l, true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["subsystem"], "diskusage");
+        assert_eq!(v[0]["enabled"], true);
+        assert_eq!(v[0]["settings"]["DISKUSAGE_THRESHOLD"], "75");
+        assert_eq!(v[1]["enabled"], false);
+        assert!(v[1]["errors"][0].as_str().unwrap().contains("log_hand.sh"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Pure state machines: no I/O, no clock. Time comes in as [`crate::time::Now`].
+
+pub mod log;
+pub mod matcher;

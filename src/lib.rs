@@ -1,0 +1,26 @@
+//! lookout: an on-device monitoring agent for embedded Linux, a drop-in replacement for the
+//! Mender Monitor add-on.
+//!
+//! Map (see DESIGN.md): `cli` parses the command line; `ctl` edits monitor.d; `config` reads
+//! check files and config.sh without executing them; `reactor` is the daemon's single-threaded
+//! event loop; `sources` read bytes (files through inotify); `detect` holds the pure state
+//! machines; `checks` wires a source to a detector; `alert` is the wire model; `uplink` is the
+//! worker thread that delivers alerts; `state` persists positions across restarts.
+#![deny(missing_docs)]
+
+pub mod logging;
+
+pub mod alert;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod ctl;
+pub mod detect;
+pub mod reactor;
+pub mod sources;
+pub mod state;
+pub mod time;
+pub mod uplink;
+
+#[cfg(test)]
+pub(crate) mod testutil;

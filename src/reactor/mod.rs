@@ -1,0 +1,465 @@
+//! The daemon: one mio reactor thread multiplexing inotify (log files and monitor.d), a signalfd,
+//! and the checks' deadlines; alerts leave through the uplink's ring to the worker thread.
+//!
+//! One turn: wait until an fd is ready or the earliest deadline; read the clock once; route each
+//! event; let every check with work read (bounded bytes per turn, so one busy file cannot starve
+//! the rest); fire every deadline that has passed; hand the alerts to the uplink; save state if
+//! due. When idle there are no deadlines and `poll` sleeps without a timeout.
+
+pub mod signals;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::alert::Alert;
+use crate::checks::{LogFileCheck, LogFileConfig};
+use crate::config::check::{CheckDef, CheckId};
+use crate::config::layout::Layout;
+use crate::config::settings::Settings;
+use crate::config::store;
+use crate::sources::tail::{Progress, Scratch};
+use crate::sources::watch::{Listener, WatchHandle, Watches};
+use crate::state::{CheckState, StateStore};
+use crate::time::{Clock, Instant, Now};
+use crate::uplink::{SinkConfig, Uplink};
+
+const SIGNALS: Token = Token(0);
+const INOTIFY: Token = Token(1);
+/// Bytes one check may read per turn before the others get theirs.
+pub const TURN_BUDGET: usize = 1 << 20;
+/// Delay between a change in monitor.d or config.sh and the rescan (editors write in steps).
+pub const RESCAN_DEBOUNCE_MS: u64 = 100;
+
+/// Where the daemon sends alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// JSON lines on stdout.
+    Stdout,
+    /// A Mender server (`--server`), with an optional JWT (`--token`).
+    Server {
+        /// Base URL.
+        url: String,
+        /// JWT.
+        token: String,
+    },
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
+    let signals = signals::Signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))?;
+    let clock = Clock::default();
+    let (settings, errors) = Settings::load(&layout.config_sh());
+    crate::logging::set_level(settings.log_level);
+    for e in &errors {
+        crate::warn!("{e}");
+    }
+    let layout = layout.with_monitor_d(&settings.monitor_d);
+    let sink = match &destination {
+        Destination::Stdout => SinkConfig::Stdout,
+        Destination::Server { url, token } => SinkConfig::mender(url, &settings.alert_url, token),
+    };
+    let uplink = Uplink::start(&sink, Duration::from_secs(settings.send_alert_max_interval_s))
+        .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
+    let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
+    let mut poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
+    register(&poll, signals.raw_fd(), SIGNALS)?;
+    register(&poll, watches.raw_fd(), INOTIFY)?;
+    let (state, warning) = StateStore::load(&layout.state_dir());
+    if let Some(w) = warning {
+        crate::warn!("{w}");
+    }
+    let mut daemon = Daemon {
+        scratch: Scratch::new(settings.log_max_line_bytes),
+        parked: state.entries(),
+        layout,
+        settings,
+        watches,
+        state,
+        checks: BTreeMap::new(),
+        by_key: HashMap::new(),
+        next_key: 1,
+        config_watches: Vec::new(),
+        ready: BTreeSet::new(),
+        rescan_at: None,
+        dirty_since: None,
+        available: BTreeSet::new(),
+        reported: HashMap::new(),
+        uplink,
+        config_errors: errors.iter().map(|e| e.to_string()).collect(),
+    };
+    crate::info!(
+        "lookout {} started: checks in {}, alerts to {}",
+        env!("CARGO_PKG_VERSION"),
+        daemon.layout.monitor_d().display(),
+        match &sink {
+            SinkConfig::Stdout => "stdout".to_string(),
+            SinkConfig::Mender { url, .. } => url.clone(),
+        }
+    );
+    let mut out = Vec::new();
+    let now = clock.now();
+    daemon.rescan(now, &mut out);
+    daemon.deliver(now, out);
+    let result = daemon.run(&mut poll, &signals, &clock);
+    daemon.shutdown();
+    result
+}
+
+fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), String> {
+    poll.registry()
+        .register(&mut SourceFd(&fd), token, Interest::READABLE)
+        .map_err(|e| format!("cannot register fd {fd} with the poll: {e}"))
+}
+
+/// The key a check's state is saved under: its file name without `.sh`.
+fn state_key(id: &CheckId) -> String {
+    format!("{}_{}", id.subsystem, id.name)
+}
+
+struct RunningCheck {
+    key: u64,
+    check: LogFileCheck,
+}
+
+struct Daemon {
+    layout: Layout,
+    settings: Settings,
+    watches: Watches,
+    scratch: Scratch,
+    state: StateStore,
+    /// Saved states of checks that are not running (disabled, broken), kept for when they run.
+    parked: BTreeMap<String, CheckState>,
+    checks: BTreeMap<CheckId, RunningCheck>,
+    by_key: HashMap<u64, CheckId>,
+    next_key: u64,
+    config_watches: Vec<(PathBuf, WatchHandle)>,
+    /// Checks with something to read this turn.
+    ready: BTreeSet<u64>,
+    rescan_at: Option<Instant>,
+    /// Since when positions have changed without being saved.
+    dirty_since: Option<Instant>,
+    /// Checks in `available/` at the last rescan.
+    available: BTreeSet<CheckId>,
+    /// What was last said about each check's file, to say it again only when it changes.
+    reported: HashMap<CheckId, String>,
+    config_errors: Vec<String>,
+    uplink: Uplink,
+}
+
+impl Daemon {
+    fn run(&mut self, poll: &mut Poll, signals: &signals::Signals, clock: &Clock) -> Result<(), String> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let now = clock.now();
+            let timeout = if self.ready.is_empty() {
+                self.next_deadline(now.mono).map(|d| Duration::from_millis(now.mono.until(d)))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(format!("poll failed: {e}"));
+            }
+            let now = clock.now();
+            let mut out = Vec::new();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => {
+                        let r = signals.read();
+                        if r.stop {
+                            crate::info!("stopping");
+                            return Ok(());
+                        }
+                        if r.reload {
+                            crate::info!("SIGHUP: reloading the configuration");
+                            self.rescan_at = Some(now.mono);
+                        }
+                    }
+                    INOTIFY => self.on_inotify(now),
+                    // Spurious or stale events happen; there is nothing to route them to.
+                    _ => {}
+                }
+            }
+            self.run_ready(now, &mut out);
+            self.run_deadlines(now, &mut out);
+            self.deliver(now, out);
+        }
+    }
+
+    fn on_inotify(&mut self, now: Now) {
+        let routed = self.watches.read();
+        if routed.overflow {
+            self.ready.extend(self.checks.values().map(|c| c.key));
+            self.schedule_rescan(now);
+            return;
+        }
+        for l in routed.listeners {
+            match l {
+                Listener::Check(key) => {
+                    self.ready.insert(key);
+                }
+                Listener::Config => self.schedule_rescan(now),
+            }
+        }
+    }
+
+    fn schedule_rescan(&mut self, now: Now) {
+        if self.rescan_at.is_none() {
+            self.rescan_at = Some(now.mono.plus_ms(RESCAN_DEBOUNCE_MS));
+        }
+    }
+
+    fn run_ready(&mut self, now: Now, out: &mut Vec<Alert>) {
+        for key in std::mem::take(&mut self.ready) {
+            let Some(c) = self.by_key.get(&key).and_then(|id| self.checks.get_mut(id)) else {
+                continue;
+            };
+            let mut budget = TURN_BUDGET;
+            if c.check.on_ready(now, &mut self.watches, &mut self.scratch, &mut budget, out) == Progress::More {
+                self.ready.insert(key);
+            }
+            self.dirty_since.get_or_insert(now.mono);
+        }
+    }
+
+    fn run_deadlines(&mut self, now: Now, out: &mut Vec<Alert>) {
+        for c in self.checks.values_mut() {
+            if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
+                let mut budget = TURN_BUDGET;
+                if c.check.on_tick(now, &mut self.watches, &mut self.scratch, &mut budget, out) == Progress::More {
+                    self.ready.insert(c.key);
+                }
+            }
+        }
+        if self.rescan_at.is_some_and(|t| t <= now.mono) {
+            self.rescan_at = None;
+            self.rescan(now, out);
+        }
+    }
+
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let save = self
+            .dirty_since
+            .map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
+        self.checks
+            .values()
+            .filter_map(|c| c.check.next_deadline(now))
+            .chain(self.rescan_at)
+            .chain(save)
+            .min()
+    }
+
+    /// Hands alerts to the uplink; an alert changes a check's level, so state is saved at once.
+    fn deliver(&mut self, now: Now, out: Vec<Alert>) {
+        let urgent = !out.is_empty();
+        for a in out {
+            crate::info!("alert {} {:?} ({})", a.level.as_str(), a.name, a.subject.name);
+            self.uplink.push(a);
+        }
+        let due = self
+            .dirty_since
+            .is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
+        if urgent || due {
+            self.save_state();
+        }
+    }
+
+    fn save_state(&mut self) {
+        self.dirty_since = None;
+        let mut all: BTreeMap<String, CheckState> = BTreeMap::new();
+        // Parked states survive while their check file exists.
+        for (k, s) in &self.parked {
+            if self.available.iter().any(|id| state_key(id) == *k) {
+                all.insert(k.clone(), s.clone());
+            }
+        }
+        for (id, c) in &self.checks {
+            all.insert(state_key(id), c.check.snapshot());
+        }
+        if let Err(e) = self.state.save(all) {
+            crate::error!("cannot save read positions: {e}");
+        }
+    }
+
+    /// Re-reads config.sh and monitor.d and brings the running checks in line.
+    fn rescan(&mut self, now: Now, out: &mut Vec<Alert>) {
+        self.ensure_config_watches();
+        let (settings, errors) = Settings::load(&self.layout.config_sh());
+        let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        if messages != self.config_errors {
+            for m in &messages {
+                crate::warn!("{m}");
+            }
+            self.config_errors = messages;
+        }
+        if settings != self.settings {
+            crate::info!("{}: settings changed", self.layout.config_sh().display());
+            crate::logging::set_level(settings.log_level);
+            self.scratch.set_max_line(settings.log_max_line_bytes);
+            self.settings = settings;
+        }
+        let loaded = match store::load_enabled(&self.layout) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::error!("cannot read the enabled checks: {e}; keeping the running ones");
+                return;
+            }
+        };
+        self.available = store::check_ids(&self.layout.available()).unwrap_or_default().into_iter().collect();
+        let mut desired: BTreeMap<CheckId, LogFileConfig> = BTreeMap::new();
+        let mut keep: BTreeSet<CheckId> = BTreeSet::new();
+        for lc in loaded {
+            let mut report: Vec<String> = lc.warnings.iter().map(|w| format!("warning: {w}")).collect();
+            match &lc.def {
+                Err(errors) => {
+                    report.extend(errors.iter().map(|e| e.to_string()));
+                    if self.checks.contains_key(&lc.id) {
+                        report.push(format!("check {}: keeping the previous version running", lc.id));
+                        keep.insert(lc.id.clone());
+                    } else {
+                        report.push(format!("check {}: not started", lc.id));
+                    }
+                }
+                Ok(CheckDef::Log(def)) => match LogFileConfig::resolve(def, &self.settings) {
+                    Some(c) => {
+                        desired.insert(lc.id.clone(), c);
+                    }
+                    None => report.push(format!("check {}: @command sources are not supported by this build yet", lc.id)),
+                },
+                Ok(CheckDef::Service(_)) => report.push(format!("check {}: service checks are not supported by this build yet", lc.id)),
+                Ok(CheckDef::Dbus(_)) => report.push(format!("check {}: dbus checks are not supported by this build yet", lc.id)),
+                Ok(CheckDef::Custom) => report.push(format!(
+                    "check {}: lookout does not run custom subsystem scripts ({}.sh)",
+                    lc.id, lc.id.subsystem
+                )),
+            }
+            let text = report.join("\n");
+            if self.reported.get(&lc.id) != Some(&text) {
+                for line in &report {
+                    crate::warn!("{line}");
+                }
+                self.reported.insert(lc.id.clone(), text);
+            }
+        }
+        let gone: Vec<CheckId> = self
+            .checks
+            .keys()
+            .filter(|id| !desired.contains_key(*id) && !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            let why = if self.available.contains(&id) {
+                "check disabled"
+            } else {
+                "check deleted"
+            };
+            self.stop_check(&id, Some((why, now)), out);
+            crate::info!("check {id}: stopped ({why})");
+            self.reported.remove(&id);
+        }
+        for (id, config) in desired {
+            let action = match self.checks.get(&id) {
+                None => "started",
+                Some(c) if c.check.config() == &config => continue,
+                Some(c) if c.check.config().path == config.path => "reconfigured",
+                Some(_) => "restarted on a new file",
+            };
+            if action == "reconfigured" {
+                if let Some(c) = self.checks.get_mut(&id) {
+                    if let Err(e) = c.check.reconfigure(config, now, out) {
+                        crate::error!("check {id}: {e}");
+                    }
+                }
+            } else {
+                if action != "started" {
+                    self.stop_check(&id, Some(("check changed", now)), out);
+                }
+                self.start_check(id.clone(), config, now, out);
+            }
+            crate::info!("check {id}: {action}");
+        }
+        self.dirty_since.get_or_insert(now.mono);
+    }
+
+    fn start_check(&mut self, id: CheckId, config: LogFileConfig, now: Now, out: &mut Vec<Alert>) {
+        let key = self.next_key;
+        self.next_key += 1;
+        let saved = self.parked.remove(&state_key(&id));
+        match LogFileCheck::start(id.clone(), key, config, saved.as_ref(), now, out) {
+            Ok(check) => {
+                self.by_key.insert(key, id.clone());
+                self.checks.insert(id, RunningCheck { key, check });
+                self.ready.insert(key);
+            }
+            Err(e) => {
+                crate::error!("check {id}: {e}");
+                if let Some(s) = saved {
+                    self.parked.insert(state_key(&id), s);
+                }
+            }
+        }
+    }
+
+    fn stop_check(&mut self, id: &CheckId, clear: Option<(&str, Now)>, out: &mut Vec<Alert>) {
+        if let Some(mut c) = self.checks.remove(id) {
+            self.by_key.remove(&c.key);
+            self.ready.remove(&c.key);
+            let state = c.check.stop(&mut self.watches, clear, out);
+            crate::debug!("check {id}: {}", c.check.summary());
+            self.parked.insert(state_key(id), state);
+        }
+    }
+
+    fn ensure_config_watches(&mut self) {
+        let dirs = [
+            self.layout.monitor_d().to_path_buf(),
+            self.layout.available(),
+            self.layout.enabled(),
+            self.layout.config_sh().parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        ];
+        for dir in [&dirs[1], &dirs[2]] {
+            if !dir.is_dir() {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    crate::warn!("cannot create {}: {e}", dir.display());
+                }
+            }
+        }
+        for dir in dirs {
+            if let Some(i) = self.config_watches.iter().position(|(d, _)| *d == dir) {
+                if self.watches.is_live(&self.config_watches[i].1) {
+                    continue;
+                }
+                let (_, h) = self.config_watches.swap_remove(i);
+                self.watches.unwatch(h);
+            }
+            match self.watches.watch_dir(&dir, None, Listener::Config) {
+                Ok(h) => self.config_watches.push((dir, h)),
+                Err(e) => crate::debug!("not watching {}: {e}", dir.display()),
+            }
+        }
+    }
+
+    fn shutdown(mut self) {
+        let mut out = Vec::new();
+        let ids: Vec<CheckId> = self.checks.keys().cloned().collect();
+        for id in &ids {
+            if let Some(c) = self.checks.get(id) {
+                crate::info!("check {id}: {}", c.check.summary());
+            }
+        }
+        // Stopping the agent is not a change of any check: no alerts, CRITICAL states are kept.
+        self.save_state();
+        for id in ids {
+            self.stop_check(&id, None, &mut out);
+        }
+        debug_assert!(out.is_empty());
+        self.uplink.shutdown();
+    }
+}

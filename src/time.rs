@@ -1,0 +1,111 @@
+//! Time as lookout uses it: a monotonic millisecond [`Instant`] for every deadline, and the wall
+//! clock only for alert timestamps. Both are read once per reactor turn into a [`Now`] and passed
+//! down, so detectors never read a clock and their tests use exact times.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point on the monotonic clock, in milliseconds since the process started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The instant `ms` milliseconds after the clock's origin.
+    pub const fn from_millis(ms: u64) -> Self {
+        Instant(ms)
+    }
+
+    /// Milliseconds since the clock's origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// This instant plus `ms` milliseconds (saturating: a huge expiry means "never").
+    pub const fn plus_ms(self, ms: u64) -> Self {
+        Instant(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `self` until `later`, 0 if `later` is not after `self`.
+    pub const fn until(self, later: Instant) -> u64 {
+        later.0.saturating_sub(self.0)
+    }
+}
+
+/// The time of one reactor turn: monotonic for deadlines, wall clock (Unix ms) for timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time; all deadlines are compared against this.
+    pub mono: Instant,
+    /// Wall-clock time in milliseconds since the Unix epoch; only for timestamps and for
+    /// carrying deadlines across a restart.
+    pub wall_ms: u64,
+}
+
+impl Now {
+    /// A `Now` at `ms` on both clocks, for tests.
+    pub const fn at(ms: u64) -> Self {
+        Now {
+            mono: Instant(ms),
+            wall_ms: 1_700_000_000_000 + ms,
+        }
+    }
+}
+
+/// The process's clocks. The only place in lookout that reads the time.
+#[derive(Debug)]
+pub struct Clock {
+    origin: std::time::Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock {
+    /// Reads both clocks.
+    pub fn now(&self) -> Now {
+        let mono = Instant(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX));
+        Now {
+            mono,
+            wall_ms: wall_now_ms(),
+        }
+    }
+}
+
+/// The wall clock in Unix milliseconds (0 if the clock is before 1970, as on a Pi without RTC
+/// before NTP: timestamps are then wrong but nothing fails).
+pub fn wall_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// RFC 3339 UTC with milliseconds, as the Mender server parses it: `2026-11-29T10:00:00.123Z`.
+pub fn rfc3339(wall_ms: u64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(wall_ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_utc_millis() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_946_400_123), "2026-11-29T10:00:00.123Z");
+    }
+
+    #[test]
+    fn instant_arithmetic_saturates() {
+        let t = Instant::from_millis(10);
+        assert_eq!(t.plus_ms(5).as_millis(), 15);
+        assert_eq!(t.plus_ms(u64::MAX).as_millis(), u64::MAX);
+        assert_eq!(t.until(Instant::from_millis(4)), 0);
+        assert_eq!(t.until(Instant::from_millis(14)), 4);
+    }
+}
