@@ -124,14 +124,8 @@ mod tests {
                 status: "LOGCONTAINS".into(),
                 details: Some(Details {
                     description: "ERROR present in /root/crasher.log".into(),
-                    lines_before: Some(vec![LineDescriptor {
-                        line_number: 1,
-                        data: "a \"quoted\"\tline".into(),
-                    }]),
-                    line_matching: Some(LineDescriptor {
-                        line_number: 2,
-                        data: "ERROR:root:Crashing...".into(),
-                    }),
+                    lines_before: Some(vec![LineDescriptor { line_number: 1, data: "a \"quoted\"\tline".into() }]),
+                    line_matching: Some(LineDescriptor { line_number: 2, data: "ERROR:root:Crashing...".into() }),
                     lines_after: Some(vec![]),
                 }),
             },
@@ -141,14 +135,7 @@ mod tests {
             json,
             r#"[{"name":"Log file contains ERROR","level":"CRITICAL","timestamp":"2026-11-29T10:00:00.000Z","subject":{"name":"crasher_app","type":"log","status":"LOGCONTAINS","details":{"description":"ERROR present in /root/crasher.log","lines_before":[{"line_number":1,"data":"a \"quoted\"\tline"}],"line_matching":{"line_number":2,"data":"ERROR:root:Crashing..."},"lines_after":[]}}}]"#
         );
-        let ok = Alert {
-            level: Level::Ok,
-            subject: Subject {
-                details: None,
-                ..a.subject.clone()
-            },
-            ..a
-        };
+        let ok = Alert { level: Level::Ok, subject: Subject { details: None, ..a.subject.clone() }, ..a };
         assert_eq!(
             ok.to_json(),
             r#"{"name":"Log file contains ERROR","level":"OK","timestamp":"2026-11-29T10:00:00.000Z","subject":{"name":"crasher_app","type":"log","status":"LOGCONTAINS"}}"#

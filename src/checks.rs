@@ -35,10 +35,7 @@ impl LogFileConfig {
             path: path.clone(),
             pattern: def.pattern.clone(),
             detector: LogSettings {
-                alert_name: def
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| format!("Log file contains {}", def.pattern)),
+                alert_name: def.description.clone().unwrap_or_else(|| format!("Log file contains {}", def.pattern)),
                 subject_name: def.service_name.clone(),
                 subject_type: def.alert_type.clone().unwrap_or_else(|| "log".into()),
                 subject_status: def.status.clone().unwrap_or_else(|| "LOGCONTAINS".into()),
@@ -105,42 +102,25 @@ impl LogFileCheck {
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
         if let Some(c) = saved.and_then(|s| s.critical.as_ref()) {
             if c.alert_name == config.detector.alert_name {
-                detector.restore(
-                    now,
-                    CriticalState {
-                        last_match_wall_ms: c.last_match_unix_ms,
-                    },
-                );
+                detector.restore(now, CriticalState { last_match_wall_ms: c.last_match_unix_ms });
+                // Expired while we were down: the OK goes out before any new line is read, so
+                // a match read now raises a CRITICAL of its own. (After a crash the server may
+                // already have this OK: a repeat, never a miss.)
+                detector.on_tick(now, &mut |a| out.push(a));
             } else {
                 // Renamed while stopped: clear the old name, which nothing else would.
                 let mut old = LogDetector::new(
-                    LogSettings {
-                        alert_name: c.alert_name.clone(),
-                        ..config.detector.clone()
-                    },
+                    LogSettings { alert_name: c.alert_name.clone(), ..config.detector.clone() },
                     Matcher::new(&config.pattern)?,
                 );
-                old.restore(
-                    now,
-                    CriticalState {
-                        last_match_wall_ms: c.last_match_unix_ms,
-                    },
-                );
+                old.restore(now, CriticalState { last_match_wall_ms: c.last_match_unix_ms });
                 old.clear(now, "check changed", &mut |a| out.push(a));
             }
         }
         if !detector.matcher_has_prefilter() {
-            crate::info!(
-                "check {id}: pattern {:?} has no literal to search for; every line goes through the regex",
-                config.pattern
-            );
+            crate::info!("check {id}: pattern {:?} has no literal to search for; every line goes through the regex", config.pattern);
         }
-        Ok(LogFileCheck {
-            id,
-            config,
-            tailer,
-            detector,
-        })
+        Ok(LogFileCheck { id, config, tailer, detector })
     }
 
     /// The check's id.
@@ -162,11 +142,7 @@ impl LogFileCheck {
         budget: &mut usize,
         out: &mut Vec<Alert>,
     ) -> Progress {
-        let mut feed = Feed {
-            detector: &mut self.detector,
-            now,
-            out,
-        };
+        let mut feed = Feed { detector: &mut self.detector, now, out };
         self.tailer.sync(now.mono, watches, scratch, budget, &mut feed)
     }
 
@@ -207,6 +183,7 @@ impl LogFileCheck {
             Some(c) if config.detector.alert_name == self.config.detector.alert_name => detector.restore(now, c),
             _ => self.detector.clear(now, "check changed", &mut |a| out.push(a)),
         }
+        detector.inherit_context(&mut self.detector);
         self.detector = detector;
         self.config = config;
         Ok(())
@@ -221,10 +198,10 @@ impl LogFileCheck {
         CheckState {
             source: self.config.source(),
             position: position.map(Into::into),
-            critical: self.detector.critical_state().map(|c| SavedCritical {
-                alert_name: self.config.detector.alert_name.clone(),
-                last_match_unix_ms: c.last_match_wall_ms,
-            }),
+            critical: self
+                .detector
+                .critical_state()
+                .map(|c| SavedCritical { alert_name: self.config.detector.alert_name.clone(), last_match_unix_ms: c.last_match_wall_ms }),
         }
     }
 

@@ -167,10 +167,7 @@ pub fn version() -> String {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    let prog = args
-        .first()
-        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
-        .unwrap_or_else(|| "lookout".into());
+    let prog = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_else(|| "lookout".into());
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     if prog.starts_with("mender-monitord") {
         let cli = match DaemonCli::from_args(&[&prog], &rest) {
@@ -228,16 +225,12 @@ fn early_exit(prog: &str, e: argh::EarlyExit) -> i32 {
 }
 
 fn root(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("LOOKOUT_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/"))
+    flag.or_else(|| std::env::var_os("LOOKOUT_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("/"))
 }
 
 fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>) -> i32 {
     let destination = match server {
-        Some(url) => Destination::Server {
-            url,
-            token: token.unwrap_or_default(),
-        },
+        Some(url) => Destination::Server { url, token: token.unwrap_or_default() },
         None => {
             if token.is_some() {
                 eprintln!("lookout: --token is only used with --server");

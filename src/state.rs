@@ -31,22 +31,13 @@ pub struct SavedPosition {
 
 impl From<Position> for SavedPosition {
     fn from(p: Position) -> Self {
-        SavedPosition {
-            dev: p.id.dev,
-            ino: p.id.ino,
-            offset: p.offset,
-            line: p.line,
-        }
+        SavedPosition { dev: p.id.dev, ino: p.id.ino, offset: p.offset, line: p.line }
     }
 }
 
 impl From<SavedPosition> for Position {
     fn from(p: SavedPosition) -> Self {
-        Position {
-            id: FileIdentity { dev: p.dev, ino: p.ino },
-            offset: p.offset,
-            line: p.line,
-        }
+        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line }
     }
 }
 
@@ -99,11 +90,7 @@ impl StateStore {
             Ok(bytes) => match serde_json::from_slice::<StateFile>(&bytes) {
                 Ok(f) if f.version == VERSION => f.checks,
                 Ok(f) => {
-                    warning = Some(format!(
-                        "{}: unknown version {}; starting without saved positions",
-                        path.display(),
-                        f.version
-                    ));
+                    warning = Some(format!("{}: unknown version {}; starting without saved positions", path.display(), f.version));
                     BTreeMap::new()
                 }
                 Err(e) => {
@@ -117,15 +104,7 @@ impl StateStore {
                 BTreeMap::new()
             }
         };
-        (
-            StateStore {
-                path,
-                saved,
-                saves: 0,
-                save_errors: 0,
-            },
-            warning,
-        )
+        (StateStore { path, saved, saves: 0, save_errors: 0 }, warning)
     }
 
     /// The state saved for `key`.
@@ -176,16 +155,8 @@ mod tests {
             "log_crasher_app".to_string(),
             CheckState {
                 source: "/root/crasher.log".into(),
-                position: Some(SavedPosition {
-                    dev: 2049,
-                    ino: 77,
-                    offset: 120,
-                    line: 5,
-                }),
-                critical: Some(SavedCritical {
-                    alert_name: "Log file contains ERROR".into(),
-                    last_match_unix_ms: 1_795_946_400_000,
-                }),
+                position: Some(SavedPosition { dev: 2049, ino: 77, offset: 120, line: 5 }),
+                critical: Some(SavedCritical { alert_name: "Log file contains ERROR".into(), last_match_unix_ms: 1_795_946_400_000 }),
             },
         );
         s.save(checks.clone()).unwrap();

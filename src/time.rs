@@ -4,7 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A point on the monotonic clock, in milliseconds since the process started.
+/// A point on the monotonic clock, in milliseconds since [`MONO_ORIGIN_MS`] before the process
+/// started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(u64);
 
@@ -43,12 +44,13 @@ pub struct Now {
 impl Now {
     /// A `Now` at `ms` on both clocks, for tests.
     pub const fn at(ms: u64) -> Self {
-        Now {
-            mono: Instant(ms),
-            wall_ms: 1_700_000_000_000 + ms,
-        }
+        Now { mono: Instant(ms), wall_ms: 1_700_000_000_000 + ms }
     }
 }
+
+/// Where the monotonic clock starts (ms): far enough from zero that instants before the
+/// process started (a last match carried across a restart) are still representable.
+pub const MONO_ORIGIN_MS: u64 = 1 << 40;
 
 /// The process's clocks. The only place in lookout that reads the time.
 #[derive(Debug)]
@@ -58,30 +60,23 @@ pub struct Clock {
 
 impl Default for Clock {
     fn default() -> Self {
-        Clock {
-            origin: std::time::Instant::now(),
-        }
+        Clock { origin: std::time::Instant::now() }
     }
 }
 
 impl Clock {
     /// Reads both clocks.
     pub fn now(&self) -> Now {
-        let mono = Instant(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX));
-        Now {
-            mono,
-            wall_ms: wall_now_ms(),
-        }
+        let elapsed = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mono = Instant(MONO_ORIGIN_MS.saturating_add(elapsed));
+        Now { mono, wall_ms: wall_now_ms() }
     }
 }
 
 /// The wall clock in Unix milliseconds (0 if the clock is before 1970, as on a Pi without RTC
 /// before NTP: timestamps are then wrong but nothing fails).
 pub fn wall_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
 /// RFC 3339 UTC with milliseconds, as the Mender server parses it: `2026-11-29T10:00:00.123Z`.

@@ -25,10 +25,7 @@ pub struct CheckId {
 impl CheckId {
     /// The id of `<subsystem>_<name>`.
     pub fn new(subsystem: &str, name: &str) -> Self {
-        CheckId {
-            subsystem: subsystem.into(),
-            name: name.into(),
-        }
+        CheckId { subsystem: subsystem.into(), name: name.into() }
     }
 
     /// `<subsystem>_<name>.sh`.
@@ -64,10 +61,7 @@ pub fn validate_check_name(name: &str) -> Result<(), String> {
     if name.starts_with('.') || name.starts_with('-') {
         return Err(format!("the check name {name:?} may not start with '.' or '-'"));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | ':')))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | ':'))) {
         return Err(format!("the check name {name:?} contains {c:?}; use letters, digits and _ - . @ :"));
     }
     Ok(())
@@ -206,15 +200,9 @@ pub fn parse_expiration(value: &str) -> Result<u64, String> {
         _ => (v, 1),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "expiration {value:?} is not a number of seconds (like 5, 90s, 10m, 1h, 1d)"
-        ));
+        return Err(format!("expiration {value:?} is not a number of seconds (like 5, 90s, 10m, 1h, 1d)"));
     }
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("expiration {value:?} is too large"))
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(|| format!("expiration {value:?} is too large"))
 }
 
 /// The result of reading one check file.
@@ -233,11 +221,7 @@ pub struct LoadedCheck {
 /// Reads the text of the check file `file` (named in messages) for check `id`.
 pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
     let parsed = shell::parse(text);
-    let err = |line: Option<usize>, message: String| ConfigError {
-        file: file.to_string(),
-        line,
-        message,
-    };
+    let err = |line: Option<usize>, message: String| ConfigError { file: file.to_string(), line, message };
     let mut warnings: Vec<ConfigError> = parsed.diagnostics.iter().map(|d| err(Some(d.line), d.message.clone())).collect();
     let mut errors = Vec::new();
     let mut vars: Vec<(String, String)> = Vec::new();
@@ -262,22 +246,13 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
             "LOG_ALERT_TYPE",
         ],
         "service" => &["SERVICE_NAME", "SERVICE_TYPE"],
-        "dbus" => &[
-            "DBUS_NAME",
-            "DBUS_PATTERN",
-            "DBUS_WATCH_EXPRESSION",
-            "DBUS_ALERT_EXPIRATION",
-            "DBUS_PATTERN_EXPIRATION",
-        ],
+        "dbus" => &["DBUS_NAME", "DBUS_PATTERN", "DBUS_WATCH_EXPRESSION", "DBUS_ALERT_EXPIRATION", "DBUS_PATTERN_EXPIRATION"],
         _ => &[],
     };
     if !known.is_empty() {
         for a in &parsed.assignments {
             if !known.contains(&a.key.as_str()) {
-                warnings.push(err(
-                    Some(a.line),
-                    format!("unknown variable {} for a {} check (ignored)", a.key, id.subsystem),
-                ));
+                warnings.push(err(Some(a.line), format!("unknown variable {} for a {} check (ignored)", a.key, id.subsystem)));
             }
         }
     }
@@ -322,10 +297,7 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
             let level = get("LOG_ALERT_LEVEL").and_then(|a| {
                 let l = Level::parse_configured(&a.value);
                 if l.is_none() {
-                    errors.push(err(
-                        Some(a.line),
-                        format!("LOG_ALERT_LEVEL {:?} is not CRITICAL or WARNING", a.value),
-                    ));
+                    errors.push(err(Some(a.line), format!("LOG_ALERT_LEVEL {:?} is not CRITICAL or WARNING", a.value)));
                 }
                 l
             });
@@ -368,10 +340,7 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
             }
             let watch = get("DBUS_WATCH_EXPRESSION").map(|a| a.value.clone()).unwrap_or_default();
             if pattern.is_empty() && watch.is_empty() {
-                warnings.push(err(
-                    None,
-                    "neither DBUS_PATTERN nor DBUS_WATCH_EXPRESSION is set: every message will alert".into(),
-                ));
+                warnings.push(err(None, "neither DBUS_PATTERN nor DBUS_WATCH_EXPRESSION is set: every message will alert".into()));
             }
             Some(CheckDef::Dbus(DbusCheckDef {
                 name: get("DBUS_NAME").map(|a| a.value.clone()).unwrap_or_else(|| id.name.clone()),
@@ -386,12 +355,7 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
         Some(d) if errors.is_empty() => Ok(d),
         _ => Err(errors),
     };
-    LoadedCheck {
-        id: id.clone(),
-        def,
-        warnings,
-        vars,
-    }
+    LoadedCheck { id: id.clone(), def, warnings, vars }
 }
 
 /// The text `create` writes: the header, then `KEY=value` lines quoted for bash.
@@ -417,14 +381,8 @@ mod tests {
 
     #[test]
     fn file_names_split_at_the_first_underscore() {
-        assert_eq!(
-            CheckId::from_file_name("log_auth_root_session.sh"),
-            Some(CheckId::new("log", "auth_root_session"))
-        );
-        assert_eq!(
-            CheckId::from_file_name("service_mender-connect.sh"),
-            Some(CheckId::new("service", "mender-connect"))
-        );
+        assert_eq!(CheckId::from_file_name("log_auth_root_session.sh"), Some(CheckId::new("log", "auth_root_session")));
+        assert_eq!(CheckId::from_file_name("service_mender-connect.sh"), Some(CheckId::new("service", "mender-connect")));
         assert_eq!(CheckId::from_file_name("log_.sh"), None);
         assert_eq!(CheckId::from_file_name("log.sh"), None);
         assert_eq!(CheckId::from_file_name("log_x.sh.swp"), None);
@@ -468,19 +426,9 @@ mod tests {
         let text = "LOG_PATTERN=\"([unclosed\"\nLOG_FILE=relative.log\nLOG_PATTERN_EXPIRATION=soon\nFOO=1\n";
         let c = parse_check(&log_id(), "/etc/x/log_crasher_app.sh", text);
         let errs: Vec<String> = c.def.unwrap_err().iter().map(|e| e.to_string()).collect();
-        assert!(
-            errs.iter().any(|e| e.starts_with("/etc/x/log_crasher_app.sh:1: LOG_PATTERN")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter().any(|e| e.starts_with("/etc/x/log_crasher_app.sh:2: LOG_FILE")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.starts_with("/etc/x/log_crasher_app.sh:3: LOG_PATTERN_EXPIRATION")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.starts_with("/etc/x/log_crasher_app.sh:1: LOG_PATTERN")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("/etc/x/log_crasher_app.sh:2: LOG_FILE")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("/etc/x/log_crasher_app.sh:3: LOG_PATTERN_EXPIRATION")), "{errs:?}");
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].to_string().contains(":4: unknown variable FOO"));
     }
@@ -488,24 +436,14 @@ mod tests {
     #[test]
     fn hand_written_service_check() {
         let c = parse_check(&CheckId::new("service", "crond"), "f", "SERVICE_NAME=crond\nSERVICE_TYPE=systemd\n");
-        assert_eq!(
-            c.def,
-            Ok(CheckDef::Service(ServiceCheckDef {
-                service_name: "crond".into(),
-                kind: ServiceType::Systemd
-            }))
-        );
+        assert_eq!(c.def, Ok(CheckDef::Service(ServiceCheckDef { service_name: "crond".into(), kind: ServiceType::Systemd })));
         let bad = parse_check(&CheckId::new("service", "x"), "f", "SERVICE_TYPE=upstart\n");
         assert!(bad.def.is_err());
     }
 
     #[test]
     fn custom_subsystems_are_left_alone() {
-        let c = parse_check(
-            &CheckId::new("diskusage", "root_space"),
-            "f",
-            "DISKUSAGE_NAME=\"/\"\nDISKUSAGE_THRESHOLD=75\n",
-        );
+        let c = parse_check(&CheckId::new("diskusage", "root_space"), "f", "DISKUSAGE_NAME=\"/\"\nDISKUSAGE_THRESHOLD=75\n");
         assert_eq!(c.def, Ok(CheckDef::Custom));
         assert!(c.warnings.is_empty());
         assert_eq!(c.vars.len(), 2);

@@ -122,11 +122,8 @@ impl Settings {
             Ok(bytes) => Settings::from_text(&path.display().to_string(), &String::from_utf8_lossy(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Settings::default(), Vec::new()),
             Err(e) => {
-                let err = ConfigError {
-                    file: path.display().to_string(),
-                    line: None,
-                    message: format!("cannot read: {e}; using defaults"),
-                };
+                let err =
+                    ConfigError { file: path.display().to_string(), line: None, message: format!("cannot read: {e}; using defaults") };
                 (Settings::default(), vec![err])
             }
         }
@@ -135,15 +132,8 @@ impl Settings {
     /// Reads settings from the text of a `config.sh` named `file` (for messages).
     pub fn from_text(file: &str, text: &str) -> (Settings, Vec<ConfigError>) {
         let parsed = shell::parse(text);
-        let mut errors: Vec<ConfigError> = parsed
-            .diagnostics
-            .iter()
-            .map(|d| ConfigError {
-                file: file.into(),
-                line: Some(d.line),
-                message: d.message.clone(),
-            })
-            .collect();
+        let mut errors: Vec<ConfigError> =
+            parsed.diagnostics.iter().map(|d| ConfigError { file: file.into(), line: Some(d.line), message: d.message.clone() }).collect();
         let mut s = Settings::default();
         let mut log_level_set = false;
         let mut service_level_set = false;
@@ -233,11 +223,7 @@ impl Settings {
 
     fn clamp(&mut self, file: &str, errors: &mut Vec<ConfigError>) {
         let mut over = |name: &str, max: usize| {
-            errors.push(ConfigError {
-                file: file.into(),
-                line: None,
-                message: format!("{name} is capped at {max}"),
-            })
+            errors.push(ConfigError { file: file.into(), line: None, message: format!("{name} is capped at {max}") })
         };
         if self.log_lines_before > MAX_CONTEXT_LINES {
             over("DEFAULT_LOG_LINES_BEFORE", MAX_CONTEXT_LINES);
@@ -252,11 +238,7 @@ impl Settings {
             self.log_max_line_bytes = MAX_LINE_BYTES;
         }
         if self.log_max_line_bytes < 64 {
-            errors.push(ConfigError {
-                file: file.into(),
-                line: None,
-                message: "LOG_MAX_LINE_BYTES is at least 64".into(),
-            });
+            errors.push(ConfigError { file: file.into(), line: None, message: "LOG_MAX_LINE_BYTES is at least 64".into() });
             self.log_max_line_bytes = 64;
         }
     }
@@ -283,11 +265,7 @@ mod tests {
         assert_eq!(s.flapping_interval_s, 150);
         assert_eq!(s.flapping_count_threshold, 3);
         assert_eq!(s.default_alert_level, Level::Warning);
-        assert_eq!(
-            s.default_log_alert_level,
-            Level::Warning,
-            "per-subsystem level follows DEFAULT_ALERT_LEVEL"
-        );
+        assert_eq!(s.default_log_alert_level, Level::Warning, "per-subsystem level follows DEFAULT_ALERT_LEVEL");
         assert_eq!(s.log_level, crate::logging::Level::Debug);
         assert_eq!(s.alert_store_max_record_age_s, 16);
     }

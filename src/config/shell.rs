@@ -55,12 +55,7 @@ impl Parsed {
 
 /// Reads bash-assignment text. Never fails as a whole: bad lines become diagnostics.
 pub fn parse(text: &str) -> Parsed {
-    let mut p = Parser {
-        chars: text.chars().collect(),
-        pos: 0,
-        line: 1,
-        out: Parsed::default(),
-    };
+    let mut p = Parser { chars: text.chars().collect(), pos: 0, line: 1, out: Parsed::default() };
     p.run();
     p.out
 }
@@ -194,9 +189,7 @@ impl Parser {
                     break;
                 }
             }
-            return Err(Bad(format!(
-                "not a variable assignment (`{word}`); lookout reads KEY=value lines only"
-            )));
+            return Err(Bad(format!("not a variable assignment (`{word}`); lookout reads KEY=value lines only")));
         };
         self.pos += 1; // '='
         let value = self.value()?;
@@ -322,9 +315,7 @@ impl Parser {
                 v.push_str(&a.value);
                 Ok(())
             }
-            None => Err(Bad(format!(
-                "${name} is not assigned earlier in this file (lookout does not read the environment)"
-            ))),
+            None => Err(Bad(format!("${name} is not assigned earlier in this file (lookout does not read the environment)"))),
         }
     }
 }

@@ -30,12 +30,7 @@ pub fn list(layout: &Layout) -> io::Result<Vec<CheckEntry>> {
             let available = layout.available().join(id.file_name());
             match entries.iter_mut().find(|e| e.id == id) {
                 Some(e) => e.is_enabled |= enabled,
-                None => entries.push(CheckEntry {
-                    is_available: available.exists(),
-                    available,
-                    id,
-                    is_enabled: enabled,
-                }),
+                None => entries.push(CheckEntry { is_available: available.exists(), available, id, is_enabled: enabled }),
             }
         }
     }
@@ -80,11 +75,7 @@ pub fn load(id: &CheckId, path: &Path) -> LoadedCheck {
 fn failed(id: &CheckId, file: &str, message: String) -> LoadedCheck {
     LoadedCheck {
         id: id.clone(),
-        def: Err(vec![ConfigError {
-            file: file.into(),
-            line: None,
-            message,
-        }]),
+        def: Err(vec![ConfigError { file: file.into(), line: None, message }]),
         warnings: Vec::new(),
         vars: Vec::new(),
     }
@@ -93,10 +84,7 @@ fn failed(id: &CheckId, file: &str, message: String) -> LoadedCheck {
 /// Reads every enabled check through its link in `enabled/`.
 pub fn load_enabled(layout: &Layout) -> io::Result<Vec<LoadedCheck>> {
     let dir = layout.enabled();
-    Ok(check_ids(&dir)?
-        .into_iter()
-        .map(|id| load(&id, &dir.join(id.file_name())))
-        .collect())
+    Ok(check_ids(&dir)?.into_iter().map(|id| load(&id, &dir.join(id.file_name()))).collect())
 }
 
 /// Writes `contents` to `path` so that a reader sees the old file or the new one, never half.
@@ -140,14 +128,7 @@ mod tests {
         std::os::unix::fs::symlink(layout.available().join("log_gone.sh"), layout.enabled().join("log_gone.sh")).unwrap();
         let l = list(&layout).unwrap();
         let got: Vec<_> = l.iter().map(|e| (e.id.to_string(), e.is_available, e.is_enabled)).collect();
-        assert_eq!(
-            got,
-            vec![
-                ("log a".into(), true, true),
-                ("log gone".into(), false, true),
-                ("service b_c".into(), true, false)
-            ]
-        );
+        assert_eq!(got, vec![("log a".into(), true, true), ("log gone".into(), false, true), ("service b_c".into(), true, false)]);
         let enabled = load_enabled(&layout).unwrap();
         assert!(enabled[0].def.is_ok());
         let gone = enabled[1].def.as_ref().unwrap_err()[0].to_string();

@@ -43,11 +43,7 @@ fn take_args<'a>(subsystem: &str, args: &'a [String], required: usize, optional:
         return Err(format!("missing argument; usage: {}", usage(subsystem)));
     }
     if args.len() > required + optional {
-        return Err(format!(
-            "unexpected argument {:?}; usage: {}",
-            args[required + optional],
-            usage(subsystem)
-        ));
+        return Err(format!("unexpected argument {:?}; usage: {}", args[required + optional], usage(subsystem)));
     }
     Ok(args)
 }
@@ -135,10 +131,7 @@ pub fn enable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String
     let id = CheckId::new(file_subsystem(subsystem), name);
     let available = absolute(&layout.available().join(id.file_name())).map_err(|e| e.to_string())?;
     if !available.is_file() {
-        return Err(format!(
-            "no such check: {subsystem} {name} ({} does not exist)",
-            available.display()
-        ));
+        return Err(format!("no such check: {subsystem} {name} ({} does not exist)", available.display()));
     }
     if BUILT_IN_SUBSYSTEMS.contains(&id.subsystem.as_str()) {
         if let Err(errors) = store::load(&id, &available).def {
@@ -218,11 +211,7 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
             check: e.id.name.clone(),
             enabled: e.is_enabled,
             file: e.available.display().to_string(),
-            settings: loaded
-                .vars
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect(),
+            settings: loaded.vars.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
             errors,
             vars: loaded.vars,
         });
@@ -247,12 +236,7 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
             .map(|(k, v)| format!("{k}={}", crate::config::shell::quote(v)))
             .collect();
         let enabled = if r.enabled { "yes" } else { "no" };
-        out.push_str(&format!(
-            "{:w_sub$}  {:w_chk$}  {enabled:7}  {}\n",
-            r.subsystem,
-            r.check,
-            settings.join(" ")
-        ));
+        out.push_str(&format!("{:w_sub$}  {:w_chk$}  {enabled:7}  {}\n", r.subsystem, r.check, settings.join(" ")));
         for e in &r.errors {
             out.push_str(&format!("{:w_sub$}  {:w_chk$}  {:7}  ! {e}\n", "", "", ""));
         }
@@ -281,10 +265,7 @@ mod tests {
         assert!(target.is_absolute() && target.ends_with("available/log_crasher_app.sh"));
         enable(&l, "log", "crasher_app").unwrap();
         let listed = list(&l, false).unwrap();
-        assert!(
-            listed.contains("log        crasher_app  yes      LOG_PATTERN=\"ERROR\""),
-            "{listed}"
-        );
+        assert!(listed.contains("log        crasher_app  yes      LOG_PATTERN=\"ERROR\""), "{listed}");
         disable(&l, "log", "crasher_app").unwrap();
         disable(&l, "log", "crasher_app").unwrap();
         assert!(disable(&l, "log", "nope").unwrap_err().contains("no such check"));
@@ -302,26 +283,10 @@ mod tests {
         let e = create(&l, "log", "x", &s(&["([bad", "/f"])).unwrap_err();
         assert!(e.contains("invalid pattern"), "{e}");
         assert!(create(&l, "log", "x", &s(&["ERROR"])).unwrap_err().contains("missing argument"));
-        assert!(
-            create(&l, "log", "x", &s(&["ERROR", "/f", "soon"]))
-                .unwrap_err()
-                .contains("expiration")
-        );
-        assert!(
-            create(&l, "log", "x", &s(&["ERROR", "/f", "5", "extra"]))
-                .unwrap_err()
-                .contains("unexpected argument")
-        );
-        assert!(
-            create(&l, "log", "x", &s(&["ERROR", "relative.log"]))
-                .unwrap_err()
-                .contains("absolute")
-        );
-        assert!(
-            create(&l, "service", "x", &s(&["upstart"]))
-                .unwrap_err()
-                .contains("systemd or sysV")
-        );
+        assert!(create(&l, "log", "x", &s(&["ERROR", "/f", "soon"])).unwrap_err().contains("expiration"));
+        assert!(create(&l, "log", "x", &s(&["ERROR", "/f", "5", "extra"])).unwrap_err().contains("unexpected argument"));
+        assert!(create(&l, "log", "x", &s(&["ERROR", "relative.log"])).unwrap_err().contains("absolute"));
+        assert!(create(&l, "service", "x", &s(&["upstart"])).unwrap_err().contains("systemd or sysV"));
         assert!(create(&l, "log", "a/b", &s(&["E", "/f"])).is_err());
         assert!(create(&l, "nosuch", "x", &s(&[])).is_err());
         assert!(enable(&l, "log", "x").unwrap_err().contains("no such check"));

@@ -95,14 +95,7 @@ pub struct LogDetector {
 impl LogDetector {
     /// A detector in the OK state.
     pub fn new(settings: LogSettings, matcher: Matcher) -> Self {
-        LogDetector {
-            settings,
-            matcher,
-            ring: VecDeque::new(),
-            pending: None,
-            critical: None,
-            counters: LogCounters::default(),
-        }
+        LogDetector { settings, matcher, ring: VecDeque::new(), pending: None, critical: None, counters: LogCounters::default() }
     }
 
     /// The settings in force.
@@ -120,11 +113,18 @@ impl LogDetector {
         self.counters
     }
 
+    /// Takes over the recent lines of `old` (a detector of the same file being replaced by a
+    /// reload), so the first alert after a reload still has its "before" context.
+    pub fn inherit_context(&mut self, old: &mut LogDetector) {
+        self.ring = std::mem::take(&mut old.ring);
+        while self.ring.len() > self.settings.lines_before {
+            self.ring.pop_front();
+        }
+    }
+
     /// The CRITICAL state to persist, if the check is CRITICAL.
     pub fn critical_state(&self) -> Option<CriticalState> {
-        self.critical.map(|c| CriticalState {
-            last_match_wall_ms: c.last_match_wall_ms,
-        })
+        self.critical.map(|c| CriticalState { last_match_wall_ms: c.last_match_wall_ms })
     }
 
     /// Resumes a CRITICAL carried over from before a restart: its expiry counts from the last
@@ -132,10 +132,7 @@ impl LogDetector {
     pub fn restore(&mut self, now: Now, state: CriticalState) {
         let elapsed = now.wall_ms.saturating_sub(state.last_match_wall_ms);
         let last_match = Instant::from_millis(now.mono.as_millis().saturating_sub(elapsed));
-        self.critical = Some(Critical {
-            last_match,
-            last_match_wall_ms: state.last_match_wall_ms,
-        });
+        self.critical = Some(Critical { last_match, last_match_wall_ms: state.last_match_wall_ms });
     }
 
     /// The earliest time [`on_tick`](Self::on_tick) has something to do.
@@ -178,11 +175,9 @@ impl LogDetector {
     fn emit_ok(&mut self, now: Now, why: &str, emit: &mut impl FnMut(Alert)) {
         let s = &self.settings;
         let description = match (why, s.expiration_ms) {
-            ("expired", Some(ms)) => format!(
-                "{} for {} s",
-                s.default_description.replacen(" present in ", " not present in ", 1),
-                ms / 1000
-            ),
+            ("expired", Some(ms)) => {
+                format!("{} for {} s", s.default_description.replacen(" present in ", " not present in ", 1), ms / 1000)
+            }
             (why, _) => format!("{} ({why})", s.default_description),
         };
         self.counters.alerts += 1;
@@ -194,12 +189,7 @@ impl LogDetector {
                 name: s.subject_name.clone(),
                 kind: s.subject_type.clone(),
                 status: s.subject_status.clone(),
-                details: Some(Details {
-                    description,
-                    lines_before: None,
-                    line_matching: None,
-                    lines_after: None,
-                }),
+                details: Some(Details { description, lines_before: None, line_matching: None, lines_after: None }),
             },
         });
     }
@@ -279,10 +269,7 @@ impl LogDetector {
     }
 
     fn raise(&mut self, now: Now, buf: &[u8], start: usize, end: usize, number: u64, emit: &mut impl FnMut(Alert)) {
-        self.critical = Some(Critical {
-            last_match: now.mono,
-            last_match_wall_ms: now.wall_ms,
-        });
+        self.critical = Some(Critical { last_match: now.mono, last_match_wall_ms: now.wall_ms });
         let lines_before = self.lines_before(buf, start, number);
         let matching = self.describe(number, &buf[start..end]);
         let s = &self.settings;
@@ -306,11 +293,7 @@ impl LogDetector {
                 }),
             },
         };
-        self.pending = Some(Pending {
-            alert,
-            after: Vec::new(),
-            deadline: now.mono.plus_ms(s.after_window_ms),
-        });
+        self.pending = Some(Pending { alert, after: Vec::new(), deadline: now.mono.plus_ms(s.after_window_ms) });
         if s.lines_after == 0 {
             self.flush_pending(emit);
         }
@@ -448,10 +431,7 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         let det = alerts[0].subject.details.as_ref().unwrap();
         assert_eq!(numbers(&det.lines_before), vec![(1, "one".into()), (2, "two".into())]);
-        assert_eq!(
-            det.line_matching.as_ref().map(|l| (l.line_number, l.data.as_str())),
-            Some((3, "ERROR x"))
-        );
+        assert_eq!(det.line_matching.as_ref().map(|l| (l.line_number, l.data.as_str())), Some((3, "ERROR x")));
         assert_eq!(numbers(&det.lines_after), vec![(4, "after".into())]);
         assert_eq!(alerts[0].level, Level::Critical);
         assert_eq!(alerts[0].timestamp, rfc3339(Now::at(10).wall_ms));
@@ -463,10 +443,7 @@ mod tests {
         assert!(feed(&mut d, 0, "ERROR\n", 1).is_empty());
         assert!(feed(&mut d, 150, "a1\n", 2).is_empty());
         let alerts = tick(&mut d, 200);
-        assert_eq!(
-            numbers(&alerts[0].subject.details.as_ref().unwrap().lines_after),
-            vec![(2, "a1".into())]
-        );
+        assert_eq!(numbers(&alerts[0].subject.details.as_ref().unwrap().lines_after), vec![(2, "a1".into())]);
         assert!(feed(&mut d, 300, "late\n", 3).is_empty());
     }
 
@@ -477,10 +454,7 @@ mod tests {
         let mut d = detector(s);
         let alerts = feed(&mut d, 0, "ERROR\na\nb\nc\n", 1);
         assert_eq!(alerts.len(), 1);
-        assert_eq!(
-            numbers(&alerts[0].subject.details.as_ref().unwrap().lines_after),
-            vec![(2, "a".into()), (3, "b".into())]
-        );
+        assert_eq!(numbers(&alerts[0].subject.details.as_ref().unwrap().lines_after), vec![(2, "a".into()), (3, "b".into())]);
         let mut s = settings();
         s.lines_after = 0;
         let mut d = detector(s);
@@ -538,16 +512,9 @@ mod tests {
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].level, Level::Ok);
         assert_eq!(ok[0].name, "Log file contains ERROR");
-        assert_eq!(
-            ok[0].subject.details.as_ref().unwrap().description,
-            "ERROR not present in /root/crasher.log for 5 s"
-        );
+        assert_eq!(ok[0].subject.details.as_ref().unwrap().description, "ERROR not present in /root/crasher.log for 5 s");
         assert_eq!(d.next_deadline(), None);
-        assert_eq!(
-            feed(&mut d, 9_000, "ERROR 3\n", 4).len(),
-            1,
-            "a new match after the OK raises again"
-        );
+        assert_eq!(feed(&mut d, 9_000, "ERROR 3\n", 4).len(), 1, "a new match after the OK raises again");
     }
 
     #[test]
@@ -578,10 +545,7 @@ mod tests {
         s.lines_after = 0;
         let mut d = detector(s);
         let a = feed(&mut d, 0, "ERROR boom\n", 1);
-        assert_eq!(
-            a[0].subject.details.as_ref().unwrap().description,
-            "Alert was raised due to:ERROR boom"
-        );
+        assert_eq!(a[0].subject.details.as_ref().unwrap().description, "Alert was raised due to:ERROR boom");
     }
 
     #[test]
@@ -605,17 +569,9 @@ mod tests {
     fn restored_critical_expires_on_wall_time() {
         let mut d = detector(settings());
         let now = Now::at(100_000);
-        d.restore(
-            now,
-            CriticalState {
-                last_match_wall_ms: now.wall_ms - 3_000,
-            },
-        );
+        d.restore(now, CriticalState { last_match_wall_ms: now.wall_ms - 3_000 });
         assert_eq!(d.next_deadline(), Some(Instant::from_millis(102_000)));
-        assert!(
-            feed(&mut d, 100_500, "ERROR again\n", 7).is_empty(),
-            "restored CRITICAL does not re-alert"
-        );
+        assert!(feed(&mut d, 100_500, "ERROR again\n", 7).is_empty(), "restored CRITICAL does not re-alert");
         assert_eq!(tick(&mut d, 105_500).len(), 1);
     }
 

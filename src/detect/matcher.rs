@@ -290,9 +290,7 @@ mod tests {
             "ba*",
             "a{1,2}b",
         ];
-        let alphabet = [
-            b'a', b'b', b'c', b'd', b'x', b'y', b'z', b'E', b'r', b'o', b'u', b' ', b'1', b'R', b'i', b't', b'e', b'm', b's',
-        ];
+        let alphabet = [b'a', b'b', b'c', b'd', b'x', b'y', b'z', b'E', b'r', b'o', b'u', b' ', b'1', b'R', b'i', b't', b'e', b'm', b's'];
         let mut seed = 0x2545F4914F6CDD1Du64;
         for p in patterns {
             let m = Matcher::new(p).unwrap();
@@ -302,9 +300,7 @@ mod tests {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let len = (seed % 9) as usize;
-                let line: Vec<u8> = (0..len)
-                    .map(|k| alphabet[((seed >> (k * 5)) % alphabet.len() as u64) as usize])
-                    .collect();
+                let line: Vec<u8> = (0..len).map(|k| alphabet[((seed >> (k * 5)) % alphabet.len() as u64) as usize]).collect();
                 let s = std::str::from_utf8(&line).unwrap();
                 assert_eq!(m.is_match(&line), re.is_match(s), "pattern {p:?} line {s:?}");
             }

@@ -245,15 +245,8 @@ impl Daemon {
     }
 
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let save = self
-            .dirty_since
-            .map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
-        self.checks
-            .values()
-            .filter_map(|c| c.check.next_deadline(now))
-            .chain(self.rescan_at)
-            .chain(save)
-            .min()
+        let save = self.dirty_since.map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
+        self.checks.values().filter_map(|c| c.check.next_deadline(now)).chain(self.rescan_at).chain(save).min()
     }
 
     /// Hands alerts to the uplink; an alert changes a check's level, so state is saved at once.
@@ -263,9 +256,7 @@ impl Daemon {
             crate::info!("alert {} {:?} ({})", a.level.as_str(), a.name, a.subject.name);
             self.uplink.push(a);
         }
-        let due = self
-            .dirty_since
-            .is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
+        let due = self.dirty_since.is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
         if urgent || due {
             self.save_state();
         }
@@ -335,10 +326,9 @@ impl Daemon {
                 },
                 Ok(CheckDef::Service(_)) => report.push(format!("check {}: service checks are not supported by this build yet", lc.id)),
                 Ok(CheckDef::Dbus(_)) => report.push(format!("check {}: dbus checks are not supported by this build yet", lc.id)),
-                Ok(CheckDef::Custom) => report.push(format!(
-                    "check {}: lookout does not run custom subsystem scripts ({}.sh)",
-                    lc.id, lc.id.subsystem
-                )),
+                Ok(CheckDef::Custom) => {
+                    report.push(format!("check {}: lookout does not run custom subsystem scripts ({}.sh)", lc.id, lc.id.subsystem))
+                }
             }
             let text = report.join("\n");
             if self.reported.get(&lc.id) != Some(&text) {
@@ -348,18 +338,9 @@ impl Daemon {
                 self.reported.insert(lc.id.clone(), text);
             }
         }
-        let gone: Vec<CheckId> = self
-            .checks
-            .keys()
-            .filter(|id| !desired.contains_key(*id) && !keep.contains(*id))
-            .cloned()
-            .collect();
+        let gone: Vec<CheckId> = self.checks.keys().filter(|id| !desired.contains_key(*id) && !keep.contains(*id)).cloned().collect();
         for id in gone {
-            let why = if self.available.contains(&id) {
-                "check disabled"
-            } else {
-                "check deleted"
-            };
+            let why = if self.available.contains(&id) { "check disabled" } else { "check deleted" };
             self.stop_check(&id, Some((why, now)), out);
             crate::info!("check {id}: stopped ({why})");
             self.reported.remove(&id);

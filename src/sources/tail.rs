@@ -40,10 +40,7 @@ pub struct FileIdentity {
 
 impl FileIdentity {
     fn of(m: &fs::Metadata) -> Self {
-        FileIdentity {
-            dev: m.dev(),
-            ino: m.ino(),
-        }
+        FileIdentity { dev: m.dev(), ino: m.ino() }
     }
 }
 
@@ -78,10 +75,7 @@ pub struct Scratch {
 impl Scratch {
     /// A buffer for lines of up to `max_line` bytes.
     pub fn new(max_line: usize) -> Self {
-        Scratch {
-            buf: vec![0; max_line + READ_CHUNK].into_boxed_slice(),
-            max_line,
-        }
+        Scratch { buf: vec![0; max_line + READ_CHUNK].into_boxed_slice(), max_line }
     }
 
     /// Resizes for a new length bound.
@@ -138,24 +132,11 @@ pub enum Progress {
 
 impl OpenLog {
     fn new(file: File, id: FileIdentity, offset: u64, line: u64) -> Self {
-        OpenLog {
-            file,
-            id,
-            offset,
-            line,
-            partial: Vec::new(),
-            discarding: false,
-            last: Vec::new(),
-            at_eof: false,
-        }
+        OpenLog { file, id, offset, line, partial: Vec::new(), discarding: false, last: Vec::new(), at_eof: false }
     }
 
     fn position(&self) -> Position {
-        Position {
-            id: self.id,
-            offset: self.offset,
-            line: self.line,
-        }
+        Position { id: self.id, offset: self.offset, line: self.line }
     }
 
     /// Reads until end of file or until `budget` is spent. `Ok(true)` at end of file.
@@ -319,13 +300,8 @@ impl Tailer {
     /// Releases every watch and file; returns the position to save.
     pub fn stop(&mut self, watches: &mut Watches) -> Option<Position> {
         let pos = self.position();
-        for h in [
-            self.current_watch.take(),
-            self.retired.take().and_then(|r| r.watch),
-            self.dir_watch.take().map(|d| d.1),
-        ]
-        .into_iter()
-        .flatten()
+        for h in
+            [self.current_watch.take(), self.retired.take().and_then(|r| r.watch), self.dir_watch.take().map(|d| d.1)].into_iter().flatten()
         {
             watches.unwatch(h);
         }
@@ -389,11 +365,7 @@ impl Tailer {
             match fs::metadata(&self.path) {
                 Ok(m) if FileIdentity::of(&m) != cur.id => {
                     self.counters.rotations += 1;
-                    crate::info!(
-                        "{}: rotated (new inode {}); reading the old file to its end first",
-                        self.path.display(),
-                        m.ino()
-                    );
+                    crate::info!("{}: rotated (new inode {}); reading the old file to its end first", self.path.display(), m.ino());
                     self.retire_current(now, watches, sink);
                     continue;
                 }
@@ -432,12 +404,7 @@ impl Tailer {
                 }
                 Err(WatchError::NotFound) => target = dir,
                 Err(e) => {
-                    crate::warn!(
-                        "{}: cannot watch {}: {e}; re-reading every {} ms",
-                        self.path.display(),
-                        dir.display(),
-                        FALLBACK_POLL_MS
-                    );
+                    crate::warn!("{}: cannot watch {}: {e}; re-reading every {} ms", self.path.display(), dir.display(), FALLBACK_POLL_MS);
                     self.fallback_poll = true;
                     return;
                 }
@@ -483,11 +450,7 @@ impl Tailer {
                 }
             }
             Err(e) => {
-                crate::warn!(
-                    "{}: cannot watch: {e}; re-reading every {} ms",
-                    self.path.display(),
-                    FALLBACK_POLL_MS
-                );
+                crate::warn!("{}: cannot watch: {e}; re-reading every {} ms", self.path.display(), FALLBACK_POLL_MS);
                 self.fallback_poll = true;
             }
         }
@@ -498,10 +461,7 @@ impl Tailer {
                     log.offset = pos.offset;
                     log.line = pos.line;
                 } else {
-                    crate::info!(
-                        "{}: shorter than when last read (truncated while stopped); reading from the start",
-                        self.path.display()
-                    );
+                    crate::info!("{}: shorter than when last read (truncated while stopped); reading from the start", self.path.display());
                     self.counters.truncations += 1;
                 }
             } else {
@@ -524,19 +484,11 @@ impl Tailer {
         });
         match found.and_then(|p| File::open(&p).ok().map(|f| (p, f))) {
             Some((p, file)) => {
-                crate::info!(
-                    "{}: rotated while stopped; reading the rest of {} first",
-                    self.path.display(),
-                    p.display()
-                );
+                crate::info!("{}: rotated while stopped; reading the rest of {} first", self.path.display(), p.display());
                 self.counters.rotations += 1;
                 let watch = watches.watch_file(&p, self.listener).ok();
                 let log = OpenLog::new(file, pos.id, pos.offset, pos.line);
-                self.retired = Some(Retired {
-                    log,
-                    watch,
-                    close_at: now.plus_ms(RETIRE_GRACE_MS),
-                });
+                self.retired = Some(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS) });
             }
             None => crate::warn!(
                 "{}: replaced while stopped and the old file (inode {}) is gone; reading the new file from the start",
@@ -549,11 +501,7 @@ impl Tailer {
     fn retire_current(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink) {
         self.close_retired(watches, sink);
         if let Some(log) = self.current.take() {
-            self.retired = Some(Retired {
-                log,
-                watch: self.current_watch.take(),
-                close_at: now.plus_ms(RETIRE_GRACE_MS),
-            });
+            self.retired = Some(Retired { log, watch: self.current_watch.take(), close_at: now.plus_ms(RETIRE_GRACE_MS) });
         }
     }
 
@@ -598,11 +546,7 @@ impl Tailer {
                 let id = file.metadata().map(|m| FileIdentity::of(&m)).unwrap_or(old_id);
                 let log = OpenLog::new(file, id, old_end, old_line);
                 // The copy is complete once the original is truncated: read it once, close it.
-                self.retired = Some(Retired {
-                    log,
-                    watch: None,
-                    close_at: now,
-                });
+                self.retired = Some(Retired { log, watch: None, close_at: now });
             }
             None => {
                 crate::info!("{}: truncated; reading from the start", self.path.display());
@@ -663,8 +607,7 @@ mod tests {
         fn lines(&mut self, buf: &[u8], first_line: u64) -> u64 {
             let mut n = 0;
             for l in buf.split_inclusive(|&b| b == b'\n') {
-                self.0
-                    .push((first_line + n, String::from_utf8_lossy(&l[..l.len() - 1]).into_owned()));
+                self.0.push((first_line + n, String::from_utf8_lossy(&l[..l.len() - 1]).into_owned()));
                 n += 1;
             }
             n
@@ -706,11 +649,7 @@ mod tests {
 
         fn sync(&mut self) -> Vec<(u64, String)> {
             let mut budget = usize::MAX;
-            while self
-                .tailer
-                .sync(self.now, &mut self.watches, &mut self.scratch, &mut budget, &mut self.got)
-                == Progress::More
-            {}
+            while self.tailer.sync(self.now, &mut self.watches, &mut self.scratch, &mut budget, &mut self.got) == Progress::More {}
             std::mem::take(&mut self.got.0)
         }
     }

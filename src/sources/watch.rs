@@ -118,11 +118,7 @@ impl Watches {
     /// A non-blocking inotify instance.
     pub fn new() -> nix::Result<Watches> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        Ok(Watches {
-            inotify,
-            watches: HashMap::new(),
-            counters: WatchCounters::default(),
-        })
+        Ok(Watches { inotify, watches: HashMap::new(), counters: WatchCounters::default() })
     }
 
     /// The fd to register with the reactor.
@@ -154,18 +150,13 @@ impl Watches {
             }
             e => WatchError::Other(e),
         })?;
-        self.watches.entry(wd).or_default().subs.push(Subscription {
-            listener,
-            name: name.clone(),
-        });
+        self.watches.entry(wd).or_default().subs.push(Subscription { listener, name: name.clone() });
         Ok(WatchHandle { wd, listener, name })
     }
 
     /// Whether `handle` still watches something (the kernel drops a watch whose inode is gone).
     pub fn is_live(&self, handle: &WatchHandle) -> bool {
-        self.watches
-            .get(&handle.wd)
-            .is_some_and(|w| w.subs.iter().any(|s| s.listener == handle.listener && s.name == handle.name))
+        self.watches.get(&handle.wd).is_some_and(|w| w.subs.iter().any(|s| s.listener == handle.listener && s.name == handle.name))
     }
 
     /// Gives a watch back; the kernel watch goes with its last subscriber.

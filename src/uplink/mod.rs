@@ -64,21 +64,12 @@ impl Uplink {
         // The ring lives as long as the process; leaking it gives both ends a 'static borrow.
         let queue: &'static mut Queue<Alert, QUEUE_SLOTS> = Box::leak(Box::new(Queue::new()));
         let (producer, consumer) = queue.split();
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            counters: UplinkCounters::default(),
-        });
+        let shared = Arc::new(Shared { stop: AtomicBool::new(false), counters: UplinkCounters::default() });
         let sink = Sink::new(config);
         let worker_shared = Arc::clone(&shared);
-        let worker = thread::Builder::new().name("uplink".into()).spawn(move || {
-            Worker {
-                consumer,
-                sink,
-                shared: worker_shared,
-                max_interval,
-            }
-            .run()
-        })?;
+        let worker = thread::Builder::new()
+            .name("uplink".into())
+            .spawn(move || Worker { consumer, sink, shared: worker_shared, max_interval }.run())?;
         Ok(Uplink { producer, worker, shared })
     }
 
@@ -182,11 +173,7 @@ impl Worker {
                 }
                 Err(SendError::Retry(why)) => {
                     c.failures.fetch_add(1, Ordering::Relaxed);
-                    crate::warn!(
-                        "{why}; {} alerts kept, retrying in {} s",
-                        batch.len() + self.consumer.len(),
-                        delay.as_secs_f32()
-                    );
+                    crate::warn!("{why}; {} alerts kept, retrying in {} s", batch.len() + self.consumer.len(), delay.as_secs_f32());
                     retry_at = Some(Instant::now() + delay);
                     let cap = self.max_interval.max(FIRST_RETRY);
                     delay = (delay * 2).min(cap);

@@ -34,10 +34,7 @@ impl SinkConfig {
         } else {
             format!("{}/{}", server.trim_end_matches('/'), alert_url.trim_start_matches('/'))
         };
-        SinkConfig::Mender {
-            url,
-            token: token.to_string(),
-        }
+        SinkConfig::Mender { url, token: token.to_string() }
     }
 }
 
@@ -78,11 +75,7 @@ impl Sink {
                     .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .into();
-                Sink::Mender {
-                    agent,
-                    url: url.clone(),
-                    auth: format!("Bearer {token}"),
-                }
+                Sink::Mender { agent, url: url.clone(), auth: format!("Bearer {token}") }
             }
         }
     }
@@ -133,9 +126,7 @@ mod tests {
             panic!()
         };
         assert_eq!(url, "http://127.0.0.1:8080/api/devices/v1/devicemonitor/alert");
-        let SinkConfig::Mender { url, .. } = SinkConfig::mender("http://x", "https://other/alert", "t") else {
-            panic!()
-        };
+        let SinkConfig::Mender { url, .. } = SinkConfig::mender("http://x", "https://other/alert", "t") else { panic!() };
         assert_eq!(url, "https://other/alert");
     }
 }

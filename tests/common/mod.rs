@@ -1,0 +1,365 @@
+//! Shared helpers for the black-box tests: a temp device root, the built binary, a recording
+//! stand-in for the Mender server, and a daemon handle that is always stopped by PID.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for something that should happen "at once" on an idle machine; generous
+/// for a loaded 2-core CI machine (and for qemu-user).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The built binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lookout"))
+}
+
+/// A temporary device root, removed when dropped.
+pub struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    pub fn new(tag: &str) -> Root {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!("lookout-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("logs")).unwrap();
+        Root { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A path for a log file inside the root.
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.join("logs").join(name)
+    }
+
+    /// Runs the CLI (`lookout --root <root> args...`).
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin()).arg("--root").arg(&self.dir).args(args).output().unwrap()
+    }
+
+    /// Runs the CLI and insists on success with no output (Mender's CLI is silent on success).
+    pub fn ctl_ok(&self, args: &[&str]) {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "{args:?}: {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn config_sh(&self) -> PathBuf {
+        self.dir.join("usr/share/mender-monitor/config/config.sh")
+    }
+
+    /// Writes config.sh.
+    pub fn write_config(&self, text: &str) {
+        let p = self.config_sh();
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    pub fn available(&self) -> PathBuf {
+        self.dir.join("etc/mender-monitor/monitor.d/available")
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Appends to a file, creating it.
+pub fn append(path: &Path, bytes: &[u8]) {
+    let mut f = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// One request the stand-in server received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+/// How the stand-in server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// 204 No Content.
+    Accept,
+    /// 500 for the next N alert requests, then accept.
+    FailTimes(u32),
+}
+
+struct ServerState {
+    requests: Vec<Request>,
+    reply: Reply,
+}
+
+/// A small HTTP/1.1 server that records every request and answers as told.
+pub struct AlertServer {
+    addr: String,
+    state: Arc<(Mutex<ServerState>, Condvar)>,
+}
+
+impl AlertServer {
+    pub fn start() -> AlertServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new((Mutex::new(ServerState { requests: Vec::new(), reply: Reply::Accept }), Condvar::new()));
+        let st = Arc::clone(&state);
+        // The accept thread ends with the test process; connections end when the daemon does.
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let st = Arc::clone(&st);
+                thread::spawn(move || serve(conn, st));
+            }
+        });
+        AlertServer { addr, state }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn set_reply(&self, r: Reply) {
+        self.state.0.lock().unwrap().reply = r;
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.0.lock().unwrap().requests.clone()
+    }
+
+    /// Every alert received so far, in order, with the time its request arrived.
+    pub fn alerts(&self) -> Vec<(Instant, Value)> {
+        let mut out = Vec::new();
+        for r in self.requests() {
+            if r.path != "/api/devices/v1/devicemonitor/alert" {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&r.body).expect("alert body is JSON");
+            for a in v.as_array().expect("alert body is a JSON array") {
+                out.push((r.at, a.clone()));
+            }
+        }
+        out
+    }
+
+    /// Waits until `pred` holds for the alerts received, or panics after `PATIENCE`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        let (lock, cv) = &*self.state;
+        let mut guard = lock.lock().unwrap();
+        loop {
+            drop(guard);
+            let alerts: Vec<Value> = self.alerts().into_iter().map(|(_, a)| a).collect();
+            if pred(&alerts) {
+                return alerts;
+            }
+            guard = lock.lock().unwrap();
+            let now = Instant::now();
+            if now >= deadline {
+                drop(guard);
+                panic!("timed out waiting for {what}; alerts so far: {}", serde_json::to_string(&alerts).unwrap());
+            }
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits for the `n`-th alert (1-based) and returns all so far.
+    pub fn wait_alerts(&self, n: usize) -> Vec<Value> {
+        self.wait_for(&format!("{n} alerts"), |a| a.len() >= n)
+    }
+}
+
+fn serve(conn: TcpStream, st: Arc<(Mutex<ServerState>, Condvar)>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (lock, cv) = &*st;
+        let status = {
+            let mut s = lock.lock().unwrap();
+            let status = match s.reply {
+                Reply::Accept => "204 No Content",
+                Reply::FailTimes(0) => "204 No Content",
+                Reply::FailTimes(n) => {
+                    s.reply = Reply::FailTimes(n - 1);
+                    "500 Internal Server Error"
+                }
+            };
+            if status.starts_with("204") {
+                s.requests.push(Request { method, path, headers, body, at: Instant::now() });
+            }
+            status
+        };
+        cv.notify_all();
+        let body = if status.starts_with("500") { "{\"error\":\"try later\"}" } else { "" };
+        let resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        if conn.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A running daemon; stopped by PID when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub stderr: PathBuf,
+    pub stdout: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `lookout --root <root> run --server <server> --token TOKEN` and waits until its
+    /// first scan of monitor.d is done.
+    pub fn start(root: &Root, server: Option<&AlertServer>) -> Daemon {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--root").arg(root.path()).arg("run");
+        if let Some(s) = server {
+            cmd.args(["--server", s.url(), "--token", "TOKEN"]);
+        }
+        Daemon::spawn(root, cmd)
+    }
+
+    /// Starts `cmd` (a daemon command line) with its output in files under the root, and waits
+    /// until its first scan of monitor.d is done.
+    pub fn spawn(root: &Root, mut cmd: Command) -> Daemon {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let stderr = root.path().join(format!("daemon-{n}.err"));
+        let stdout = root.path().join(format!("daemon-{n}.out"));
+        let child =
+            cmd.stdin(Stdio::null()).stdout(fs::File::create(&stdout).unwrap()).stderr(fs::File::create(&stderr).unwrap()).spawn().unwrap();
+        let d = Daemon { child: Some(child), stderr, stdout };
+        d.wait_log("started: checks in");
+        d
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until the daemon's log contains `needle` (a poll with a deadline: the log is a file).
+    pub fn wait_log(&self, needle: &str) {
+        self.wait_log_count(needle, 1);
+    }
+
+    /// Waits until `needle` appears `n` times in the log.
+    pub fn wait_log_count(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.log().matches(needle).count() < n {
+            assert!(Instant::now() < deadline, "timed out waiting for {needle:?} x{n} in the log:\n{}", self.log());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = wait_with_deadline(self.child.as_mut().unwrap());
+        self.child = None;
+        status
+    }
+
+    /// SIGKILL (a crash or power cut, as far as the agent can tell).
+    pub fn kill9(mut self) {
+        let mut c = self.child.take().unwrap();
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+fn wait_with_deadline(c: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() >= deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("the daemon did not exit within {PATIENCE:?} of SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The `level` and `name` of an alert.
+pub fn level_name(a: &Value) -> (String, String) {
+    (a["level"].as_str().unwrap_or_default().to_string(), a["name"].as_str().unwrap_or_default().to_string())
+}
+
+/// `(line_number, data)` pairs of a context array.
+pub fn lines(v: &Value) -> Vec<(u64, String)> {
+    v.as_array()
+        .map(|a| a.iter().map(|l| (l["line_number"].as_u64().unwrap(), l["data"].as_str().unwrap().to_string())).collect())
+        .unwrap_or_default()
+}
+
+/// Parses an alert's RFC 3339 timestamp to Unix milliseconds.
+pub fn timestamp_ms(a: &Value) -> u64 {
+    let t = humantime::parse_rfc3339(a["timestamp"].as_str().unwrap()).unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
