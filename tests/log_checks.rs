@@ -178,7 +178,9 @@ fn delete_and_recreate() {
 fn logrotate(root: &Root, log: &std::path::Path, mode: &str) {
     let conf = root.path().join(format!("logrotate-{mode}.conf"));
     fs::write(&conf, format!("{} {{\n  rotate 3\n  {mode}\n  missingok\n}}\n", log.display())).unwrap();
-    let out = Command::new("logrotate")
+    // Root's PATH has /usr/sbin; a user's may not.
+    let bin = ["/usr/sbin/logrotate", "/sbin/logrotate"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("logrotate");
+    let out = Command::new(bin)
         .arg("-f")
         .arg("-s")
         .arg(root.path().join("logrotate.status"))

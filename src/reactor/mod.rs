@@ -33,7 +33,7 @@ const INOTIFY: Token = Token(1);
 /// Bytes one check may read per turn before the others get theirs.
 pub const TURN_BUDGET: usize = 1 << 20;
 /// Delay between a change in monitor.d or config.sh and the rescan (editors write in steps).
-pub const RESCAN_DEBOUNCE_MS: u64 = 100;
+pub const RESCAN_DEBOUNCE_MS: u64 = 20;
 
 /// Where the daemon sends alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]

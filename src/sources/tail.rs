@@ -25,7 +25,7 @@ pub const RETIRE_GRACE_MS: u64 = 10_000;
 /// How often a file is re-read when inotify could not watch it (watch limit).
 pub const FALLBACK_POLL_MS: u64 = 1_000;
 /// Bytes read per call beyond the length bound (the read buffer is `max_line + READ_CHUNK`).
-pub const READ_CHUNK: usize = 256 * 1024;
+pub const READ_CHUNK: usize = 128 * 1024;
 /// Fingerprint length used to recognise the copy `copytruncate` made.
 const FINGERPRINT: usize = 64;
 
