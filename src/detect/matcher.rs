@@ -1,12 +1,11 @@
-//! The line matcher: a literal every match must contain, found with memchr's `memmem` across a
-//! whole buffer of lines, then regex-lite on the one candidate line.
+//! The line matcher: literals every match must contain, found with memchr's `memmem` across a
+//! whole buffer of lines, then regex-lite on the candidate line only.
 //!
-//! regex-lite has no prefilter of its own and works on `&str`, so running it on every line would
-//! cost a UTF-8 check and a slow scan per line. Instead [`required_literal`] reads the pattern's
-//! top-level concatenation and keeps the longest run of plain characters that every match must
-//! contain; lines without it are skipped at memmem speed. A pattern with no such literal (an
-//! alternation, a leading class, `(?i)`) is matched line by line, and [`Matcher::has_prefilter`]
-//! says so.
+//! regex-lite has no prefilter of its own, works on `&str`, and its matching engine runs at
+//! some ten MB/s: running it on every line would make catching up on a big log take minutes.
+//! [`super::literal::required_literals`] finds a set of literals one of which every match
+//! contains; lines without any of them are skipped at memmem speed. A pattern with no such set
+//! (`(?i)...`, `\d+ ms`) is matched line by line, and [`Matcher::has_prefilter`] says so.
 
 use memchr::memmem;
 
@@ -35,7 +34,11 @@ pub fn validate_pattern(pattern: &str) -> Result<(), PatternError> {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     regex: regex_lite::Regex,
-    literal: Option<memmem::Finder<'static>>,
+    /// One finder per required literal; empty without a prefilter.
+    literals: Vec<memmem::Finder<'static>>,
+    /// The pattern starts with `(?i)`: the literals are lowercase and searched for in an
+    /// ASCII-lowercased copy (regex-lite's case-insensitivity is ASCII only).
+    fold: bool,
 }
 
 impl Matcher {
@@ -43,19 +46,36 @@ impl Matcher {
     pub fn new(pattern: &str) -> Result<Matcher, PatternError> {
         validate_pattern(pattern)?;
         let regex = regex_lite::Regex::new(pattern).map_err(|e| e.to_string())?;
-        let literal = required_literal(pattern).map(|l| memmem::Finder::new(l.as_bytes()).into_owned());
-        Ok(Matcher { regex, literal })
+        let (fold, rest) = match pattern.strip_prefix("(?i)") {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        let literals = super::literal::required_literals(rest)
+            .filter(|set| !fold || set.iter().all(|l| l.is_ascii()))
+            .unwrap_or_default()
+            .iter()
+            .map(|l| if fold { l.to_ascii_lowercase() } else { l.clone() })
+            .map(|l| memmem::Finder::new(l.as_bytes()).into_owned())
+            .collect();
+        Ok(Matcher { regex, literals, fold })
     }
 
     /// Whether lines are skipped by a literal search before the regex runs.
     pub fn has_prefilter(&self) -> bool {
-        self.literal.is_some()
+        !self.literals.is_empty()
     }
 
     /// Whether one line (without its `\n`) matches.
     pub fn is_match(&self, line: &[u8]) -> bool {
-        if let Some(lit) = &self.literal {
-            if lit.find(line).is_none() {
+        if self.has_prefilter() {
+            let folded;
+            let hay = if self.fold {
+                folded = line.to_ascii_lowercase();
+                &folded[..]
+            } else {
+                line
+            };
+            if !self.literals.iter().any(|l| l.find(hay).is_some()) {
                 return false;
             }
         }
@@ -72,14 +92,31 @@ impl Matcher {
     /// The first matching line in `hay`, as `(start, end)` with `end` at its `\n` (or at
     /// `hay.len()` for an unterminated last line).
     pub fn find_line(&self, hay: &[u8]) -> Option<(usize, usize)> {
+        // ASCII lowercasing keeps every byte where it is, so positions in the copy are
+        // positions in `hay`.
+        let folded = if self.fold && self.has_prefilter() { Some(hay.to_ascii_lowercase()) } else { None };
+        let search = folded.as_deref().unwrap_or(hay);
+        // Next hit of each literal at or after `pos`, so that a literal with no hit left is not
+        // searched again for every candidate of another one. `usize::MAX`: none in `hay`.
+        let mut next = [0usize; super::literal::MAX_LITERALS];
+        let next = &mut next[..self.literals.len()];
+        let mut first = true;
         let mut pos = 0;
         while pos < hay.len() {
-            let (start, end) = match &self.literal {
-                Some(lit) => {
-                    let at = pos + lit.find(&hay[pos..])?;
-                    line_around(hay, pos, at)
+            let (start, end) = if self.literals.is_empty() {
+                (pos, memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i))
+            } else {
+                for (i, lit) in self.literals.iter().enumerate() {
+                    if first || (next[i] != usize::MAX && next[i] < pos) {
+                        next[i] = lit.find(&search[pos..]).map_or(usize::MAX, |at| pos + at);
+                    }
                 }
-                None => (pos, memchr::memchr(b'\n', &hay[pos..]).map_or(hay.len(), |i| pos + i)),
+                first = false;
+                let at = *next.iter().min()?;
+                if at == usize::MAX {
+                    return None;
+                }
+                line_around(hay, pos, at)
             };
             if self.regex_matches(&hay[start..end]) {
                 return Some((start, end));
@@ -97,178 +134,9 @@ fn line_around(hay: &[u8], floor: usize, at: usize) -> (usize, usize) {
     (start, end)
 }
 
-/// The longest run of literal text that every match of `pattern` must contain, if the pattern's
-/// shape is simple enough to be sure. Conservative: `None` whenever in doubt.
-pub fn required_literal(pattern: &str) -> Option<String> {
-    if pattern.contains("(?") {
-        return None; // flags such as (?i) change what a literal means
-    }
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut runs: Vec<String> = Vec::new();
-    let mut run = String::new();
-    let mut i = 0;
-    // Ends the current run, keeping it as a candidate.
-    fn cut(run: &mut String, runs: &mut Vec<String>) {
-        if !run.is_empty() {
-            runs.push(std::mem::take(run));
-        }
-    }
-    while i < chars.len() {
-        let c = chars[i];
-        // The literal character this token stands for, if it is one.
-        let (lit, next) = match c {
-            '\\' => {
-                let e = *chars.get(i + 1)?;
-                if e.is_ascii_alphanumeric() {
-                    // \d \w \s \b \n \x.. : a class, an assertion or an escape we do not decode.
-                    cut(&mut run, &mut runs);
-                    i = skip_quantifier(&chars, i + 2)?;
-                    continue;
-                }
-                (Some(e), i + 2)
-            }
-            '|' => return None,
-            '(' => {
-                cut(&mut run, &mut runs);
-                i = skip_quantifier(&chars, skip_group(&chars, i)?)?;
-                continue;
-            }
-            '[' => {
-                cut(&mut run, &mut runs);
-                i = skip_quantifier(&chars, skip_class(&chars, i)?)?;
-                continue;
-            }
-            ')' | ']' | '{' | '}' | '?' | '*' | '+' => return None, // out of place: let the regex decide
-            '.' | '^' | '$' => {
-                cut(&mut run, &mut runs);
-                i = skip_quantifier(&chars, i + 1)?;
-                continue;
-            }
-            _ => (Some(c), i + 1),
-        };
-        let Some(lit) = lit else { continue };
-        match chars.get(next) {
-            Some('?' | '*') | Some('{') => {
-                // The character may be absent (or repeated apart from its neighbours).
-                cut(&mut run, &mut runs);
-                i = skip_quantifier(&chars, next)?;
-            }
-            Some('+') => {
-                // Present at least once, but what follows need not be adjacent to it.
-                run.push(lit);
-                cut(&mut run, &mut runs);
-                i = skip_quantifier(&chars, next)?;
-            }
-            _ => {
-                run.push(lit);
-                i = next;
-            }
-        }
-    }
-    cut(&mut run, &mut runs);
-    runs.into_iter().max_by_key(|r| r.len())
-}
-
-/// Skips a quantifier (`?`, `*`, `+`, `{m,n}`, each optionally lazy) at `i`; returns the index
-/// after it, or `i` if there is none. `None` for an unterminated `{`.
-fn skip_quantifier(chars: &[char], mut i: usize) -> Option<usize> {
-    match chars.get(i) {
-        Some('?' | '*' | '+') => i += 1,
-        Some('{') => {
-            i += chars[i..].iter().position(|&c| c == '}')? + 1;
-        }
-        _ => return Some(i),
-    }
-    if chars.get(i) == Some(&'?') {
-        i += 1;
-    }
-    Some(i)
-}
-
-/// The index after the group opening at `i`, or `None` if it does not close.
-fn skip_group(chars: &[char], mut i: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    while i < chars.len() {
-        match chars[i] {
-            '\\' => i += 1,
-            '[' => {
-                i = skip_class(chars, i)?;
-                continue;
-            }
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
-/// The index after the class opening at `i` (`[...]`, `[^]...]`, `[[:alpha:]]`).
-fn skip_class(chars: &[char], mut i: usize) -> Option<usize> {
-    i += 1;
-    if chars.get(i) == Some(&'^') {
-        i += 1;
-    }
-    if chars.get(i) == Some(&']') {
-        i += 1;
-    }
-    while i < chars.len() {
-        match chars[i] {
-            '\\' => i += 2,
-            '[' if chars.get(i + 1) == Some(&':') => {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i] == ':' && chars[i + 1] == ']') {
-                    i += 1;
-                }
-                i += 2;
-            }
-            '[' => {
-                // A nested class (regex-lite supports set operations).
-                i = skip_class(chars, i)?;
-            }
-            ']' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extracts_required_literals() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("ERROR", Some("ERROR")),
-            (".*container die.*image=crasher-docker-image", Some("image=crasher-docker-image")),
-            ("^foo$", Some("foo")),
-            ("colou?r", Some("colo")),
-            ("ab+c", Some("ab")),
-            ("abc*d", Some("ab")),
-            ("x{2}yz", Some("yz")),
-            ("a|b", None),
-            ("(a|b)cd", Some("cd")),
-            ("[Ee]rror", Some("rror")),
-            (r"\[.*\] +usb [\w\-\.]+: USB disconnect", Some(": USB disconnect")),
-            (r"\d+ items", Some(" items")),
-            ("(?i)error", None),
-            (".*", None),
-            (r"a\.b", Some("a.b")),
-            ("session opened for user [a-z]*", Some("session opened for user ")),
-            ("[]x]yz", Some("yz")),
-            ("ünï+", Some("ünï")),
-        ];
-        for (p, want) in cases {
-            assert_eq!(required_literal(p).as_deref(), *want, "pattern {p:?}");
-        }
-    }
 
     /// The prefilter must never hide a line the regex matches.
     #[test]
@@ -313,10 +181,15 @@ mod tests {
         let hay = b"ok\nERRx not\nfine ERR7 here\nERR8\n";
         let (s, e) = m.find_line(hay).unwrap();
         assert_eq!(&hay[s..e], b"fine ERR7 here");
-        let no_prefilter = Matcher::new("[0-9]ERR|ERR[0-9]").unwrap();
+        let no_prefilter = Matcher::new("(?i)[0-9]").unwrap();
         assert!(!no_prefilter.has_prefilter());
         let (s, e) = no_prefilter.find_line(hay).unwrap();
         assert_eq!(&hay[s..e], b"fine ERR7 here");
+        let folded = Matcher::new("(?i)err[0-9]").unwrap();
+        assert!(folded.has_prefilter());
+        assert_eq!(folded.find_line(b"ok\nfine eRr7 here\n"), Some((3, 17)));
+        assert!(folded.is_match(b"ERR9"));
+        assert!(!folded.is_match(b"ER R9"));
         assert_eq!(m.find_line(b"nothing\nhere\n"), None);
         assert_eq!(m.find_line(b"last ERR1"), Some((0, 9)));
     }

@@ -1,4 +1,5 @@
 //! Pure state machines: no I/O, no clock. Time comes in as [`crate::time::Now`].
 
+pub mod literal;
 pub mod log;
 pub mod matcher;

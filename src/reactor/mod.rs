@@ -366,7 +366,6 @@ impl Daemon {
             }
             crate::info!("check {id}: {action}");
         }
-        self.dirty_since.get_or_insert(now.mono);
     }
 
     fn start_check(&mut self, id: CheckId, config: LogFileConfig, now: Now, out: &mut Vec<Alert>) {

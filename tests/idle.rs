@@ -1,0 +1,39 @@
+//! An idle agent costs nothing: no periodic wake-ups once there is nothing to do.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Voluntary context switches of every thread of `pid`: each one is a sleep that ended.
+fn wakeups(pid: i32) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                total += v.trim().parse::<u64>().unwrap();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn idle_agent_does_not_wake_up() {
+    let root = Root::new("idle");
+    let server = AlertServer::start();
+    let log = root.log("app.log");
+    root.ctl_ok(&["create", "log", "idle", "ERROR", log.to_str().unwrap(), "1"]);
+    root.ctl_ok(&["enable", "log", "idle"]);
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, b"ERROR\n");
+    server.wait_alerts(2); // CRITICAL, then OK: no deadline is left
+    // Give the worker a moment to park after its last request, then watch.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = wakeups(daemon.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wakeups(daemon.pid());
+    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+}
