@@ -37,7 +37,8 @@ impl From<Position> for SavedPosition {
 
 impl From<SavedPosition> for Position {
     fn from(p: SavedPosition) -> Self {
-        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line }
+        // Line numbers are 1-based; a hand-edited 0 must not make them start below 1.
+        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line.max(1) }
     }
 }
 

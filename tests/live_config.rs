@@ -110,3 +110,19 @@ fn alerts_wait_for_the_server_and_keep_their_order() {
     daemon.wait_log("HTTP 500");
     drop(daemon);
 }
+
+#[test]
+fn sighup_reloads_and_the_agent_keeps_running() {
+    let root = Root::new("sighup");
+    let server = AlertServer::start();
+    let log = root.log("app.log");
+    root.ctl_ok(&["create", "log", "app", "ERROR", log.to_str().unwrap()]);
+    root.ctl_ok(&["enable", "log", "app"]);
+    let daemon = Daemon::start(&root, Some(&server));
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    daemon.wait_log("SIGHUP: reloading the configuration");
+    append(&log, b"ERROR after the reload\n");
+    let alerts = server.wait_alerts(1);
+    assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["data"], "ERROR after the reload");
+    assert!(daemon.terminate().success());
+}
