@@ -156,7 +156,7 @@ impl LogFileCheck {
         budget: &mut usize,
         out: &mut Vec<Alert>,
     ) -> Progress {
-        let progress = if self.tailer.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
+        let progress = if self.tailer.next_deadline().is_some_and(|d| d <= now.mono) {
             self.on_ready(now, watches, scratch, budget, out)
         } else {
             Progress::Done
@@ -166,8 +166,8 @@ impl LogFileCheck {
     }
 
     /// The earliest time [`on_tick`](Self::on_tick) must run.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        match (self.detector.next_deadline(), self.tailer.next_deadline(now)) {
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.detector.next_deadline(), self.tailer.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

@@ -22,11 +22,7 @@ fn wakeups(pid: i32) -> u64 {
 
 #[test]
 fn idle_agent_does_not_wake_up() {
-    let root = Root::new("idle");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "idle", "ERROR", log.to_str().unwrap(), "1"]);
-    root.ctl_ok(&["enable", "log", "idle"]);
+    let (root, server, log) = log_check("idle", "idle", "ERROR", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR\n");
     server.wait_alerts(2); // CRITICAL, then OK: no deadline is left

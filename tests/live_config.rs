@@ -113,11 +113,7 @@ fn alerts_wait_for_the_server_and_keep_their_order() {
 
 #[test]
 fn sighup_reloads_and_the_agent_keeps_running() {
-    let root = Root::new("sighup");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "app", "ERROR", log.to_str().unwrap()]);
-    root.ctl_ok(&["enable", "log", "app"]);
+    let (root, server, log) = log_check("sighup", "app", "ERROR", None);
     let daemon = Daemon::start(&root, Some(&server));
     daemon.signal(nix::sys::signal::Signal::SIGHUP);
     daemon.wait_log("SIGHUP: reloading the configuration");

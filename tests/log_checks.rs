@@ -56,11 +56,7 @@ fn crasher_scenario_end_to_end() {
 
 #[test]
 fn context_lines_from_one_write() {
-    let root = Root::new("context");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "ctx", "match", log.to_str().unwrap()]);
-    root.ctl_ok(&["enable", "log", "ctx"]);
+    let (root, server, log) = log_check("context", "ctx", "match", None);
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"first\nsecond\n");
     append(&log, b"match\nafter\n");
@@ -75,11 +71,7 @@ fn context_lines_from_one_write() {
 
 #[test]
 fn file_created_after_enable_and_existing_matches_alert() {
-    let root = Root::new("late");
-    let server = AlertServer::start();
-    let log = root.log("sub/dir/late.log");
-    root.ctl_ok(&["create", "log", "late", "FATAL", log.to_str().unwrap()]);
-    root.ctl_ok(&["enable", "log", "late"]);
+    let (root, server, log) = log_check("late", "late", "FATAL", None);
     let daemon = Daemon::start(&root, Some(&server));
     daemon.wait_log("does not exist yet");
     fs::create_dir_all(log.parent().unwrap()).unwrap();
@@ -92,11 +84,7 @@ fn file_created_after_enable_and_existing_matches_alert() {
 /// some after it by a writer that still holds it open, all arrive, in order, with their numbers.
 #[test]
 fn rename_rotation_with_logrotate() {
-    let root = Root::new("rotate");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "rot", "MATCH", log.to_str().unwrap(), "1"]);
-    root.ctl_ok(&["enable", "log", "rot"]);
+    let (root, server, log) = log_check("rotate", "rot", "MATCH", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     let mut writer = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
     use std::io::Write;
@@ -125,11 +113,7 @@ fn rename_rotation_with_logrotate() {
 /// exist only in the copy; they are read from it before the truncated file is read again.
 #[test]
 fn copytruncate_with_logrotate() {
-    let root = Root::new("copytrunc");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "ct", "MATCH", log.to_str().unwrap(), "1"]);
-    root.ctl_ok(&["enable", "log", "ct"]);
+    let (root, server, log) = log_check("copytrunc", "ct", "MATCH", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"x1\nx2\nfirst MATCH\n");
     // The agent has read everything once the first alert has expired.
@@ -153,11 +137,7 @@ fn copytruncate_with_logrotate() {
 /// Deleted and re-created: what was written to the old file before the deletion is still read.
 #[test]
 fn delete_and_recreate() {
-    let root = Root::new("recreate");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "rc", "MATCH", log.to_str().unwrap(), "1"]);
-    root.ctl_ok(&["enable", "log", "rc"]);
+    let (root, server, log) = log_check("recreate", "rc", "MATCH", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"old1\nMATCH one\n");
     server.wait_alerts(2);
@@ -194,11 +174,7 @@ fn logrotate(root: &Root, log: &std::path::Path, mode: &str) {
 /// neither stalls the check.
 #[test]
 fn huge_line_and_invalid_utf8() {
-    let root = Root::new("bytes");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "bytes", "ERROR", log.to_str().unwrap()]);
-    root.ctl_ok(&["enable", "log", "bytes"]);
+    let (root, server, log) = log_check("bytes", "bytes", "ERROR", None);
     let daemon = Daemon::start(&root, Some(&server));
     let mut big = vec![b'x'; 1 << 20];
     big.push(b'\n');

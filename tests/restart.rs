@@ -12,11 +12,7 @@ fn matching(a: &Value) -> String {
 
 #[test]
 fn sigterm_and_restart_neither_realert_nor_miss() {
-    let root = Root::new("sigterm");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "svc", "ERROR", log.to_str().unwrap(), "1"]);
-    root.ctl_ok(&["enable", "log", "svc"]);
+    let (root, server, log) = log_check("sigterm", "svc", "ERROR", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR one\n");
     server.wait_alerts(2); // CRITICAL, then OK after 1 s
@@ -35,11 +31,7 @@ fn sigterm_and_restart_neither_realert_nor_miss() {
 
 #[test]
 fn critical_and_its_expiry_survive_a_restart() {
-    let root = Root::new("critical-restart");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "svc", "ERROR", log.to_str().unwrap(), "3"]);
-    root.ctl_ok(&["enable", "log", "svc"]);
+    let (root, server, log) = log_check("critical-restart", "svc", "ERROR", Some("3"));
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR one\n");
     let first = server.wait_alerts(1);
@@ -57,11 +49,7 @@ fn critical_and_its_expiry_survive_a_restart() {
 
 #[test]
 fn after_kill9_nothing_is_missed() {
-    let root = Root::new("kill9");
-    let server = AlertServer::start();
-    let log = root.log("app.log");
-    root.ctl_ok(&["create", "log", "svc", "ERROR", log.to_str().unwrap(), "1"]);
-    root.ctl_ok(&["enable", "log", "svc"]);
+    let (root, server, log) = log_check("kill9", "svc", "ERROR", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR one\n");
     server.wait_alerts(2);

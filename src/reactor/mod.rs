@@ -157,7 +157,7 @@ impl Daemon {
         loop {
             let now = clock.now();
             let timeout = if self.ready.is_empty() {
-                self.next_deadline(now.mono).map(|d| Duration::from_millis(now.mono.until(d)))
+                self.next_deadline().map(|d| Duration::from_millis(now.mono.until(d)))
             } else {
                 Some(Duration::ZERO)
             };
@@ -231,7 +231,7 @@ impl Daemon {
 
     fn run_deadlines(&mut self, now: Now, out: &mut Vec<Alert>) {
         for c in self.checks.values_mut() {
-            if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
+            if c.check.next_deadline().is_some_and(|d| d <= now.mono) {
                 let mut budget = TURN_BUDGET;
                 if c.check.on_tick(now, &mut self.watches, &mut self.scratch, &mut budget, out) == Progress::More {
                     self.ready.insert(c.key);
@@ -244,9 +244,9 @@ impl Daemon {
         }
     }
 
-    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         let save = self.dirty_since.map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
-        self.checks.values().filter_map(|c| c.check.next_deadline(now)).chain(self.rescan_at).chain(save).min()
+        self.checks.values().filter_map(|c| c.check.next_deadline()).chain(self.rescan_at).chain(save).min()
     }
 
     /// Hands alerts to the uplink; an alert changes a check's level, so state is saved at once.

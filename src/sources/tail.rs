@@ -245,6 +245,8 @@ pub struct Tailer {
     resume: Option<Position>,
     /// inotify could not watch the file: re-read it on a timer.
     fallback_poll: bool,
+    /// When [`sync`](Self::sync) last ran (the fallback timer counts from there).
+    synced_at: Instant,
     waiting_logged: bool,
     counters: TailCounters,
 }
@@ -261,6 +263,7 @@ impl Tailer {
             dir_watch: None,
             resume,
             fallback_poll: false,
+            synced_at: Instant::default(),
             waiting_logged: false,
             counters: TailCounters::default(),
         }
@@ -288,9 +291,9 @@ impl Tailer {
     }
 
     /// When [`sync`](Self::sync) must run again without an event.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         let retire = self.retired.as_ref().map(|r| r.close_at);
-        let poll = self.fallback_poll.then(|| now.plus_ms(FALLBACK_POLL_MS));
+        let poll = self.fallback_poll.then(|| self.synced_at.plus_ms(FALLBACK_POLL_MS));
         match (retire, poll) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -318,6 +321,7 @@ impl Tailer {
         budget: &mut usize,
         sink: &mut dyn LineSink,
     ) -> Progress {
+        self.synced_at = now;
         self.ensure_dir_watch(watches);
         // Each pass handles at most one rotation or truncation; a path that keeps changing is
         // looked at again next turn.
@@ -770,6 +774,19 @@ mod tests {
         let mut t = Tailer::new(f.path.clone(), Listener::Check(3), Some(pos));
         t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
         assert_eq!(std::mem::take(&mut f.got.0), lines(&[(4, "d"), (1, "e")]));
+    }
+
+    #[test]
+    fn fallback_polling_is_due_a_second_after_each_read() {
+        let mut f = Fixture::new(1024);
+        f.tailer.fallback_poll = true; // as after a refused watch (inotify limit)
+        f.now = Instant::from_millis(5_000);
+        f.append(b"a\n");
+        assert_eq!(f.sync().len(), 1);
+        assert_eq!(f.tailer.next_deadline(), Some(Instant::from_millis(6_000)));
+        f.now = Instant::from_millis(6_000);
+        f.sync();
+        assert_eq!(f.tailer.next_deadline(), Some(Instant::from_millis(7_000)));
     }
 
     #[test]

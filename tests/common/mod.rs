@@ -86,6 +86,19 @@ impl Drop for Root {
     }
 }
 
+/// A root with one log check created and enabled through the CLI, and a server to send to:
+/// `(root, server, log file)`. Start the daemon after it (so it is dropped before the root).
+pub fn log_check(tag: &str, check: &str, pattern: &str, expiry: Option<&str>) -> (Root, AlertServer, PathBuf) {
+    let root = Root::new(tag);
+    let server = AlertServer::start();
+    let log = root.log(&format!("{check}.log"));
+    let mut args = vec!["create", "log", check, pattern, log.to_str().unwrap()];
+    args.extend(expiry);
+    root.ctl_ok(&args);
+    root.ctl_ok(&["enable", "log", check]);
+    (root, server, log)
+}
+
 /// Appends to a file, creating it.
 pub fn append(path: &Path, bytes: &[u8]) {
     let mut f = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
