@@ -43,8 +43,7 @@ fn crasher_scenario_end_to_end() {
     let ok = &alerts[1];
     assert_eq!(level_name(ok), ("OK".into(), "Log file contains ERROR".into()));
     let gap = timestamp_ms(ok) - timestamp_ms(&alerts[0]);
-    // Both timestamps are separate reads of the wall clock, each cut to the millisecond.
-    assert!((1_990..10_000).contains(&gap), "OK came {gap} ms after the CRITICAL");
+    assert!((2000..10_000).contains(&gap), "OK came {gap} ms after the CRITICAL");
     eprintln!("CRITICAL arrived {critical_latency:?} after the write");
     root.ctl_ok(&["disable", "log", "crasher_app"]);
     root.ctl_ok(&["delete", "log", "crasher_app"]);

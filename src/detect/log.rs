@@ -158,8 +158,11 @@ impl LogDetector {
         }
         if self.expiry().is_some_and(|e| e <= now.mono) {
             self.flush_pending(emit);
-            self.critical = None;
-            self.emit_ok(now, "expired", emit);
+            // The OK is dated no earlier than the expiry after the last match, whatever the
+            // wall clock did meanwhile (steps, or the two clocks read a millisecond apart).
+            let expired_at =
+                self.critical.take().map(|c| c.last_match_wall_ms.saturating_add(self.settings.expiration_ms.unwrap_or(0))).unwrap_or(0);
+            self.emit_ok(Now { wall_ms: now.wall_ms.max(expired_at), ..now }, "expired", emit);
         }
     }
 
@@ -510,6 +513,7 @@ mod tests {
         assert!(tick(&mut d, 7_999).is_empty());
         let ok = tick(&mut d, 8_000);
         assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].timestamp, rfc3339(Now::at(8_000).wall_ms));
         assert_eq!(ok[0].level, Level::Ok);
         assert_eq!(ok[0].name, "Log file contains ERROR");
         assert_eq!(ok[0].subject.details.as_ref().unwrap().description, "ERROR not present in /root/crasher.log for 5 s");
@@ -525,6 +529,19 @@ mod tests {
         let alerts = tick(&mut d, 200);
         assert_eq!(alerts.len(), 1);
         assert_eq!(d.next_deadline(), Some(Instant::from_millis(5_100)));
+    }
+
+    #[test]
+    fn ok_is_never_dated_before_the_expiry() {
+        let mut s = settings();
+        s.lines_after = 0;
+        let mut d = detector(s);
+        feed(&mut d, 1_000, "ERROR\n", 1);
+        // The wall clock stepped back 3 s while the monotonic clock ran on.
+        let stepped = Now { mono: Instant::from_millis(6_000), wall_ms: Now::at(3_000).wall_ms };
+        let mut out = Vec::new();
+        d.on_tick(stepped, &mut |a| out.push(a));
+        assert_eq!(out[0].timestamp, rfc3339(Now::at(6_000).wall_ms));
     }
 
     #[test]
