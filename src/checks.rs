@@ -222,7 +222,7 @@ impl LogFileCheck {
         let t = self.tailer.counters();
         format!(
             "lines {} matches {} alerts {} bytes {} rotations {} truncations {} long-lines {} invalid-utf8 {} errors {}",
-            d.lines, d.matches, d.alerts, t.bytes, t.rotations, t.truncations, t.long_lines, d.invalid_utf8_lines, t.errors
+            d.lines, d.matches, d.alerts, t.read.bytes, t.rotations, t.truncations, t.read.long_lines, d.invalid_utf8_lines, t.errors
         )
     }
 }

@@ -17,6 +17,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::lines::{LineAssembler, Pumped, ReadCounters};
+pub use super::lines::{LineSink, Scratch};
 use super::watch::{Listener, WatchError, WatchHandle, Watches};
 use crate::time::Instant;
 
@@ -24,11 +26,6 @@ use crate::time::Instant;
 pub const RETIRE_GRACE_MS: u64 = 10_000;
 /// How often a file is re-read when inotify could not watch it (watch limit).
 pub const FALLBACK_POLL_MS: u64 = 1_000;
-/// Bytes read per call beyond the length bound (the read buffer is `max_line + READ_CHUNK`).
-pub const READ_CHUNK: usize = 128 * 1024;
-/// Fingerprint length used to recognise the copy `copytruncate` made.
-const FINGERPRINT: usize = 64;
-
 /// The identity of a file, stable across renames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
@@ -55,50 +52,17 @@ pub struct Position {
     pub line: u64,
 }
 
-/// Receives what the tailer reads.
-pub trait LineSink {
-    /// Complete lines (`buf` ends with `\n`); the first is number `first_line`. Returns how many
-    /// lines `buf` holds.
-    fn lines(&mut self, buf: &[u8], first_line: u64) -> u64;
-    /// One line without a newline: a line cut at the length bound, or the unterminated end of a
-    /// file that was rotated away.
-    fn line(&mut self, line: &[u8], number: u64);
-}
-
-/// The shared read buffer: `max_line + READ_CHUNK` bytes, reused by every tailer.
-#[derive(Debug)]
-pub struct Scratch {
-    buf: Box<[u8]>,
-    max_line: usize,
-}
-
-impl Scratch {
-    /// A buffer for lines of up to `max_line` bytes.
-    pub fn new(max_line: usize) -> Self {
-        Scratch { buf: vec![0; max_line + READ_CHUNK].into_boxed_slice(), max_line }
-    }
-
-    /// Resizes for a new length bound.
-    pub fn set_max_line(&mut self, max_line: usize) {
-        if max_line != self.max_line {
-            *self = Scratch::new(max_line);
-        }
-    }
-}
-
 /// Counters of one tailer.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TailCounters {
-    /// Bytes read.
-    pub bytes: u64,
+    /// Bytes read and lines cut.
+    pub read: ReadCounters,
     /// Switches to a new file at the path.
     pub rotations: u64,
     /// Times the file shrank below the read offset.
     pub truncations: u64,
     /// Truncations where the rotated copy was found and its tail read.
     pub copies_recovered: u64,
-    /// Lines longer than the bound (cut).
-    pub long_lines: u64,
     /// Read or open errors.
     pub errors: u64,
 }
@@ -107,16 +71,8 @@ pub struct TailCounters {
 struct OpenLog {
     file: File,
     id: FileIdentity,
-    /// File offset of the first byte not yet handed on (nor skipped).
-    offset: u64,
-    /// Number of the line that starts at `offset`.
-    line: u64,
-    /// Bytes at `offset..` already read that do not end in a newline yet.
-    partial: Vec<u8>,
-    /// Inside a line longer than the bound: skipping to its newline.
-    discarding: bool,
-    /// The last bytes handed on (up to [`FINGERPRINT`]), ending at `offset`.
-    last: Vec<u8>,
+    /// Lines of this file; its offset is the file offset.
+    asm: LineAssembler,
     /// The last pump reached end of file.
     at_eof: bool,
 }
@@ -132,11 +88,11 @@ pub enum Progress {
 
 impl OpenLog {
     fn new(file: File, id: FileIdentity, offset: u64, line: u64) -> Self {
-        OpenLog { file, id, offset, line, partial: Vec::new(), discarding: false, last: Vec::new(), at_eof: false }
+        OpenLog { file, id, asm: LineAssembler::new(offset, line), at_eof: false }
     }
 
     fn position(&self) -> Position {
-        Position { id: self.id, offset: self.offset, line: self.line }
+        Position { id: self.id, offset: self.asm.offset(), line: self.asm.line() }
     }
 
     /// Reads until end of file or until `budget` is spent. `Ok(true)` at end of file.
@@ -147,80 +103,11 @@ impl OpenLog {
         counters: &mut TailCounters,
         sink: &mut dyn LineSink,
     ) -> io::Result<bool> {
-        let max_line = scratch.max_line;
-        let buf = &mut scratch.buf;
-        let mut filled = self.partial.len();
-        buf[..filled].copy_from_slice(&self.partial);
-        self.partial.clear();
-        let result = loop {
-            if *budget == 0 {
-                break Ok(false);
-            }
-            let want = (buf.len() - filled).min(*budget);
-            let read_at = self.offset + filled as u64;
-            let n = match self.file.read_at(&mut buf[filled..filled + want], read_at) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e),
-            };
-            if n == 0 {
-                break Ok(true);
-            }
-            *budget = budget.saturating_sub(n);
-            counters.bytes += n as u64;
-            let fresh = filled;
-            filled += n;
-            let mut start = 0;
-            if self.discarding {
-                match memchr::memchr(b'\n', &buf[fresh..filled]) {
-                    None => {
-                        self.offset += filled as u64;
-                        filled = 0;
-                        continue;
-                    }
-                    Some(i) => {
-                        start = fresh + i + 1;
-                        self.discarding = false;
-                    }
-                }
-            }
-            let search_from = fresh.max(start);
-            if let Some(i) = memchr::memrchr(b'\n', &buf[search_from..filled]) {
-                let end = search_from + i + 1;
-                let lines = sink.lines(&buf[start..end], self.line);
-                self.line += lines;
-                let fp_start = end.saturating_sub(FINGERPRINT).max(start);
-                self.last.clear();
-                self.last.extend_from_slice(&buf[fp_start..end]);
-                start = end;
-            }
-            if start > 0 {
-                self.offset += start as u64;
-                buf.copy_within(start..filled, 0);
-                filled -= start;
-            }
-            if filled >= max_line {
-                counters.long_lines += 1;
-                sink.line(&buf[..max_line], self.line);
-                self.line += 1;
-                self.offset += filled as u64;
-                filled = 0;
-                self.discarding = true;
-            }
-        };
-        self.partial.extend_from_slice(&buf[..filled]);
-        self.at_eof = matches!(result, Ok(true));
-        result
-    }
-
-    /// Hands on an unterminated last line; called when the file will not be read again.
-    fn finish(&mut self, sink: &mut dyn LineSink) {
-        if !self.partial.is_empty() && !self.discarding {
-            sink.line(&self.partial, self.line);
-            self.line += 1;
-            self.offset += self.partial.len() as u64;
-        }
-        self.partial.clear();
+        let file = &self.file;
+        let mut read = |buf: &mut [u8], at: u64| file.read_at(buf, at);
+        let result = self.asm.pump(scratch, budget, &mut counters.read, sink, &mut read);
+        self.at_eof = matches!(result, Ok(Pumped::Eof));
+        result.map(|p| p == Pumped::Eof)
     }
 }
 
@@ -362,7 +249,7 @@ impl Tailer {
                 }
             }
             let len = cur.file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-            if len < cur.offset + cur.partial.len() as u64 {
+            if len < cur.asm.offset() + cur.asm.pending() as u64 {
                 self.on_truncated(now, watches, sink);
                 continue;
             }
@@ -462,8 +349,7 @@ impl Tailer {
         if let Some(pos) = self.resume.take() {
             if pos.id == id {
                 if meta.len() >= pos.offset {
-                    log.offset = pos.offset;
-                    log.line = pos.line;
+                    log.asm = LineAssembler::new(pos.offset, pos.line);
                 } else {
                     crate::info!("{}: shorter than when last read (truncated while stopped); reading from the start", self.path.display());
                     self.counters.truncations += 1;
@@ -511,7 +397,7 @@ impl Tailer {
 
     fn close_retired(&mut self, watches: &mut Watches, sink: &mut dyn LineSink) {
         if let Some(mut r) = self.retired.take() {
-            r.log.finish(sink);
+            r.log.asm.finish(sink);
             if let Some(h) = r.watch {
                 watches.unwatch(h);
             }
@@ -531,13 +417,8 @@ impl Tailer {
         self.counters.truncations += 1;
         let Some(cur) = self.current.as_mut() else { return };
         let copy = find_copy(&self.path, cur);
-        let old_end = cur.offset;
-        let (old_line, old_id) = (cur.line, cur.id);
-        let partial = std::mem::take(&mut cur.partial);
-        cur.offset = 0;
-        cur.line = 1;
-        cur.discarding = false;
-        cur.last.clear();
+        let (old_end, old_line, old_id) = (cur.asm.offset(), cur.asm.line(), cur.id);
+        let partial = cur.asm.restart_at(0, 1);
         match copy {
             Some((copy_path, file)) => {
                 self.counters.copies_recovered += 1;
@@ -565,7 +446,8 @@ impl Tailer {
 /// Finds the copy `copytruncate` left beside `path`: a file whose name extends the log's name,
 /// at least as long as what we read, whose bytes before our offset are the ones we read last.
 fn find_copy(path: &Path, cur: &OpenLog) -> Option<(PathBuf, File)> {
-    if cur.offset == 0 || cur.last.is_empty() {
+    let (offset, last) = (cur.asm.offset(), cur.asm.last());
+    if offset == 0 || last.is_empty() {
         return None;
     }
     let dir = path.parent()?;
@@ -583,11 +465,11 @@ fn find_copy(path: &Path, cur: &OpenLog) -> Option<(PathBuf, File)> {
         let p = entry.path();
         let Ok(file) = File::open(&p) else { continue };
         let Ok(m) = file.metadata() else { continue };
-        if !m.is_file() || FileIdentity::of(&m) == cur.id || m.len() < cur.offset {
+        if !m.is_file() || FileIdentity::of(&m) == cur.id || m.len() < offset {
             continue;
         }
-        let mut tail = vec![0; cur.last.len()];
-        if file.read_exact_at(&mut tail, cur.offset - cur.last.len() as u64).is_err() || tail != cur.last {
+        let mut tail = vec![0; last.len()];
+        if file.read_exact_at(&mut tail, offset - last.len() as u64).is_err() || tail != last {
             continue;
         }
         let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
@@ -731,14 +613,14 @@ mod tests {
     #[test]
     fn long_lines_are_cut_and_counted() {
         let mut f = Fixture::new(100);
-        let mut text = vec![b'x'; READ_CHUNK * 3];
+        let mut text = vec![b'x'; super::super::lines::READ_CHUNK * 3];
         text.extend_from_slice(b"\nnext\n");
         f.append(&text);
         let got = f.sync();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], (1, "x".repeat(100)));
         assert_eq!(got[1], (2, "next".into()));
-        assert_eq!(f.tailer.counters().long_lines, 1);
+        assert_eq!(f.tailer.counters().read.long_lines, 1);
     }
 
     #[test]
