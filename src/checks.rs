@@ -1,38 +1,52 @@
-//! A running check: a source wired to a detector, with what it needs to persist and reload.
-//! The reactor owns these; they own no thread and never block beyond a bounded file read.
+//! A running check: a source (a followed file, or an `@command`) wired to a detector, with what
+//! it needs to persist and reload. The reactor owns these; they own no thread and never block
+//! beyond a bounded read or a spawn.
 
-use std::path::PathBuf;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
 
 use crate::alert::Alert;
 use crate::config::check::{CheckId, LogCheckDef, LogSource};
 use crate::config::settings::Settings;
 use crate::detect::log::{CriticalState, LogDetector, LogSettings};
 use crate::detect::matcher::Matcher;
-use crate::sources::tail::{LineSink, Progress, Scratch, Tailer};
+use crate::sources::command::{CommandRunner, Stopping};
+use crate::sources::lines::{LineSink, Scratch};
+use crate::sources::pipes::Pipes;
+use crate::sources::tail::{Position, Progress, Tailer};
 use crate::sources::watch::{Listener, Watches};
 use crate::state::{CheckState, SavedCritical};
 use crate::time::{Instant, Now};
 
-/// A log check on a file, fully resolved against the global settings; two equal configs behave
-/// the same, so a reload keeps a check whose config did not change.
+/// What a check's source may use of the reactor: the inotify table, the pipe table and the
+/// shared read buffer.
+pub struct Io<'a> {
+    /// inotify watches.
+    pub watches: &'a mut Watches,
+    /// Child pipes registered with the poll.
+    pub pipes: &'a mut Pipes,
+    /// The shared read buffer.
+    pub scratch: &'a mut Scratch,
+}
+
+/// A log check, fully resolved against the global settings; two equal configs behave the same,
+/// so a reload keeps a check whose config did not change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFileConfig {
-    /// The followed file.
-    pub path: PathBuf,
+pub struct LogCheckConfig {
+    /// The file followed, or the command run.
+    pub source: LogSource,
     /// `LOG_PATTERN`.
     pub pattern: String,
     /// Everything the detector needs.
     pub detector: LogSettings,
 }
 
-impl LogFileConfig {
-    /// Resolves a check file's definition with the global defaults. `None` for `@command`
-    /// sources, which a file check does not run.
-    pub fn resolve(def: &LogCheckDef, s: &Settings) -> Option<LogFileConfig> {
-        let LogSource::File(path) = &def.source else { return None };
+impl LogCheckConfig {
+    /// Resolves a check file's definition with the global defaults.
+    pub fn resolve(def: &LogCheckDef, s: &Settings) -> LogCheckConfig {
         let expiration_s = def.expiration_s.unwrap_or(s.default_log_pattern_expiration_s);
-        Some(LogFileConfig {
-            path: path.clone(),
+        LogCheckConfig {
+            source: def.source.clone(),
             pattern: def.pattern.clone(),
             detector: LogSettings {
                 alert_name: def.description.clone().unwrap_or_else(|| format!("Log file contains {}", def.pattern)),
@@ -40,7 +54,7 @@ impl LogFileConfig {
                 subject_type: def.alert_type.clone().unwrap_or_else(|| "log".into()),
                 subject_status: def.status.clone().unwrap_or_else(|| "LOGCONTAINS".into()),
                 details_template: def.details.clone(),
-                default_description: format!("{} present in {}", def.pattern, path.display()),
+                default_description: format!("{} present in {}", def.pattern, def.source.as_config()),
                 level: def.level.unwrap_or(s.default_log_alert_level),
                 expiration_ms: (expiration_s > 0).then(|| expiration_s.saturating_mul(1000)),
                 lines_before: s.log_lines_before,
@@ -48,15 +62,11 @@ impl LogFileConfig {
                 after_window_ms: s.log_lines_after_window_ms,
                 max_line_bytes: s.log_max_line_bytes,
             },
-        })
-    }
-
-    fn source(&self) -> String {
-        self.path.display().to_string()
+        }
     }
 }
 
-/// Feeds the tailer's lines to the detector, collecting alerts.
+/// Feeds a source's lines to the detector, collecting alerts.
 struct Feed<'a> {
     detector: &'a mut LogDetector,
     now: Now,
@@ -75,30 +85,44 @@ impl LineSink for Feed<'_> {
     }
 }
 
-/// A log check following a file.
 #[derive(Debug)]
-pub struct LogFileCheck {
+enum Source {
+    File(Box<Tailer>),
+    Command(CommandRunner),
+}
+
+/// A log check on a file or a command's output.
+#[derive(Debug)]
+pub struct LogCheck {
     id: CheckId,
-    config: LogFileConfig,
-    tailer: Tailer,
+    config: LogCheckConfig,
+    source: Source,
     detector: LogDetector,
 }
 
-impl LogFileCheck {
+impl LogCheck {
     /// Starts the check from its saved state (position and CRITICAL) if it is for the same
-    /// file; a check without one reads its file from the start.
+    /// source; a file check without one reads its file from the start. A command starts at the
+    /// next tick.
     pub fn start(
         id: CheckId,
         key: u64,
-        config: LogFileConfig,
+        config: LogCheckConfig,
         saved: Option<&CheckState>,
         now: Now,
         out: &mut Vec<Alert>,
     ) -> Result<Self, String> {
         let matcher = Matcher::new(&config.pattern)?;
-        let saved = saved.filter(|s| s.source == config.source());
-        let resume = saved.and_then(|s| s.position).map(Into::into);
-        let tailer = Tailer::new(config.path.clone(), Listener::Check(key), resume);
+        let saved = saved.filter(|s| s.source == config.source.as_config());
+        let source = match &config.source {
+            LogSource::File(path) => {
+                let resume = saved.and_then(|s| s.position).map(Into::into);
+                Source::File(Box::new(Tailer::new(path.clone(), Listener::Check(key), resume)))
+            }
+            LogSource::Command(cmd) => {
+                Source::Command(CommandRunner::new(cmd.clone(), format!("check {id}"), Listener::Check(key), now.mono))
+            }
+        };
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
         if let Some(c) = saved.and_then(|s| s.critical.as_ref()) {
             if c.alert_name == config.detector.alert_name {
@@ -120,7 +144,7 @@ impl LogFileCheck {
         if !detector.matcher_has_prefilter() {
             crate::info!("check {id}: pattern {:?} has no literal to search for; every line goes through the regex", config.pattern);
         }
-        Ok(LogFileCheck { id, config, tailer, detector })
+        Ok(LogCheck { id, config, source, detector })
     }
 
     /// The check's id.
@@ -129,54 +153,68 @@ impl LogFileCheck {
     }
 
     /// The config it runs.
-    pub fn config(&self) -> &LogFileConfig {
+    pub fn config(&self) -> &LogCheckConfig {
         &self.config
     }
 
     /// Reads what is new (at most `budget` bytes) and runs it through the detector.
-    pub fn on_ready(
-        &mut self,
-        now: Now,
-        watches: &mut Watches,
-        scratch: &mut Scratch,
-        budget: &mut usize,
-        out: &mut Vec<Alert>,
-    ) -> Progress {
+    pub fn on_ready(&mut self, now: Now, io: &mut Io, budget: &mut usize, out: &mut Vec<Alert>) -> Progress {
         let mut feed = Feed { detector: &mut self.detector, now, out };
-        self.tailer.sync(now.mono, watches, scratch, budget, &mut feed)
+        match &mut self.source {
+            Source::File(t) => t.sync(now.mono, io.watches, io.scratch, budget, &mut feed),
+            Source::Command(c) => c.on_ready(io.pipes, io.scratch, budget, &mut feed),
+        }
     }
 
-    /// Runs what is due at `now`: the detector's timers, and the tailer's (retired files,
-    /// fallback polling).
-    pub fn on_tick(
-        &mut self,
-        now: Now,
-        watches: &mut Watches,
-        scratch: &mut Scratch,
-        budget: &mut usize,
-        out: &mut Vec<Alert>,
-    ) -> Progress {
-        let progress = if self.tailer.next_deadline().is_some_and(|d| d <= now.mono) {
-            self.on_ready(now, watches, scratch, budget, out)
-        } else {
-            Progress::Done
-        };
+    /// Runs what is due at `now`: the detector's timers, and the source's (a retired file, a
+    /// fallback re-read, a command to restart).
+    pub fn on_tick(&mut self, now: Now, io: &mut Io, budget: &mut usize, out: &mut Vec<Alert>) -> Progress {
+        let mut progress = Progress::Done;
+        if self.source_deadline().is_some_and(|d| d <= now.mono) {
+            match &mut self.source {
+                Source::File(_) => progress = self.on_ready(now, io, budget, out),
+                Source::Command(c) => c.on_tick(now.mono, io.pipes),
+            }
+        }
         self.detector.on_tick(now, &mut |a| out.push(a));
         progress
     }
 
+    fn source_deadline(&self) -> Option<Instant> {
+        match &self.source {
+            Source::File(t) => t.next_deadline(),
+            Source::Command(c) => c.next_deadline(),
+        }
+    }
+
     /// The earliest time [`on_tick`](Self::on_tick) must run.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.detector.next_deadline(), self.tailer.next_deadline()) {
+        match (self.detector.next_deadline(), self.source_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Applies a changed config to a running check on the same file: the read position stays;
-    /// a CRITICAL stays if the alert keeps its name, else it is cleared under the old name.
-    pub fn reconfigure(&mut self, config: LogFileConfig, now: Now, out: &mut Vec<Alert>) -> Result<(), String> {
-        debug_assert_eq!(config.path, self.config.path);
+    /// The process id of the check's command, if one runs.
+    pub fn child(&self) -> Option<Pid> {
+        match &self.source {
+            Source::Command(c) => c.pid(),
+            Source::File(_) => None,
+        }
+    }
+
+    /// The check's command exited: read its last output; returns its group if members are left.
+    pub fn on_child_exit(&mut self, now: Now, status: &WaitStatus, io: &mut Io, out: &mut Vec<Alert>) -> Option<Stopping> {
+        let Source::Command(c) = &mut self.source else { return None };
+        let mut feed = Feed { detector: &mut self.detector, now, out };
+        c.on_exit(now.mono, status, io.pipes, io.scratch, &mut feed)
+    }
+
+    /// Applies a changed config to a running check with the same source: the source (position,
+    /// process) stays; a CRITICAL stays if the alert keeps its name, else it is cleared under
+    /// the old name.
+    pub fn reconfigure(&mut self, config: LogCheckConfig, now: Now, out: &mut Vec<Alert>) -> Result<(), String> {
+        debug_assert_eq!(config.source, self.config.source);
         let matcher = Matcher::new(&config.pattern)?;
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
         match self.detector.critical_state() {
@@ -191,12 +229,16 @@ impl LogFileCheck {
 
     /// What to save for a restart.
     pub fn snapshot(&self) -> CheckState {
-        self.snapshot_at(self.tailer.position())
+        let position = match &self.source {
+            Source::File(t) => t.position(),
+            Source::Command(_) => None,
+        };
+        self.snapshot_at(position)
     }
 
-    fn snapshot_at(&self, position: Option<crate::sources::tail::Position>) -> CheckState {
+    fn snapshot_at(&self, position: Option<Position>) -> CheckState {
         CheckState {
-            source: self.config.source(),
+            source: self.config.source.as_config(),
             position: position.map(Into::into),
             critical: self
                 .detector
@@ -205,24 +247,40 @@ impl LogFileCheck {
         }
     }
 
-    /// Stops following the file. With `clear`, a CRITICAL is cleared with an OK saying why
-    /// (the check was disabled or deleted); without, it is kept for the next start (the agent
-    /// stops: a daemon's shutdown raises no alerts). Returns the state to save.
-    pub fn stop(&mut self, watches: &mut Watches, clear: Option<(&str, Now)>, out: &mut Vec<Alert>) -> CheckState {
-        let position = self.tailer.stop(watches);
-        if let Some((why, now)) = clear {
+    /// Stops the source. With `clear`, a CRITICAL is cleared with an OK saying why (the check
+    /// was disabled, deleted or changed); without, it is kept for the next start (the agent
+    /// stops: a daemon's shutdown raises no alerts). Returns the state to save, and the
+    /// command's process group if one must still be reaped.
+    pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> (CheckState, Option<Stopping>) {
+        let (position, stopping) = match &mut self.source {
+            Source::File(t) => (t.stop(io.watches), None),
+            Source::Command(c) => (None, c.stop(now.mono, io.pipes)),
+        };
+        if let Some(why) = clear {
             self.detector.clear(now, why, &mut |a| out.push(a));
         }
-        self.snapshot_at(position)
+        (self.snapshot_at(position), stopping)
     }
 
     /// One-line summary of the counters, for the log.
     pub fn summary(&self) -> String {
         let d = self.detector.counters();
-        let t = self.tailer.counters();
-        format!(
-            "lines {} matches {} alerts {} bytes {} rotations {} truncations {} long-lines {} invalid-utf8 {} errors {}",
-            d.lines, d.matches, d.alerts, t.read.bytes, t.rotations, t.truncations, t.read.long_lines, d.invalid_utf8_lines, t.errors
-        )
+        let source = match &self.source {
+            Source::File(t) => {
+                let t = t.counters();
+                format!(
+                    "bytes {} rotations {} truncations {} long-lines {} errors {}",
+                    t.read.bytes, t.rotations, t.truncations, t.read.long_lines, t.errors
+                )
+            }
+            Source::Command(c) => {
+                let c = c.counters();
+                format!(
+                    "bytes {} long-lines {} starts {} exits {} stderr-lines {} (not logged {})",
+                    c.stdout.bytes, c.stdout.long_lines, c.starts, c.exits, c.stderr_lines, c.stderr_suppressed
+                )
+            }
+        };
+        format!("lines {} matches {} alerts {} invalid-utf8 {} {source}", d.lines, d.matches, d.alerts, d.invalid_utf8_lines)
     }
 }

@@ -1,11 +1,13 @@
-//! The daemon: one mio reactor thread multiplexing inotify (log files and monitor.d), a signalfd,
-//! and the checks' deadlines; alerts leave through the uplink's ring to the worker thread.
+//! The daemon: one mio reactor thread multiplexing inotify (log files and monitor.d), the pipes of
+//! `@command` sources, a signalfd (stop, reload, child exits) and the checks' deadlines; alerts
+//! leave through the uplink's ring to the worker thread.
 //!
 //! One turn: wait until an fd is ready or the earliest deadline; read the clock once; route each
 //! event; let every check with work read (bounded bytes per turn, so one busy file cannot starve
 //! the rest); fire every deadline that has passed; hand the alerts to the uplink; save state if
 //! due. When idle there are no deadlines and `poll` sleeps without a timeout.
 
+mod children;
 pub mod signals;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -17,12 +19,15 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::alert::Alert;
-use crate::checks::{LogFileCheck, LogFileConfig};
+use crate::checks::{Io, LogCheck, LogCheckConfig};
 use crate::config::check::{CheckDef, CheckId};
 use crate::config::layout::Layout;
 use crate::config::settings::Settings;
 use crate::config::store;
-use crate::sources::tail::{Progress, Scratch};
+use crate::sources::command::Reaper;
+use crate::sources::lines::Scratch;
+use crate::sources::pipes::{FIRST_PIPE_TOKEN, Pipes};
+use crate::sources::tail::Progress;
 use crate::sources::watch::{Listener, WatchHandle, Watches};
 use crate::state::{CheckState, StateStore};
 use crate::time::{Clock, Instant, Now};
@@ -69,6 +74,12 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
     register(&poll, signals.raw_fd(), SIGNALS)?;
     register(&poll, watches.raw_fd(), INOTIFY)?;
+    let pipes = Pipes::new(poll.registry().try_clone().map_err(|e| format!("cannot clone the poll registry: {e}"))?);
+    // Commands' orphaned grandchildren are re-parented to us and reaped here, not left as
+    // zombies under an init that may not reap them.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        crate::warn!("cannot become a child subreaper: {}; orphans of commands are left to init", e.desc());
+    }
     let (state, warning) = StateStore::load(&layout.state_dir());
     if let Some(w) = warning {
         crate::warn!("{w}");
@@ -79,6 +90,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         layout,
         settings,
         watches,
+        pipes,
+        reaper: Reaper::default(),
         state,
         checks: BTreeMap::new(),
         by_key: HashMap::new(),
@@ -106,7 +119,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     daemon.rescan(now, &mut out);
     daemon.deliver(now, out);
     let result = daemon.run(&mut poll, &signals, &clock);
-    daemon.shutdown();
+    daemon.shutdown(&clock);
     result
 }
 
@@ -123,13 +136,16 @@ fn state_key(id: &CheckId) -> String {
 
 struct RunningCheck {
     key: u64,
-    check: LogFileCheck,
+    check: LogCheck,
 }
 
 struct Daemon {
     layout: Layout,
     settings: Settings,
     watches: Watches,
+    pipes: Pipes,
+    /// Process groups of stopped or exited commands, until they are gone.
+    reaper: Reaper,
     scratch: Scratch,
     state: StateStore,
     /// Saved states of checks that are not running (disabled, broken), kept for when they run.
@@ -181,8 +197,16 @@ impl Daemon {
                             crate::info!("SIGHUP: reloading the configuration");
                             self.rescan_at = Some(now.mono);
                         }
+                        if r.children {
+                            self.reap_children(now, &mut out);
+                        }
                     }
                     INOTIFY => self.on_inotify(now),
+                    t if t.0 >= FIRST_PIPE_TOKEN => {
+                        if let Some(Listener::Check(key)) = self.pipes.route(t) {
+                            self.ready.insert(key);
+                        }
+                    }
                     // Spurious or stale events happen; there is nothing to route them to.
                     _ => {}
                 }
@@ -222,7 +246,8 @@ impl Daemon {
                 continue;
             };
             let mut budget = TURN_BUDGET;
-            if c.check.on_ready(now, &mut self.watches, &mut self.scratch, &mut budget, out) == Progress::More {
+            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch };
+            if c.check.on_ready(now, &mut io, &mut budget, out) == Progress::More {
                 self.ready.insert(key);
             }
             self.dirty_since.get_or_insert(now.mono);
@@ -233,10 +258,14 @@ impl Daemon {
         for c in self.checks.values_mut() {
             if c.check.next_deadline().is_some_and(|d| d <= now.mono) {
                 let mut budget = TURN_BUDGET;
-                if c.check.on_tick(now, &mut self.watches, &mut self.scratch, &mut budget, out) == Progress::More {
+                let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch };
+                if c.check.on_tick(now, &mut io, &mut budget, out) == Progress::More {
                     self.ready.insert(c.key);
                 }
             }
+        }
+        if self.reaper.next_deadline().is_some_and(|d| d <= now.mono) {
+            self.reaper.on_tick(now.mono);
         }
         if self.rescan_at.is_some_and(|t| t <= now.mono) {
             self.rescan_at = None;
@@ -246,7 +275,13 @@ impl Daemon {
 
     fn next_deadline(&self) -> Option<Instant> {
         let save = self.dirty_since.map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
-        self.checks.values().filter_map(|c| c.check.next_deadline()).chain(self.rescan_at).chain(save).min()
+        self.checks
+            .values()
+            .filter_map(|c| c.check.next_deadline())
+            .chain(self.rescan_at)
+            .chain(save)
+            .chain(self.reaper.next_deadline())
+            .min()
     }
 
     /// Hands alerts to the uplink; an alert changes a check's level, so state is saved at once.
@@ -304,7 +339,7 @@ impl Daemon {
             }
         };
         self.available = store::check_ids(&self.layout.available()).unwrap_or_default().into_iter().collect();
-        let mut desired: BTreeMap<CheckId, LogFileConfig> = BTreeMap::new();
+        let mut desired: BTreeMap<CheckId, LogCheckConfig> = BTreeMap::new();
         let mut keep: BTreeSet<CheckId> = BTreeSet::new();
         for lc in loaded {
             let mut report: Vec<String> = lc.warnings.iter().map(|w| format!("warning: {w}")).collect();
@@ -318,12 +353,9 @@ impl Daemon {
                         report.push(format!("check {}: not started", lc.id));
                     }
                 }
-                Ok(CheckDef::Log(def)) => match LogFileConfig::resolve(def, &self.settings) {
-                    Some(c) => {
-                        desired.insert(lc.id.clone(), c);
-                    }
-                    None => report.push(format!("check {}: @command sources are not supported by this build yet", lc.id)),
-                },
+                Ok(CheckDef::Log(def)) => {
+                    desired.insert(lc.id.clone(), LogCheckConfig::resolve(def, &self.settings));
+                }
                 Ok(CheckDef::Service(_)) => report.push(format!("check {}: service checks are not supported by this build yet", lc.id)),
                 Ok(CheckDef::Dbus(_)) => report.push(format!("check {}: dbus checks are not supported by this build yet", lc.id)),
                 Ok(CheckDef::Custom) => {
@@ -341,7 +373,7 @@ impl Daemon {
         let gone: Vec<CheckId> = self.checks.keys().filter(|id| !desired.contains_key(*id) && !keep.contains(*id)).cloned().collect();
         for id in gone {
             let why = if self.available.contains(&id) { "check disabled" } else { "check deleted" };
-            self.stop_check(&id, Some((why, now)), out);
+            self.stop_check(&id, now, Some(why), out);
             crate::info!("check {id}: stopped ({why})");
             self.reported.remove(&id);
         }
@@ -349,8 +381,8 @@ impl Daemon {
             let action = match self.checks.get(&id) {
                 None => "started",
                 Some(c) if c.check.config() == &config => continue,
-                Some(c) if c.check.config().path == config.path => "reconfigured",
-                Some(_) => "restarted on a new file",
+                Some(c) if c.check.config().source == config.source => "reconfigured",
+                Some(_) => "restarted on a new source",
             };
             if action == "reconfigured" {
                 if let Some(c) = self.checks.get_mut(&id) {
@@ -360,7 +392,7 @@ impl Daemon {
                 }
             } else {
                 if action != "started" {
-                    self.stop_check(&id, Some(("check changed", now)), out);
+                    self.stop_check(&id, now, Some("check changed"), out);
                 }
                 self.start_check(id.clone(), config, now, out);
             }
@@ -368,11 +400,11 @@ impl Daemon {
         }
     }
 
-    fn start_check(&mut self, id: CheckId, config: LogFileConfig, now: Now, out: &mut Vec<Alert>) {
+    fn start_check(&mut self, id: CheckId, config: LogCheckConfig, now: Now, out: &mut Vec<Alert>) {
         let key = self.next_key;
         self.next_key += 1;
         let saved = self.parked.remove(&state_key(&id));
-        match LogFileCheck::start(id.clone(), key, config, saved.as_ref(), now, out) {
+        match LogCheck::start(id.clone(), key, config, saved.as_ref(), now, out) {
             Ok(check) => {
                 self.by_key.insert(key, id.clone());
                 self.checks.insert(id, RunningCheck { key, check });
@@ -387,11 +419,15 @@ impl Daemon {
         }
     }
 
-    fn stop_check(&mut self, id: &CheckId, clear: Option<(&str, Now)>, out: &mut Vec<Alert>) {
+    fn stop_check(&mut self, id: &CheckId, now: Now, clear: Option<&str>, out: &mut Vec<Alert>) {
         if let Some(mut c) = self.checks.remove(id) {
             self.by_key.remove(&c.key);
             self.ready.remove(&c.key);
-            let state = c.check.stop(&mut self.watches, clear, out);
+            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch };
+            let (state, stopping) = c.check.stop(now, &mut io, clear, out);
+            if let Some(s) = stopping {
+                self.reaper.adopt(s);
+            }
             crate::debug!("check {id}: {}", c.check.summary());
             self.parked.insert(state_key(id), state);
         }
@@ -426,7 +462,8 @@ impl Daemon {
         }
     }
 
-    fn shutdown(mut self) {
+    fn shutdown(mut self, clock: &Clock) {
+        let now = clock.now();
         let mut out = Vec::new();
         let ids: Vec<CheckId> = self.checks.keys().cloned().collect();
         for id in &ids {
@@ -437,9 +474,10 @@ impl Daemon {
         // Stopping the agent is not a change of any check: no alerts, CRITICAL states are kept.
         self.save_state();
         for id in ids {
-            self.stop_check(&id, None, &mut out);
+            self.stop_check(&id, now, None, &mut out);
         }
         debug_assert!(out.is_empty());
+        self.stop_children(clock);
         self.uplink.shutdown();
     }
 }

@@ -1,7 +1,9 @@
-//! Signals as reactor events: SIGTERM/SIGINT (stop) and SIGHUP (reload) are blocked in every
-//! thread and read from a signalfd registered with the poll, so no handler runs at an arbitrary
-//! point. Block them before any thread is spawned: threads inherit the mask. A child process
-//! must unblock them in the child before exec.
+//! Signals as reactor events: SIGTERM/SIGINT (stop), SIGHUP (reload) and SIGCHLD (a command
+//! exited) are blocked in every thread and read from a signalfd registered with the poll, so no
+//! handler runs at an arbitrary point. Block them before any thread is spawned: threads inherit
+//! the mask, and so do child processes: the command runner clears it in the child before exec.
+//! Several SIGCHLD
+//! coalesce into one: the reactor reaps with `waitpid(-1, WNOHANG)` until nothing is left.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
@@ -15,6 +17,8 @@ pub struct Requests {
     pub stop: bool,
     /// SIGHUP: re-read the configuration.
     pub reload: bool,
+    /// SIGCHLD: a child exited and must be reaped.
+    pub children: bool,
 }
 
 /// The blocked signals and their signalfd.
@@ -24,10 +28,11 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and opens a signalfd for them.
+    /// Blocks SIGTERM, SIGINT, SIGHUP and SIGCHLD in the calling thread and opens a signalfd for
+    /// them.
     pub fn install() -> nix::Result<Signals> {
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
             mask.add(s);
         }
         mask.thread_block()?;
@@ -48,6 +53,7 @@ impl Signals {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGTERM | Signal::SIGINT) => r.stop = true,
                     Ok(Signal::SIGHUP) => r.reload = true,
+                    Ok(Signal::SIGCHLD) => r.children = true,
                     _ => {}
                 },
                 Ok(None) => return r,

@@ -1,6 +1,8 @@
-//! Byte producers registered with the reactor: the inotify watch table, the file tailer, and
-//! the line assembly they share.
+//! Byte producers registered with the reactor: the inotify watch table, the file tailer, the
+//! command runner and its pipes, and the line assembly they share.
 
+pub mod command;
 pub mod lines;
+pub mod pipes;
 pub mod tail;
 pub mod watch;

@@ -99,6 +99,46 @@ pub fn log_check(tag: &str, check: &str, pattern: &str, expiry: Option<&str>) ->
     (root, server, log)
 }
 
+/// The processes whose process group is `pgid`, zombies included: `(pid, state, name)`.
+pub fn group_members(pgid: i32) -> Vec<(i32, char, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
+            out.push((pid, fields[0].chars().next().unwrap_or('?'), stat[open + 1..close].to_string()));
+        }
+    }
+    out
+}
+
+/// The children of `ppid`.
+pub fn children_of(ppid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(ppid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Polls `cond` until it holds, or panics after `PATIENCE` with `what`.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Appends to a file, creating it.
 pub fn append(path: &Path, bytes: &[u8]) {
     let mut f = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
@@ -271,12 +311,17 @@ impl Daemon {
     /// Starts `lookout --root <root> run --server <server> --token TOKEN` and waits until its
     /// first scan of monitor.d is done.
     pub fn start(root: &Root, server: Option<&AlertServer>) -> Daemon {
+        Daemon::spawn(root, Daemon::command(root, server))
+    }
+
+    /// The command line `start` runs, to add to (environment, ...) before [`Daemon::spawn`].
+    pub fn command(root: &Root, server: Option<&AlertServer>) -> Command {
         let mut cmd = Command::new(bin());
         cmd.arg("--root").arg(root.path()).arg("run");
         if let Some(s) = server {
             cmd.args(["--server", s.url(), "--token", "TOKEN"]);
         }
-        Daemon::spawn(root, cmd)
+        cmd
     }
 
     /// Starts `cmd` (a daemon command line) with its output in files under the root, and waits

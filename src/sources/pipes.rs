@@ -1,0 +1,60 @@
+//! Registering child pipes with the reactor's poll: each pipe gets a token that is never given
+//! out again, so an event for a restarted command's old pipe cannot reach the new one, and the
+//! token says whose pipe it is.
+
+use std::collections::HashMap;
+use std::io;
+
+use mio::unix::pipe::Receiver;
+use mio::{Interest, Registry, Token};
+
+use super::watch::Listener;
+
+/// Tokens below this are the reactor's own fds (signals, inotify, ...).
+pub const FIRST_PIPE_TOKEN: usize = 16;
+
+/// The pipes registered with the poll, and whom each one wakes.
+#[derive(Debug)]
+pub struct Pipes {
+    registry: Registry,
+    routes: HashMap<Token, Listener>,
+    next: usize,
+}
+
+impl Pipes {
+    /// Pipes registered through `registry` (a clone of the reactor's).
+    pub fn new(registry: Registry) -> Self {
+        Pipes { registry, routes: HashMap::new(), next: FIRST_PIPE_TOKEN }
+    }
+
+    /// Registers `pipe` for readability; its events wake `listener`.
+    pub fn register(&mut self, pipe: &mut Receiver, listener: Listener) -> io::Result<Token> {
+        let token = Token(self.next);
+        self.next += 1;
+        self.registry.register(pipe, token, Interest::READABLE)?;
+        self.routes.insert(token, listener);
+        Ok(token)
+    }
+
+    /// Removes `pipe` (registered as `token`) before it is closed.
+    pub fn deregister(&mut self, pipe: &mut Receiver, token: Token) {
+        self.routes.remove(&token);
+        // Failure means the fd is already gone from the poll; closing it removes it anyway.
+        let _ = self.registry.deregister(pipe);
+    }
+
+    /// Whom an event on `token` is for; `None` for a stale token (its pipe is closed).
+    pub fn route(&self, token: Token) -> Option<Listener> {
+        self.routes.get(&token).copied()
+    }
+
+    /// Pipes registered now.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether no pipe is registered.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
