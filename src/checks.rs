@@ -6,8 +6,11 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::alert::Alert;
+use std::collections::BTreeMap;
+
 use crate::config::check::{CheckId, LogCheckDef, LogSource};
 use crate::config::settings::Settings;
+use crate::control::status::{CheckStatus, SourceStatus};
 use crate::detect::log::{CriticalState, LogDetector, LogSettings};
 use crate::detect::matcher::Matcher;
 use crate::sources::command::{CommandRunner, Stopping};
@@ -16,7 +19,7 @@ use crate::sources::pipes::Pipes;
 use crate::sources::tail::{Position, Progress, Tailer};
 use crate::sources::watch::{Listener, Watches};
 use crate::state::{CheckState, SavedCritical};
-use crate::time::{Instant, Now};
+use crate::time::{Instant, Now, rfc3339};
 
 /// What a check's source may use of the reactor: the inotify table, the pipe table and the
 /// shared read buffer.
@@ -260,6 +263,74 @@ impl LogCheck {
             self.detector.clear(now, why, &mut |a| out.push(a));
         }
         (self.snapshot_at(position), stopping)
+    }
+
+    /// The check as `status` shows it.
+    pub fn status(&self) -> CheckStatus {
+        let view = self.detector.view();
+        let d = self.detector.counters();
+        let mut counters: BTreeMap<String, u64> = [
+            ("lines", d.lines),
+            ("matches", d.matches),
+            ("alerts", d.alerts),
+            ("truncated_lines_in_alerts", d.truncated_lines),
+            ("invalid_utf8_lines", d.invalid_utf8_lines),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let source = match &self.source {
+            Source::File(t) => {
+                let c = t.counters();
+                counters.extend(
+                    [
+                        ("bytes", c.read.bytes),
+                        ("long_lines_cut", c.read.long_lines),
+                        ("rotations", c.rotations),
+                        ("truncations", c.truncations),
+                        ("copies_recovered", c.copies_recovered),
+                        ("read_errors", c.errors),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v)),
+                );
+                let pos = t.reading();
+                SourceStatus::File {
+                    path: t.path().display().to_string(),
+                    inode: pos.map(|p| p.id.ino),
+                    offset: pos.map(|p| p.offset),
+                    line: pos.map(|p| p.line),
+                }
+            }
+            Source::Command(r) => {
+                let c = r.counters();
+                counters.extend(
+                    [
+                        ("bytes", c.stdout.bytes),
+                        ("long_lines_cut", c.stdout.long_lines),
+                        ("stderr_lines", c.stderr_lines),
+                        ("stderr_lines_not_logged", c.stderr_suppressed),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v)),
+                );
+                SourceStatus::Command {
+                    command: r.command().to_string(),
+                    pid: r.pid().map(|p| p.as_raw()),
+                    starts: c.starts,
+                    exits: c.exits,
+                }
+            }
+        };
+        CheckStatus {
+            subsystem: self.id.subsystem.clone(),
+            name: self.id.name.clone(),
+            state: "running".into(),
+            source: Some(source),
+            level: Some(if view.critical { self.config.detector.level.as_str().into() } else { "OK".into() }),
+            alert: Some(self.config.detector.alert_name.clone()),
+            last_match: view.last_match_wall_ms.map(rfc3339),
+            expires: view.expires_wall_ms.map(rfc3339),
+            counters,
+        }
     }
 
     /// One-line summary of the counters, for the log.

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
+use std::time::Duration;
+
 use crate::config::layout::Layout;
+use crate::control::{self, client, client::ClientError};
 use crate::ctl;
 use crate::reactor::{self, Destination};
 
@@ -15,7 +18,8 @@ use crate::reactor::{self, Destination};
     example = "mender-monitorctl create log crasher_app ERROR /root/crasher.log 5\nmender-monitorctl enable log crasher_app\nmender-monitorctl list --json\nlookout --root /tmp/demo run",
     note = "Invoked as mender-monitorctl it takes the same verbs; invoked as mender-monitord it is the daemon (`lookout run`).\nDevice paths (/etc/mender-monitor, /usr/share/mender-monitor, /var/lib/mender-monitor) take the --root prefix, or LOOKOUT_ROOT.",
     error_code(1, "an error (the message names the argument, file or line)"),
-    error_code(2, "the command line could not be parsed")
+    error_code(2, "the command line could not be parsed"),
+    error_code(3, "status, reload: no daemon answers on the control socket")
 )]
 pub struct Cli {
     /// prefix for every device path (default: $LOOKOUT_ROOT, else /)
@@ -47,6 +51,14 @@ pub enum Cmd {
     Version(VersionCmd),
     /// run
     Run(RunCmd),
+    /// status
+    Status(StatusCmd),
+    /// reload
+    Reload(ReloadCmd),
+    /// test-pattern
+    TestPattern(TestPatternCmd),
+    /// check-config
+    CheckConfig(CheckConfigCmd),
 }
 
 #[derive(FromArgs, Debug)]
@@ -143,6 +155,50 @@ pub struct RunCmd {
 }
 
 #[derive(FromArgs, Debug)]
+/// show what the running daemon is doing: every check (source, position, level, last match,
+/// expiry, counters), the uplink (queue, last delivery, last error, backoff) and the agent's
+/// counters. Exit status 3 if no daemon answers.
+#[argh(subcommand, name = "status")]
+pub struct StatusCmd {
+    /// print JSON instead of a table
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// make the running daemon re-read config.sh and every check now (as SIGHUP does); prints the
+/// problems it found. Unchanged checks keep their state; a broken file leaves the previous
+/// version running. Exit status 3 if no daemon answers, 1 if there are problems.
+#[argh(subcommand, name = "reload")]
+pub struct ReloadCmd {}
+
+#[derive(FromArgs, Debug)]
+/// run a pattern over a file (or - for stdin) as a log check would, without a daemon: prints the
+/// matching lines as NUMBER:LINE and the alert the check would send. Exit status 1 if no line
+/// matches.
+#[argh(subcommand, name = "test-pattern", help_triggers("-h", "--help"))]
+pub struct TestPatternCmd {
+    /// the check name to put in the alert (default: test-pattern)
+    #[argh(option)]
+    pub name: Option<String>,
+    /// the check's expiration (as create takes it)
+    #[argh(option)]
+    pub expiry: Option<String>,
+    /// the pattern
+    #[argh(positional)]
+    pub pattern: String,
+    /// a log file, or - for stdin
+    #[argh(positional)]
+    pub input: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// validate config.sh and every check file without a daemon; prints every problem with file and
+/// line. Exit status 1 if there are errors.
+#[argh(subcommand, name = "check-config")]
+pub struct CheckConfigCmd {}
+
+#[derive(FromArgs, Debug)]
 /// mender-monitord: the lookout daemon under Mender Monitor's name.
 pub struct DaemonCli {
     /// prefix for every device path (default: $LOOKOUT_ROOT, else /)
@@ -189,6 +245,14 @@ pub fn main() -> i32 {
         return 0;
     }
     let root = root(cli.root);
+    let edited = |r: Result<(), String>| {
+        // A running daemon applies the change at once, even where inotify is unavailable; no
+        // daemon is fine too.
+        if r.is_ok() {
+            let _ = client::ask(&control::socket_path(&root), "reload", Duration::from_secs(2));
+        }
+        r
+    };
     let result = match cli.cmd {
         None => Err(format!("no command given; run `{prog} help`")),
         Some(Cmd::Version(_)) => {
@@ -196,14 +260,83 @@ pub fn main() -> i32 {
             Ok(())
         }
         Some(Cmd::Run(r)) => return run_daemon(root, r.server, r.token),
-        Some(Cmd::Create(c)) => ctl::create(&ctl::layout(&root), &c.subsystem, &c.check, &c.args),
-        Some(Cmd::Enable(c)) => ctl::enable(&ctl::layout(&root), &c.subsystem, &c.check),
-        Some(Cmd::Disable(c)) => ctl::disable(&ctl::layout(&root), &c.subsystem, &c.check),
-        Some(Cmd::Delete(c)) => ctl::delete(&ctl::layout(&root), &c.subsystem, &c.check),
+        Some(Cmd::Create(c)) => edited(ctl::create(&ctl::layout(&root), &c.subsystem, &c.check, &c.args)),
+        Some(Cmd::Enable(c)) => edited(ctl::enable(&ctl::layout(&root), &c.subsystem, &c.check)),
+        Some(Cmd::Disable(c)) => edited(ctl::disable(&ctl::layout(&root), &c.subsystem, &c.check)),
+        Some(Cmd::Delete(c)) => edited(ctl::delete(&ctl::layout(&root), &c.subsystem, &c.check)),
         Some(Cmd::List(c)) => ctl::list(&ctl::layout(&root), c.json).map(|text| print!("{text}")),
+        Some(Cmd::Status(c)) => return status(&prog, &root, c.json),
+        Some(Cmd::Reload(_)) => return reload(&prog, &root),
+        Some(Cmd::CheckConfig(_)) => match ctl::check_config::run(&ctl::layout(&root), &mut std::io::stdout().lock()) {
+            Ok(true) => Ok(()),
+            Ok(false) => return 1,
+            Err(e) => Err(e),
+        },
+        Some(Cmd::TestPattern(c)) => {
+            let t = ctl::test_pattern::TestPattern { pattern: c.pattern, input: c.input, name: c.name, expiry: c.expiry };
+            match ctl::test_pattern::run(&ctl::layout(&root), &t, &mut std::io::stdout().lock()) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    eprintln!("{prog}: no line matches");
+                    return 1;
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            1
+        }
+    }
+}
+
+fn status(prog: &str, root: &std::path::Path, json: bool) -> i32 {
+    match client::ask(&control::socket_path(root), "status", client::TIMEOUT) {
+        Ok(resp) => match (resp.ok, resp.status) {
+            (true, Some(status)) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                } else {
+                    print!("{}", status.render());
+                }
+                0
+            }
+            _ => {
+                eprintln!("{prog}: the daemon refused: {}", resp.error.unwrap_or_default());
+                1
+            }
+        },
+        Err(e @ ClientError::NotRunning(_)) => {
+            eprintln!("{prog}: {e}");
+            3
+        }
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            1
+        }
+    }
+}
+
+fn reload(prog: &str, root: &std::path::Path) -> i32 {
+    match client::ask(&control::socket_path(root), "reload", client::TIMEOUT) {
+        Ok(resp) if resp.ok => {
+            let problems = resp.problems.unwrap_or_default();
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if problems.is_empty() { 0 } else { 1 }
+        }
+        Ok(resp) => {
+            eprintln!("{prog}: the daemon refused: {}", resp.error.unwrap_or_default());
+            1
+        }
+        Err(e @ ClientError::NotRunning(_)) => {
+            eprintln!("{prog}: {e}");
+            3
+        }
         Err(e) => {
             eprintln!("{prog}: {e}");
             1

@@ -4,7 +4,7 @@
 //! Map (see DESIGN.md): `cli` parses the command line; `ctl` edits monitor.d; `config` reads
 //! check files and config.sh without executing them; `reactor` is the daemon's single-threaded
 //! event loop; `sources` read bytes (files through inotify); `detect` holds the pure state
-//! machines; `checks` wires a source to a detector; `alert` is the wire model; `uplink` is the
+//! machines; `checks` wires a source to a detector; `control` is the local socket and its CLI; `alert` is the wire model; `uplink` is the
 //! worker thread that delivers alerts; `state` persists positions across restarts.
 #![deny(missing_docs)]
 
@@ -14,6 +14,7 @@ pub mod alert;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod ctl;
 pub mod detect;
 pub mod reactor;

@@ -3,6 +3,9 @@
 //!
 //! A running daemon follows monitor.d through inotify, so every change here applies at once.
 
+pub mod check_config;
+pub mod test_pattern;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -66,6 +66,19 @@ pub struct LogCounters {
     pub invalid_utf8_lines: u64,
 }
 
+/// What `status` shows of a detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogView {
+    /// The check is CRITICAL (its alert is out, or about to be).
+    pub critical: bool,
+    /// A CRITICAL waits for its "after" lines.
+    pub collecting_context: bool,
+    /// Wall-clock time of the last match, Unix ms (while CRITICAL).
+    pub last_match_wall_ms: Option<u64>,
+    /// When the OK is due, wall clock, Unix ms (the last match plus the expiration).
+    pub expires_wall_ms: Option<u64>,
+}
+
 #[derive(Debug)]
 struct Pending {
     alert: Alert,
@@ -119,6 +132,16 @@ impl LogDetector {
         self.ring = std::mem::take(&mut old.ring);
         while self.ring.len() > self.settings.lines_before {
             self.ring.pop_front();
+        }
+    }
+
+    /// The state as `status` shows it.
+    pub fn view(&self) -> LogView {
+        LogView {
+            critical: self.critical.is_some(),
+            collecting_context: self.pending.is_some(),
+            last_match_wall_ms: self.critical.map(|c| c.last_match_wall_ms),
+            expires_wall_ms: self.critical.and_then(|c| Some(c.last_match_wall_ms.saturating_add(self.settings.expiration_ms?))),
         }
     }
 

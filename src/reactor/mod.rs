@@ -9,6 +9,7 @@
 
 mod children;
 pub mod signals;
+mod status;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::RawFd;
@@ -24,6 +25,8 @@ use crate::config::check::{CheckDef, CheckId};
 use crate::config::layout::Layout;
 use crate::config::settings::Settings;
 use crate::config::store;
+use crate::control::protocol::Response;
+use crate::control::server::{Asked, ControlServer, LISTENER};
 use crate::sources::command::Reaper;
 use crate::sources::lines::Scratch;
 use crate::sources::pipes::{FIRST_PIPE_TOKEN, Pipes};
@@ -58,6 +61,20 @@ pub enum Destination {
 pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let signals = signals::Signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))?;
     let clock = Clock::default();
+    let started = clock.now();
+    let mut poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
+    register(&poll, signals.raw_fd(), SIGNALS)?;
+    // The control socket before anything slow, so that the CLI gets answers from the first
+    // moment. Another daemon on it is fatal; an unusable /run only costs the socket.
+    let registry = || poll.registry().try_clone().map_err(|e| format!("cannot clone the poll registry: {e}"));
+    let control = match ControlServer::bind(&crate::control::socket_path(layout.root()), registry()?) {
+        Ok(c) => Some(c),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(e.to_string()),
+        Err(e) => {
+            crate::warn!("no control socket ({e}); status and reload are not available");
+            None
+        }
+    };
     let (settings, errors) = Settings::load(&layout.config_sh());
     crate::logging::set_level(settings.log_level);
     for e in &errors {
@@ -71,10 +88,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let uplink = Uplink::start(&sink, Duration::from_secs(settings.send_alert_max_interval_s))
         .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
     let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
-    let mut poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
-    register(&poll, signals.raw_fd(), SIGNALS)?;
     register(&poll, watches.raw_fd(), INOTIFY)?;
-    let pipes = Pipes::new(poll.registry().try_clone().map_err(|e| format!("cannot clone the poll registry: {e}"))?);
+    let pipes = Pipes::new(registry()?);
     // Commands' orphaned grandchildren are re-parented to us and reaped here, not left as
     // zombies under an init that may not reap them.
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -101,7 +116,13 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         rescan_at: None,
         dirty_since: None,
         available: BTreeSet::new(),
-        reported: HashMap::new(),
+        problems: BTreeMap::new(),
+        control,
+        started,
+        destination: match &sink {
+            SinkConfig::Stdout => "stdout".to_string(),
+            SinkConfig::Mender { url, .. } => url.clone(),
+        },
         uplink,
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
     };
@@ -109,10 +130,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         "lookout {} started: checks in {}, alerts to {}",
         env!("CARGO_PKG_VERSION"),
         daemon.layout.monitor_d().display(),
-        match &sink {
-            SinkConfig::Stdout => "stdout".to_string(),
-            SinkConfig::Mender { url, .. } => url.clone(),
-        }
+        daemon.destination
     );
     let mut out = Vec::new();
     let now = clock.now();
@@ -161,8 +179,14 @@ struct Daemon {
     dirty_since: Option<Instant>,
     /// Checks in `available/` at the last rescan.
     available: BTreeSet<CheckId>,
-    /// What was last said about each check's file, to say it again only when it changes.
-    reported: HashMap<CheckId, String>,
+    /// Problems of each enabled check's file at the last rescan (logged when they change).
+    problems: BTreeMap<CheckId, Vec<String>>,
+    /// The control socket, if it could be created.
+    control: Option<ControlServer>,
+    /// When the daemon started.
+    started: Now,
+    /// Where alerts go, for `status`.
+    destination: String,
     config_errors: Vec<String>,
     uplink: Uplink,
 }
@@ -202,6 +226,12 @@ impl Daemon {
                         }
                     }
                     INOTIFY => self.on_inotify(now),
+                    LISTENER => {
+                        if let Some(c) = self.control.as_mut() {
+                            c.on_listener(now.mono);
+                        }
+                    }
+                    t if ControlServer::owns(t) => self.on_control(t, now, &mut out),
                     t if t.0 >= FIRST_PIPE_TOKEN => {
                         if let Some(Listener::Check(key)) = self.pipes.route(t) {
                             self.ready.insert(key);
@@ -214,6 +244,21 @@ impl Daemon {
             self.run_ready(now, &mut out);
             self.run_deadlines(now, &mut out);
             self.deliver(now, out);
+        }
+    }
+
+    fn on_control(&mut self, token: Token, now: Now, out: &mut Vec<Alert>) {
+        let Some(asked) = self.control.as_mut().and_then(|c| c.on_connection(token)) else { return };
+        let response = match asked {
+            Asked::Status => Response::status(self.status(now)),
+            Asked::Reload => {
+                crate::info!("reload requested on the control socket");
+                self.rescan_at = None;
+                Response::reloaded(self.rescan(now, out))
+            }
+        };
+        if let Some(c) = self.control.as_mut() {
+            c.respond(token, &response);
         }
     }
 
@@ -267,6 +312,11 @@ impl Daemon {
         if self.reaper.next_deadline().is_some_and(|d| d <= now.mono) {
             self.reaper.on_tick(now.mono);
         }
+        if let Some(c) = self.control.as_mut() {
+            if c.next_deadline().is_some_and(|d| d <= now.mono) {
+                c.on_tick(now.mono);
+            }
+        }
         if self.rescan_at.is_some_and(|t| t <= now.mono) {
             self.rescan_at = None;
             self.rescan(now, out);
@@ -281,6 +331,7 @@ impl Daemon {
             .chain(self.rescan_at)
             .chain(save)
             .chain(self.reaper.next_deadline())
+            .chain(self.control.as_ref().and_then(|c| c.next_deadline()))
             .min()
     }
 
@@ -314,8 +365,9 @@ impl Daemon {
         }
     }
 
-    /// Re-reads config.sh and monitor.d and brings the running checks in line.
-    fn rescan(&mut self, now: Now, out: &mut Vec<Alert>) {
+    /// Re-reads config.sh and monitor.d and brings the running checks in line. Returns every
+    /// problem found (each is logged once, when it first appears).
+    fn rescan(&mut self, now: Now, out: &mut Vec<Alert>) -> Vec<String> {
         self.ensure_config_watches();
         let (settings, errors) = Settings::load(&self.layout.config_sh());
         let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -325,6 +377,7 @@ impl Daemon {
             }
             self.config_errors = messages;
         }
+        let mut all_problems = self.config_errors.clone();
         if settings != self.settings {
             crate::info!("{}: settings changed", self.layout.config_sh().display());
             crate::logging::set_level(settings.log_level);
@@ -334,13 +387,16 @@ impl Daemon {
         let loaded = match store::load_enabled(&self.layout) {
             Ok(l) => l,
             Err(e) => {
-                crate::error!("cannot read the enabled checks: {e}; keeping the running ones");
-                return;
+                let m = format!("cannot read the enabled checks: {e}; keeping the running ones");
+                crate::error!("{m}");
+                all_problems.push(m);
+                return all_problems;
             }
         };
         self.available = store::check_ids(&self.layout.available()).unwrap_or_default().into_iter().collect();
         let mut desired: BTreeMap<CheckId, LogCheckConfig> = BTreeMap::new();
         let mut keep: BTreeSet<CheckId> = BTreeSet::new();
+        let mut problems: BTreeMap<CheckId, Vec<String>> = BTreeMap::new();
         for lc in loaded {
             let mut report: Vec<String> = lc.warnings.iter().map(|w| format!("warning: {w}")).collect();
             match &lc.def {
@@ -362,20 +418,22 @@ impl Daemon {
                     report.push(format!("check {}: lookout does not run custom subsystem scripts ({}.sh)", lc.id, lc.id.subsystem))
                 }
             }
-            let text = report.join("\n");
-            if self.reported.get(&lc.id) != Some(&text) {
+            if self.problems.get(&lc.id) != Some(&report) {
                 for line in &report {
                     crate::warn!("{line}");
                 }
-                self.reported.insert(lc.id.clone(), text);
+            }
+            all_problems.extend(report.iter().cloned());
+            if !report.is_empty() {
+                problems.insert(lc.id.clone(), report);
             }
         }
+        self.problems = problems;
         let gone: Vec<CheckId> = self.checks.keys().filter(|id| !desired.contains_key(*id) && !keep.contains(*id)).cloned().collect();
         for id in gone {
             let why = if self.available.contains(&id) { "check disabled" } else { "check deleted" };
             self.stop_check(&id, now, Some(why), out);
             crate::info!("check {id}: stopped ({why})");
-            self.reported.remove(&id);
         }
         for (id, config) in desired {
             let action = match self.checks.get(&id) {
@@ -398,6 +456,7 @@ impl Daemon {
             }
             crate::info!("check {id}: {action}");
         }
+        all_problems
     }
 
     fn start_check(&mut self, id: CheckId, config: LogCheckConfig, now: Now, out: &mut Vec<Alert>) {

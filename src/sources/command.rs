@@ -264,6 +264,11 @@ impl CommandRunner {
         }
     }
 
+    /// The command line (without the `@`).
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> CommandCounters {
         self.counters

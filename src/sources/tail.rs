@@ -177,6 +177,11 @@ impl Tailer {
         self.current.as_ref().map(OpenLog::position).or(self.resume)
     }
 
+    /// Where the file read now stands (for `status`); `None` while it does not exist.
+    pub fn reading(&self) -> Option<Position> {
+        self.current.as_ref().map(OpenLog::position)
+    }
+
     /// When [`sync`](Self::sync) must run again without an event.
     pub fn next_deadline(&self) -> Option<Instant> {
         let retire = self.retired.as_ref().map(|r| r.close_at);

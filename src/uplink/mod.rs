@@ -9,8 +9,8 @@
 
 pub mod sink;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -45,9 +45,24 @@ pub struct UplinkCounters {
     pub undelivered_at_exit: AtomicU64,
 }
 
+/// What the worker is doing, for `status`. The worker holds the lock only to update it, never
+/// across a request, so the reactor never waits on it for long.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerState {
+    /// Alerts taken from the ring and not yet delivered.
+    pub in_flight: usize,
+    /// Last successful delivery, Unix ms.
+    pub last_delivery_ms: Option<u64>,
+    /// Last failure, Unix ms, and what it was.
+    pub last_error: Option<(u64, String)>,
+    /// While backing off: when the next attempt is due, Unix ms.
+    pub retry_at_ms: Option<u64>,
+}
+
 struct Shared {
     stop: AtomicBool,
     counters: UplinkCounters,
+    state: Mutex<WorkerState>,
 }
 
 /// The reactor's end of the uplink.
@@ -64,7 +79,11 @@ impl Uplink {
         // The ring lives as long as the process; leaking it gives both ends a 'static borrow.
         let queue: &'static mut Queue<Alert, QUEUE_SLOTS> = Box::leak(Box::new(Queue::new()));
         let (producer, consumer) = queue.split();
-        let shared = Arc::new(Shared { stop: AtomicBool::new(false), counters: UplinkCounters::default() });
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            counters: UplinkCounters::default(),
+            state: Mutex::new(WorkerState::default()),
+        });
         let sink = Sink::new(config);
         let worker_shared = Arc::clone(&shared);
         let worker = thread::Builder::new()
@@ -99,6 +118,16 @@ impl Uplink {
         &self.shared.counters
     }
 
+    /// Alerts waiting in the ring.
+    pub fn queued(&self) -> usize {
+        self.producer.len()
+    }
+
+    /// What the worker is doing.
+    pub fn worker_state(&self) -> WorkerState {
+        self.shared.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// Stops the worker after a last delivery attempt of at most [`SHUTDOWN_FLUSH`] (plus one
     /// request timeout).
     pub fn shutdown(self) {
@@ -118,6 +147,12 @@ struct Worker {
 }
 
 impl Worker {
+    fn update(&self, f: impl FnOnce(&mut WorkerState)) {
+        if let Ok(mut s) = self.shared.state.lock() {
+            f(&mut s);
+        }
+    }
+
     fn run(mut self) {
         let c = &self.shared.counters;
         let mut batch: Vec<Alert> = Vec::new();
@@ -157,8 +192,14 @@ impl Worker {
                 thread::park_timeout(wait);
                 continue;
             }
+            self.update(|s| s.in_flight = batch.len());
             match self.sink.send(&batch) {
                 Ok(()) => {
+                    self.update(|s| {
+                        s.in_flight = 0;
+                        s.last_delivery_ms = Some(crate::time::wall_now_ms());
+                        s.retry_at_ms = None;
+                    });
                     c.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     crate::debug!("delivered {} alerts", batch.len());
                     batch.clear();
@@ -166,6 +207,10 @@ impl Worker {
                     retry_at = None;
                 }
                 Err(SendError::Rejected(why)) => {
+                    self.update(|s| {
+                        s.in_flight = 0;
+                        s.last_error = Some((crate::time::wall_now_ms(), why.clone()));
+                    });
                     c.rejected.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     let names: Vec<&str> = batch.iter().map(|a| a.name.as_str()).collect();
                     crate::error!("{why}: dropped {} alerts {names:?}", batch.len());
@@ -175,6 +220,12 @@ impl Worker {
                     c.failures.fetch_add(1, Ordering::Relaxed);
                     crate::warn!("{why}; {} alerts kept, retrying in {} s", batch.len() + self.consumer.len(), delay.as_secs_f32());
                     retry_at = Some(Instant::now() + delay);
+                    let wall = crate::time::wall_now_ms();
+                    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    self.update(|s| {
+                        s.last_error = Some((wall, why.clone()));
+                        s.retry_at_ms = Some(wall.saturating_add(delay_ms));
+                    });
                     let cap = self.max_interval.max(FIRST_RETRY);
                     delay = (delay * 2).min(cap);
                 }

@@ -1,0 +1,111 @@
+//! The control protocol: the client sends one JSON line, the daemon answers one JSON line and
+//! closes. Both carry the protocol version `v`; a daemon refuses a version it does not speak.
+
+use serde::{Deserialize, Serialize};
+
+use super::status::Status;
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// Longest request line the daemon reads.
+pub const MAX_REQUEST: usize = 4096;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Protocol version.
+    pub v: u32,
+    /// `status` or `reload`.
+    pub cmd: String,
+}
+
+impl Request {
+    /// A request of this build's version.
+    pub fn new(cmd: &str) -> Self {
+        Request { v: VERSION, cmd: cmd.into() }
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// Protocol version.
+    pub v: u32,
+    /// Whether the request was understood and done.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Box<Status>>,
+    /// For `reload`: every problem found in the configuration (empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
+}
+
+impl Response {
+    /// A refusal.
+    pub fn error(message: impl Into<String>) -> Self {
+        Response { v: VERSION, ok: false, error: Some(message.into()), status: None, problems: None }
+    }
+
+    /// The answer to `status`.
+    pub fn status(status: Status) -> Self {
+        Response { v: VERSION, ok: true, error: None, status: Some(Box::new(status)), problems: None }
+    }
+
+    /// The answer to `reload`.
+    pub fn reloaded(problems: Vec<String>) -> Self {
+        Response { v: VERSION, ok: true, error: None, status: None, problems: Some(problems) }
+    }
+
+    /// The response as one line.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_else(|_| br#"{"v":1,"ok":false,"error":"cannot encode"}"#.to_vec());
+        v.push(b'\n');
+        v
+    }
+}
+
+/// What the daemon makes of a request line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// `status`.
+    Status,
+    /// `reload`: re-read the configuration now.
+    Reload,
+    /// Not a request this daemon serves; the message says why.
+    Bad(String),
+}
+
+/// Reads a request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Parsed {
+    let req: Request = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => return Parsed::Bad(format!("not a request: {e}")),
+    };
+    if req.v != VERSION {
+        return Parsed::Bad(format!("protocol version {} is not supported (this daemon speaks {VERSION})", req.v));
+    }
+    match req.cmd.as_str() {
+        "status" => Parsed::Status,
+        "reload" => Parsed::Reload,
+        other => Parsed::Bad(format!("unknown command {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_versioned() {
+        assert_eq!(parse_request(br#"{"v":1,"cmd":"status"}"#), Parsed::Status);
+        assert_eq!(parse_request(br#"{"v":1,"cmd":"reload"}"#), Parsed::Reload);
+        assert!(matches!(parse_request(br#"{"v":2,"cmd":"status"}"#), Parsed::Bad(m) if m.contains("version 2")));
+        assert!(matches!(parse_request(br#"{"v":1,"cmd":"reboot"}"#), Parsed::Bad(m) if m.contains("reboot")));
+        assert!(matches!(parse_request(b"\xff garbage"), Parsed::Bad(_)));
+        assert_eq!(serde_json::to_string(&Request::new("status")).unwrap(), r#"{"v":1,"cmd":"status"}"#);
+    }
+}

@@ -1,0 +1,250 @@
+//! The daemon's end of the control socket, driven by the reactor.
+//!
+//! Bounded by construction: at most [`MAX_CLIENTS`] connections (more are accepted and closed at
+//! once, so a flood of clients cannot fill the listen backlog and lock the CLI out), requests of
+//! at most [`super::protocol::MAX_REQUEST`] bytes, one response per connection, and
+//! [`CLIENT_TIMEOUT_MS`] for a client to send its request and read the answer. A client that
+//! never reads costs one buffered response until its time is up; the reactor never waits on it.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use super::protocol::{MAX_REQUEST, Parsed, Response, parse_request};
+use crate::time::Instant;
+
+/// The listener's token.
+pub const LISTENER: Token = Token(2);
+/// Connection tokens start here (apart from pipe tokens, which count up from 16).
+pub const FIRST_CONNECTION: usize = 1 << 40;
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 16;
+/// Time a client has for its request and for reading the answer.
+pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
+
+/// Counters of the control socket.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ControlCounters {
+    /// Connections served.
+    pub accepted: u64,
+    /// Connections closed at once because [`MAX_CLIENTS`] were open.
+    pub refused: u64,
+    /// Connections closed because the client was too slow.
+    pub timed_out: u64,
+    /// Requests that were too long or not understood.
+    pub bad_requests: u64,
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    answered: bool,
+    deadline: Instant,
+}
+
+/// A request the reactor must answer with [`ControlServer::respond`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// `status`.
+    Status,
+    /// `reload`.
+    Reload,
+}
+
+/// The listening socket and its connections.
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+    registry: Registry,
+    conns: HashMap<Token, Conn>,
+    next: usize,
+    counters: ControlCounters,
+}
+
+impl ControlServer {
+    /// Listens on `path` (mode 0600). A socket file left by a dead daemon is replaced; one a live
+    /// daemon answers on is an error.
+    pub fn bind(path: &Path, registry: Registry) -> io::Result<ControlServer> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{}: another lookout daemon is running", path.display())));
+                }
+                Err(_) => std::fs::remove_file(path)?,
+            }
+        }
+        // Created with no permissions for others from the first moment (umask), then 0600.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(path);
+        nix::sys::stat::umask(old);
+        let mut listener = bound.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        registry.register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(ControlServer {
+            listener,
+            path: path.to_path_buf(),
+            registry,
+            conns: HashMap::new(),
+            next: FIRST_CONNECTION,
+            counters: ControlCounters::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> ControlCounters {
+        self.counters
+    }
+
+    /// Whether `token` is one of our connections.
+    pub fn owns(token: Token) -> bool {
+        token.0 >= FIRST_CONNECTION
+    }
+
+    /// Accepts every pending connection.
+    pub fn on_listener(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    if self.conns.len() >= MAX_CLIENTS {
+                        self.counters.refused += 1;
+                        continue; // dropped: the client sees the connection closed
+                    }
+                    let token = Token(self.next);
+                    self.next += 1;
+                    if self.registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                        continue;
+                    }
+                    self.counters.accepted += 1;
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            stream,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            written: 0,
+                            answered: false,
+                            deadline: now.plus_ms(CLIENT_TIMEOUT_MS),
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    crate::warn!("{}: accept failed: {e}", self.path.display());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads or writes on a connection; returns a request to answer once one has arrived.
+    pub fn on_connection(&mut self, token: Token) -> Option<Asked> {
+        let conn = self.conns.get_mut(&token)?;
+        if conn.answered {
+            self.flush(token);
+            return None;
+        }
+        let mut buf = [0u8; 1024];
+        loop {
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.close(token);
+                    return None;
+                }
+                Ok(n) => {
+                    conn.input.extend_from_slice(&buf[..n]);
+                    if let Some(end) = memchr::memchr(b'\n', &conn.input) {
+                        let line = conn.input[..end].to_vec();
+                        return match parse_request(&line) {
+                            Parsed::Status => Some(Asked::Status),
+                            Parsed::Reload => Some(Asked::Reload),
+                            Parsed::Bad(why) => {
+                                self.counters.bad_requests += 1;
+                                self.respond(token, &Response::error(why));
+                                None
+                            }
+                        };
+                    }
+                    if conn.input.len() > MAX_REQUEST {
+                        self.counters.bad_requests += 1;
+                        self.respond(token, &Response::error(format!("request longer than {MAX_REQUEST} bytes")));
+                        return None;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close(token);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Queues `response` on a connection and writes what the socket takes now.
+    pub fn respond(&mut self, token: Token, response: &Response) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        conn.output = response.to_line();
+        conn.written = 0;
+        conn.answered = true;
+        self.flush(token);
+    }
+
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        while conn.written < conn.output.len() {
+            match conn.stream.write(&conn.output[conn.written..]) {
+                Ok(0) => break,
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.close(token);
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.registry.deregister(&mut conn.stream);
+        }
+    }
+
+    /// When the next slow client is to be closed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.conns.values().map(|c| c.deadline).min()
+    }
+
+    /// Closes the connections whose time is up.
+    pub fn on_tick(&mut self, now: Instant) {
+        let late: Vec<Token> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
+        for t in late {
+            self.counters.timed_out += 1;
+            self.close(t);
+        }
+    }
+
+    /// Connections open now.
+    pub fn clients(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        // The next daemon would replace it anyway; removing it tells the CLI at once that no
+        // daemon runs.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

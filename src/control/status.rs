@@ -1,0 +1,180 @@
+//! What `lookout status` shows: the daemon's view of every check, the uplink and every bound's
+//! counter, as JSON on the socket and as a table for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `lookout <version>`.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// When it started (RFC 3339).
+    pub started: String,
+    /// Seconds since.
+    pub uptime_s: u64,
+    /// Every enabled check, running or not.
+    pub checks: Vec<CheckStatus>,
+    /// Alert delivery.
+    pub uplink: UplinkStatus,
+    /// Counters of the agent's own bounds (inotify, control socket, state file, children).
+    pub agent: BTreeMap<String, u64>,
+}
+
+/// One enabled check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// Subsystem (`log`, `service`, ...).
+    pub subsystem: String,
+    /// Check name.
+    pub name: String,
+    /// `running`, or why not (`error: ...`, `not supported ...`).
+    pub state: String,
+    /// Where its lines come from, when running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
+    /// `OK` or `CRITICAL`, when running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The name its alerts carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Last match while CRITICAL (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_match: Option<String>,
+    /// When the OK is due (RFC 3339), if it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Lines read, matches, alerts, bytes, cut lines, rotations, ...
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Where a check reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// A followed file.
+    File {
+        /// The path.
+        path: String,
+        /// Inode of the file read now (none while it does not exist).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inode: Option<u64>,
+        /// Offset of the next line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        /// Number of the next line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+    },
+    /// A command's output.
+    Command {
+        /// The command line.
+        command: String,
+        /// Its process id while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+        /// Times started.
+        starts: u64,
+        /// Times exited.
+        exits: u64,
+    },
+}
+
+/// Alert delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkStatus {
+    /// `stdout` or the alert URL.
+    pub destination: String,
+    /// Alerts waiting (in the ring and in the batch being sent).
+    pub queue_depth: u64,
+    /// Capacity of the ring.
+    pub queue_capacity: u64,
+    /// Last successful delivery (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<String>,
+    /// Last failure, with its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Next retry (RFC 3339) while backing off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    /// queued, delivered, rejected, failures, overflowed.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl Status {
+    /// The table `lookout status` prints.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{} (pid {}), up {} s since {}", self.version, self.pid, self.uptime_s, self.started);
+        if self.checks.is_empty() {
+            out.push_str("no enabled checks\n");
+        }
+        let rows: Vec<[String; 6]> = self
+            .checks
+            .iter()
+            .map(|c| {
+                let source = match &c.source {
+                    Some(SourceStatus::File { path, inode, offset, line }) => match (inode, offset, line) {
+                        (Some(i), Some(o), Some(l)) => format!("{path} (inode {i}, offset {o}, line {l})"),
+                        _ => format!("{path} (waiting for it)"),
+                    },
+                    Some(SourceStatus::Command { command, pid, starts, exits }) => match pid {
+                        Some(p) => format!("@{command} (pid {p}, starts {starts}, exits {exits})"),
+                        None => format!("@{command} (not running, starts {starts}, exits {exits})"),
+                    },
+                    None => c.state.clone(),
+                };
+                let level = c.level.clone().unwrap_or_else(|| "-".into());
+                let since = c.last_match.clone().unwrap_or_else(|| "-".into());
+                let expires = match (&c.level, &c.expires) {
+                    (Some(l), None) if l != "OK" => "never".into(),
+                    (_, e) => e.clone().unwrap_or_else(|| "-".into()),
+                };
+                let counts = ["lines", "alerts"]
+                    .iter()
+                    .map(|k| format!("{}", c.counters.get(*k).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                [format!("{} {}", c.subsystem, c.name), level, source, since, expires, counts]
+            })
+            .collect();
+        if !rows.is_empty() {
+            let header = ["CHECK", "LEVEL", "SOURCE", "LAST MATCH", "EXPIRES", "LINES/ALERTS"];
+            let widths: Vec<usize> =
+                (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+            for r in std::iter::once(header.map(String::from)).chain(rows) {
+                let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:w$}", w = widths[i])).collect();
+                let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+            }
+        }
+        for c in &self.checks {
+            let nonzero: Vec<String> = c.counters.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+            if !nonzero.is_empty() {
+                let _ = writeln!(out, "  {} {}: {}", c.subsystem, c.name, nonzero.join(", "));
+            }
+        }
+        let u = &self.uplink;
+        let _ = writeln!(out, "uplink: to {}, queue {}/{}", u.destination, u.queue_depth, u.queue_capacity);
+        if let Some(t) = &u.last_delivery {
+            let _ = writeln!(out, "  last delivery {t}");
+        }
+        if let Some(e) = &u.last_error {
+            let _ = writeln!(out, "  last error {e}");
+        }
+        if let Some(t) = &u.retry_at {
+            let _ = writeln!(out, "  backing off, next try {t}");
+        }
+        let counts: Vec<String> = u.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "  {}", counts.join(", "));
+        let agent: Vec<String> = self.agent.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "agent: {}", agent.join(", "));
+        out
+    }
+}

@@ -1,0 +1,81 @@
+//! Assembling `status` from the daemon's parts.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use super::Daemon;
+use crate::control::status::{CheckStatus, Status, UplinkStatus};
+use crate::time::{Now, rfc3339};
+use crate::uplink::QUEUE_SLOTS;
+
+impl Daemon {
+    /// Everything `lookout status` shows.
+    pub(super) fn status(&self, now: Now) -> Status {
+        let mut checks: Vec<CheckStatus> = self.checks.values().map(|c| c.check.status()).collect();
+        // Enabled checks that do not run, with the reason.
+        for (id, problems) in &self.problems {
+            if self.checks.contains_key(id) {
+                continue;
+            }
+            checks.push(CheckStatus {
+                subsystem: id.subsystem.clone(),
+                name: id.name.clone(),
+                state: format!("not running: {}", problems.join("; ")),
+                source: None,
+                level: None,
+                alert: None,
+                last_match: None,
+                expires: None,
+                counters: BTreeMap::new(),
+            });
+        }
+        checks.sort_by(|a, b| (&a.subsystem, &a.name).cmp(&(&b.subsystem, &b.name)));
+        let c = self.uplink.counters();
+        let w = self.uplink.worker_state();
+        let uplink = UplinkStatus {
+            destination: self.destination.clone(),
+            queue_depth: (self.uplink.queued() + w.in_flight) as u64,
+            queue_capacity: (QUEUE_SLOTS - 1) as u64,
+            last_delivery: w.last_delivery_ms.map(rfc3339),
+            last_error: w.last_error.map(|(t, e)| format!("{}: {e}", rfc3339(t))),
+            retry_at: w.retry_at_ms.map(rfc3339),
+            counters: [
+                ("accepted", c.queued.load(Ordering::Relaxed)),
+                ("delivered", c.delivered.load(Ordering::Relaxed)),
+                ("rejected", c.rejected.load(Ordering::Relaxed)),
+                ("failed_attempts", c.failures.load(Ordering::Relaxed)),
+                ("dropped_queue_full", c.overflowed.load(Ordering::Relaxed)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        };
+        let watch = self.watches.counters();
+        let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
+        let agent: BTreeMap<String, u64> = [
+            ("inotify_overflows", watch.overflows),
+            ("inotify_watch_limit_hits", watch.limit_hits),
+            ("command_pipes", self.pipes.len() as u64),
+            ("process_groups_stopping", self.reaper.len() as u64),
+            ("state_saves", self.state.saves),
+            ("state_save_errors", self.state.save_errors),
+            ("control_clients", self.control.as_ref().map_or(0, |c| c.clients()) as u64),
+            ("control_accepted", control.accepted),
+            ("control_refused_too_many", control.refused),
+            ("control_timed_out", control.timed_out),
+            ("control_bad_requests", control.bad_requests),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Status {
+            version: crate::cli::version(),
+            pid: std::process::id(),
+            started: rfc3339(self.started.wall_ms),
+            uptime_s: self.started.mono.until(now.mono) / 1000,
+            checks,
+            uplink,
+            agent,
+        }
+    }
+}
