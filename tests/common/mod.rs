@@ -205,31 +205,21 @@ impl AlertServer {
 
     /// Every alert received so far, in order, with the time its request arrived.
     pub fn alerts(&self) -> Vec<(Instant, Value)> {
-        let mut out = Vec::new();
-        for r in self.requests() {
-            if r.path != "/api/devices/v1/devicemonitor/alert" {
-                continue;
-            }
-            let v: Value = serde_json::from_slice(&r.body).expect("alert body is JSON");
-            for a in v.as_array().expect("alert body is a JSON array") {
-                out.push((r.at, a.clone()));
-            }
-        }
-        out
+        alerts_of(&self.state.0.lock().unwrap().requests)
     }
 
     /// Waits until `pred` holds for the alerts received, or panics after `PATIENCE`.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + PATIENCE;
         let (lock, cv) = &*self.state;
+        // The predicate is checked under the lock the server thread takes to record a request,
+        // so no notification can fall between the check and the wait.
         let mut guard = lock.lock().unwrap();
         loop {
-            drop(guard);
-            let alerts: Vec<Value> = self.alerts().into_iter().map(|(_, a)| a).collect();
+            let alerts: Vec<Value> = alerts_of(&guard.requests).into_iter().map(|(_, a)| a).collect();
             if pred(&alerts) {
                 return alerts;
             }
-            guard = lock.lock().unwrap();
             let now = Instant::now();
             if now >= deadline {
                 drop(guard);
@@ -243,6 +233,20 @@ impl AlertServer {
     pub fn wait_alerts(&self, n: usize) -> Vec<Value> {
         self.wait_for(&format!("{n} alerts"), |a| a.len() >= n)
     }
+}
+
+fn alerts_of(requests: &[Request]) -> Vec<(Instant, Value)> {
+    let mut out = Vec::new();
+    for r in requests {
+        if r.path != "/api/devices/v1/devicemonitor/alert" {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&r.body).expect("alert body is JSON");
+        for a in v.as_array().expect("alert body is a JSON array") {
+            out.push((r.at, a.clone()));
+        }
+    }
+    out
 }
 
 fn serve(conn: TcpStream, st: Arc<(Mutex<ServerState>, Condvar)>) {
