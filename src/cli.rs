@@ -293,54 +293,48 @@ pub fn main() -> i32 {
     }
 }
 
-fn status(prog: &str, root: &std::path::Path, json: bool) -> i32 {
-    match client::ask(&control::socket_path(root), "status", client::TIMEOUT) {
-        Ok(resp) => match (resp.ok, resp.status) {
-            (true, Some(status)) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
-                } else {
-                    print!("{}", status.render());
-                }
-                0
-            }
-            _ => {
-                eprintln!("{prog}: the daemon refused: {}", resp.error.unwrap_or_default());
-                1
-            }
-        },
-        Err(e @ ClientError::NotRunning(_)) => {
-            eprintln!("{prog}: {e}");
-            3
+/// Asks the running daemon; on failure says why and gives the exit status (3: no daemon).
+fn ask_daemon(prog: &str, root: &std::path::Path, cmd: &str) -> Result<control::protocol::Response, i32> {
+    match client::ask(&control::socket_path(root), cmd, client::TIMEOUT) {
+        Ok(resp) if resp.ok => Ok(resp),
+        Ok(resp) => {
+            eprintln!("{prog}: the daemon refused: {}", resp.error.unwrap_or_default());
+            Err(1)
         }
         Err(e) => {
             eprintln!("{prog}: {e}");
-            1
+            Err(if matches!(e, ClientError::NotRunning(_)) { 3 } else { 1 })
         }
     }
 }
 
+fn status(prog: &str, root: &std::path::Path, json: bool) -> i32 {
+    let resp = match ask_daemon(prog, root, "status") {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let Some(status) = resp.status else {
+        eprintln!("{prog}: the daemon's answer has no status");
+        return 1;
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+    } else {
+        print!("{}", status.render());
+    }
+    0
+}
+
 fn reload(prog: &str, root: &std::path::Path) -> i32 {
-    match client::ask(&control::socket_path(root), "reload", client::TIMEOUT) {
-        Ok(resp) if resp.ok => {
+    match ask_daemon(prog, root, "reload") {
+        Ok(resp) => {
             let problems = resp.problems.unwrap_or_default();
             for p in &problems {
                 eprintln!("{p}");
             }
-            if problems.is_empty() { 0 } else { 1 }
+            i32::from(!problems.is_empty())
         }
-        Ok(resp) => {
-            eprintln!("{prog}: the daemon refused: {}", resp.error.unwrap_or_default());
-            1
-        }
-        Err(e @ ClientError::NotRunning(_)) => {
-            eprintln!("{prog}: {e}");
-            3
-        }
-        Err(e) => {
-            eprintln!("{prog}: {e}");
-            1
-        }
+        Err(code) => code,
     }
 }
 
