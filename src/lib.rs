@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod dbus;
 pub mod detect;
 pub mod reactor;
 pub mod sources;
