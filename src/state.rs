@@ -62,6 +62,13 @@ pub struct CheckState {
     /// Set while the check is CRITICAL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critical: Option<SavedCritical>,
+    /// Set while a service check's "going up and down" alert is open.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flapping: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,6 +165,7 @@ mod tests {
                 source: "/root/crasher.log".into(),
                 position: Some(SavedPosition { dev: 2049, ino: 77, offset: 120, line: 5 }),
                 critical: Some(SavedCritical { alert_name: "Log file contains ERROR".into(), last_match_unix_ms: 1_795_946_400_000 }),
+                flapping: false,
             },
         );
         s.save(checks.clone()).unwrap();

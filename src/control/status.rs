@@ -72,6 +72,23 @@ pub enum SourceStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<u64>,
     },
+    /// A systemd unit.
+    Unit {
+        /// The unit name.
+        unit: String,
+        /// `ActiveState`, once read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        active_state: Option<String>,
+        /// `SubState`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub_state: Option<String>,
+        /// `LoadState`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load_state: Option<String>,
+        /// `NRestarts`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restarts: Option<u64>,
+    },
     /// A command's output.
     Command {
         /// The command line.
@@ -129,12 +146,21 @@ impl Status {
                         Some(p) => format!("@{command} (pid {p}, starts {starts}, exits {exits})"),
                         None => format!("@{command} (not running, starts {starts}, exits {exits})"),
                     },
+                    Some(SourceStatus::Unit { unit, active_state, sub_state, load_state, restarts }) => match (active_state, sub_state) {
+                        (Some(a), Some(s)) => format!(
+                            "{unit} ({a}/{s}{}{})",
+                            load_state.as_deref().filter(|l| *l != "loaded").map(|l| format!(", {l}")).unwrap_or_default(),
+                            restarts.map(|r| format!(", {r} restarts")).unwrap_or_default()
+                        ),
+                        _ => format!("{unit} (not read yet)"),
+                    },
                     None => c.state.clone(),
                 };
                 let level = c.level.clone().unwrap_or_else(|| "-".into());
                 let since = c.last_match.clone().unwrap_or_else(|| "-".into());
+                let log = matches!(c.source, Some(SourceStatus::File { .. } | SourceStatus::Command { .. }));
                 let expires = match (&c.level, &c.expires) {
-                    (Some(l), None) if l != "OK" => "never".into(),
+                    (Some(l), None) if l != "OK" && log => "never".into(),
                     (_, e) => e.clone().unwrap_or_else(|| "-".into()),
                 };
                 let counts = ["lines", "alerts"]

@@ -71,6 +71,8 @@ pub struct Connection {
     next_serial: u32,
     pending: HashMap<u32, Instant>,
     handshake_deadline: Option<Instant>,
+    /// A write failed outside `on_ready`; reported by the next `on_ready` or `on_tick`.
+    failed: Option<String>,
     counters: ConnCounters,
 }
 
@@ -91,6 +93,7 @@ impl Connection {
             next_serial: 1,
             pending: HashMap::new(),
             handshake_deadline: Some(now.plus_ms(HANDSHAKE_TIMEOUT_MS)),
+            failed: None,
             counters: ConnCounters::default(),
         })
     }
@@ -124,20 +127,32 @@ impl Connection {
         self.pending.insert(serial, now.plus_ms(timeout_ms));
         if self.phase == Phase::Ready {
             self.output.extend_from_slice(&bytes);
+            // The socket is edge-triggered: write now, or no event may come to do it later.
+            if let Err(e) = self.flush() {
+                self.failed.get_or_insert(e);
+            }
         } else {
             self.queued.push(bytes);
         }
         Ok(serial)
     }
 
-    /// The earliest call or handshake deadline.
+    /// The earliest call or handshake deadline (at once if a write failed).
     pub fn next_deadline(&self) -> Option<Instant> {
+        if self.failed.is_some() {
+            return Some(Instant::from_millis(0));
+        }
         self.pending.values().copied().chain(self.handshake_deadline).min()
     }
 
     /// Times out calls and the handshake whose deadline has passed.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
+        if let Some(why) = self.failed.take() {
+            self.phase = Phase::Closed;
+            events.push(Event::Closed(why));
+            return events;
+        }
         if self.handshake_deadline.is_some_and(|d| d <= now) {
             self.phase = Phase::Closed;
             events.push(Event::Closed("no answer to the authentication in time".into()));
@@ -155,6 +170,11 @@ impl Connection {
     /// Does the I/O the socket allows now and returns what happened.
     pub fn on_ready(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
+        if let Some(why) = self.failed.take() {
+            self.phase = Phase::Closed;
+            events.push(Event::Closed(why));
+            return events;
+        }
         if self.phase == Phase::Closed {
             return events;
         }

@@ -1,5 +1,7 @@
 //! Pure state machines: no I/O, no clock. Time comes in as [`crate::time::Now`].
 
+pub mod flapping;
 pub mod literal;
 pub mod log;
 pub mod matcher;
+pub mod service;

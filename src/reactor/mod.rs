@@ -20,8 +20,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::alert::Alert;
-use crate::checks::{Io, LogCheck, LogCheckConfig};
-use crate::config::check::{CheckDef, CheckId};
+use crate::checks::{Check, CheckConfig, Io, LogCheckConfig, ServiceCheckConfig};
+use crate::config::check::{CheckDef, CheckId, ServiceType};
 use crate::config::layout::Layout;
 use crate::config::settings::Settings;
 use crate::config::store;
@@ -30,6 +30,7 @@ use crate::control::server::{Asked, ControlServer, LISTENER};
 use crate::sources::command::Reaper;
 use crate::sources::lines::Scratch;
 use crate::sources::pipes::{FIRST_PIPE_TOKEN, Pipes};
+use crate::sources::systemd::{DBUS, SystemdSource, Update};
 use crate::sources::tail::Progress;
 use crate::sources::watch::{Listener, WatchHandle, Watches};
 use crate::state::{CheckState, StateStore};
@@ -90,6 +91,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
     register(&poll, watches.raw_fd(), INOTIFY)?;
     let pipes = Pipes::new(registry()?);
+    let systemd =
+        SystemdSource::new(system_bus(layout.root()), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry()?);
     // Commands' orphaned grandchildren are re-parented to us and reaped here, not left as
     // zombies under an init that may not reap them.
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -106,6 +109,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         settings,
         watches,
         pipes,
+        systemd,
         reaper: Reaper::default(),
         state,
         checks: BTreeMap::new(),
@@ -147,6 +151,17 @@ fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), String> {
         .map_err(|e| format!("cannot register fd {fd} with the poll: {e}"))
 }
 
+/// The system bus: `DBUS_SYSTEM_BUS_ADDRESS` as given, else the default socket under the root.
+fn system_bus(root: &std::path::Path) -> PathBuf {
+    match std::env::var("DBUS_SYSTEM_BUS_ADDRESS") {
+        Ok(a) if !a.is_empty() => crate::dbus::address::unix_path(&a).unwrap_or_else(|e| {
+            crate::warn!("DBUS_SYSTEM_BUS_ADDRESS: {e}; using the default system bus");
+            crate::config::layout::prefixed(root, "/run/dbus/system_bus_socket")
+        }),
+        _ => crate::config::layout::prefixed(root, "/run/dbus/system_bus_socket"),
+    }
+}
+
 /// The key a check's state is saved under: its file name without `.sh`.
 fn state_key(id: &CheckId) -> String {
     format!("{}_{}", id.subsystem, id.name)
@@ -154,7 +169,8 @@ fn state_key(id: &CheckId) -> String {
 
 struct RunningCheck {
     key: u64,
-    check: LogCheck,
+    config: CheckConfig,
+    check: Check,
 }
 
 struct Daemon {
@@ -162,6 +178,8 @@ struct Daemon {
     settings: Settings,
     watches: Watches,
     pipes: Pipes,
+    /// Unit states from systemd, for service checks.
+    systemd: SystemdSource,
     /// Process groups of stopped or exited commands, until they are gone.
     reaper: Reaper,
     scratch: Scratch,
@@ -197,7 +215,7 @@ impl Daemon {
         loop {
             let now = clock.now();
             let timeout = if self.ready.is_empty() {
-                self.next_deadline().map(|d| Duration::from_millis(now.mono.until(d)))
+                self.next_deadline(now.mono).map(|d| Duration::from_millis(now.mono.until(d)))
             } else {
                 Some(Duration::ZERO)
             };
@@ -226,6 +244,10 @@ impl Daemon {
                         }
                     }
                     INOTIFY => self.on_inotify(now),
+                    DBUS => {
+                        let updates = self.systemd.on_ready(now.mono);
+                        self.on_units(now, updates, &mut out);
+                    }
                     LISTENER => {
                         if let Some(c) = self.control.as_mut() {
                             c.on_listener(now.mono);
@@ -262,6 +284,17 @@ impl Daemon {
         }
     }
 
+    fn on_units(&mut self, now: Now, updates: Vec<Update>, out: &mut Vec<Alert>) {
+        for u in updates {
+            if let Update::State(unit, state) = u {
+                crate::debug!("{unit}: {}/{} ({}), restarts {:?}", state.active, state.sub, state.load, state.restarts);
+                for c in self.checks.values_mut() {
+                    c.check.on_unit(now, &unit, &state, out);
+                }
+            }
+        }
+    }
+
     fn on_inotify(&mut self, now: Now) {
         let routed = self.watches.read();
         if routed.overflow {
@@ -291,7 +324,7 @@ impl Daemon {
                 continue;
             };
             let mut budget = TURN_BUDGET;
-            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch };
+            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
             if c.check.on_ready(now, &mut io, &mut budget, out) == Progress::More {
                 self.ready.insert(key);
             }
@@ -301,9 +334,10 @@ impl Daemon {
 
     fn run_deadlines(&mut self, now: Now, out: &mut Vec<Alert>) {
         for c in self.checks.values_mut() {
-            if c.check.next_deadline().is_some_and(|d| d <= now.mono) {
+            if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
                 let mut budget = TURN_BUDGET;
-                let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch };
+                let mut io =
+                    Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
                 if c.check.on_tick(now, &mut io, &mut budget, out) == Progress::More {
                     self.ready.insert(c.key);
                 }
@@ -311,6 +345,10 @@ impl Daemon {
         }
         if self.reaper.next_deadline().is_some_and(|d| d <= now.mono) {
             self.reaper.on_tick(now.mono);
+        }
+        if self.systemd.next_deadline().is_some_and(|d| d <= now.mono) {
+            let updates = self.systemd.on_tick(now.mono);
+            self.on_units(now, updates, out);
         }
         if let Some(c) = self.control.as_mut() {
             if c.next_deadline().is_some_and(|d| d <= now.mono) {
@@ -323,14 +361,15 @@ impl Daemon {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let save = self.dirty_since.map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
         self.checks
             .values()
-            .filter_map(|c| c.check.next_deadline())
+            .filter_map(|c| c.check.next_deadline(now))
             .chain(self.rescan_at)
             .chain(save)
             .chain(self.reaper.next_deadline())
+            .chain(self.systemd.next_deadline())
             .chain(self.control.as_ref().and_then(|c| c.next_deadline()))
             .min()
     }
@@ -344,11 +383,11 @@ impl Daemon {
         }
         let due = self.dirty_since.is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
         if urgent || due {
-            self.save_state();
+            self.save_state(now);
         }
     }
 
-    fn save_state(&mut self) {
+    fn save_state(&mut self, now: Now) {
         self.dirty_since = None;
         let mut all: BTreeMap<String, CheckState> = BTreeMap::new();
         // Parked states survive while their check file exists.
@@ -358,7 +397,7 @@ impl Daemon {
             }
         }
         for (id, c) in &self.checks {
-            all.insert(state_key(id), c.check.snapshot());
+            all.insert(state_key(id), c.check.snapshot(now));
         }
         if let Err(e) = self.state.save(all) {
             crate::error!("cannot save read positions: {e}");
@@ -394,7 +433,7 @@ impl Daemon {
             }
         };
         self.available = store::check_ids(&self.layout.available()).unwrap_or_default().into_iter().collect();
-        let mut desired: BTreeMap<CheckId, LogCheckConfig> = BTreeMap::new();
+        let mut desired: BTreeMap<CheckId, CheckConfig> = BTreeMap::new();
         let mut keep: BTreeSet<CheckId> = BTreeSet::new();
         let mut problems: BTreeMap<CheckId, Vec<String>> = BTreeMap::new();
         for lc in loaded {
@@ -410,9 +449,14 @@ impl Daemon {
                     }
                 }
                 Ok(CheckDef::Log(def)) => {
-                    desired.insert(lc.id.clone(), LogCheckConfig::resolve(def, &self.settings));
+                    desired.insert(lc.id.clone(), CheckConfig::Log(LogCheckConfig::resolve(def, &self.settings)));
                 }
-                Ok(CheckDef::Service(_)) => report.push(format!("check {}: service checks are not supported by this build yet", lc.id)),
+                Ok(CheckDef::Service(def)) if def.kind == ServiceType::Systemd => {
+                    desired.insert(lc.id.clone(), CheckConfig::Service(ServiceCheckConfig::resolve(def, &self.settings)));
+                }
+                Ok(CheckDef::Service(_)) => {
+                    report.push(format!("check {}: sysV service checks are not supported by this build yet", lc.id))
+                }
                 Ok(CheckDef::Dbus(_)) => report.push(format!("check {}: dbus checks are not supported by this build yet", lc.id)),
                 Ok(CheckDef::Custom) => {
                     report.push(format!("check {}: lookout does not run custom subsystem scripts ({}.sh)", lc.id, lc.id.subsystem))
@@ -438,12 +482,13 @@ impl Daemon {
         for (id, config) in desired {
             let action = match self.checks.get(&id) {
                 None => "started",
-                Some(c) if c.check.config() == &config => continue,
-                Some(c) if c.check.config().source == config.source => "reconfigured",
+                Some(c) if c.config == config => continue,
+                Some(c) if c.config.same_source(&config) => "reconfigured",
                 Some(_) => "restarted on a new source",
             };
             if action == "reconfigured" {
                 if let Some(c) = self.checks.get_mut(&id) {
+                    c.config = config.clone();
                     if let Err(e) = c.check.reconfigure(config, now, out) {
                         crate::error!("check {id}: {e}");
                     }
@@ -459,14 +504,14 @@ impl Daemon {
         all_problems
     }
 
-    fn start_check(&mut self, id: CheckId, config: LogCheckConfig, now: Now, out: &mut Vec<Alert>) {
+    fn start_check(&mut self, id: CheckId, config: CheckConfig, now: Now, out: &mut Vec<Alert>) {
         let key = self.next_key;
         self.next_key += 1;
         let saved = self.parked.remove(&state_key(&id));
-        match LogCheck::start(id.clone(), key, config, saved.as_ref(), now, out) {
+        match Check::start(id.clone(), key, config.clone(), saved.as_ref(), now, &mut self.systemd, out) {
             Ok(check) => {
                 self.by_key.insert(key, id.clone());
-                self.checks.insert(id, RunningCheck { key, check });
+                self.checks.insert(id, RunningCheck { key, config, check });
                 self.ready.insert(key);
             }
             Err(e) => {
@@ -482,7 +527,7 @@ impl Daemon {
         if let Some(mut c) = self.checks.remove(id) {
             self.by_key.remove(&c.key);
             self.ready.remove(&c.key);
-            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch };
+            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
             let (state, stopping) = c.check.stop(now, &mut io, clear, out);
             if let Some(s) = stopping {
                 self.reaper.adopt(s);
@@ -531,7 +576,7 @@ impl Daemon {
             }
         }
         // Stopping the agent is not a change of any check: no alerts, CRITICAL states are kept.
-        self.save_state();
+        self.save_state(now);
         for id in ids {
             self.stop_check(&id, now, None, &mut out);
         }

@@ -52,7 +52,13 @@ impl Daemon {
         };
         let watch = self.watches.counters();
         let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
+        let sd = self.systemd.counters();
         let agent: BTreeMap<String, u64> = [
+            ("systemd_connected", u64::from(self.systemd.connected())),
+            ("systemd_connects", sd.connects),
+            ("systemd_disconnects", sd.disconnects),
+            ("systemd_failed_calls", sd.failed_calls),
+            ("systemd_updates", sd.updates),
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
             ("command_pipes", self.pipes.len() as u64),

@@ -4,5 +4,6 @@
 pub mod command;
 pub mod lines;
 pub mod pipes;
+pub mod systemd;
 pub mod tail;
 pub mod watch;

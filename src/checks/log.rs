@@ -1,36 +1,23 @@
-//! A running check: a source (a followed file, or an `@command`) wired to a detector, with what
-//! it needs to persist and reload. The reactor owns these; they own no thread and never block
-//! beyond a bounded read or a spawn.
+//! A log check: a source (a followed file, or an `@command`) wired to the log detector.
+
+use std::collections::BTreeMap;
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
+use super::Io;
 use crate::alert::Alert;
-use std::collections::BTreeMap;
-
 use crate::config::check::{CheckId, LogCheckDef, LogSource};
 use crate::config::settings::Settings;
 use crate::control::status::{CheckStatus, SourceStatus};
 use crate::detect::log::{CriticalState, LogDetector, LogSettings};
 use crate::detect::matcher::Matcher;
 use crate::sources::command::{CommandRunner, Stopping};
-use crate::sources::lines::{LineSink, Scratch};
-use crate::sources::pipes::Pipes;
+use crate::sources::lines::LineSink;
 use crate::sources::tail::{Position, Progress, Tailer};
-use crate::sources::watch::{Listener, Watches};
+use crate::sources::watch::Listener;
 use crate::state::{CheckState, SavedCritical};
 use crate::time::{Instant, Now, rfc3339};
-
-/// What a check's source may use of the reactor: the inotify table, the pipe table and the
-/// shared read buffer.
-pub struct Io<'a> {
-    /// inotify watches.
-    pub watches: &'a mut Watches,
-    /// Child pipes registered with the poll.
-    pub pipes: &'a mut Pipes,
-    /// The shared read buffer.
-    pub scratch: &'a mut Scratch,
-}
 
 /// A log check, fully resolved against the global settings; two equal configs behave the same,
 /// so a reload keeps a check whose config did not change.
@@ -247,6 +234,7 @@ impl LogCheck {
                 .detector
                 .critical_state()
                 .map(|c| SavedCritical { alert_name: self.config.detector.alert_name.clone(), last_match_unix_ms: c.last_match_wall_ms }),
+            flapping: false,
         }
     }
 

@@ -1,0 +1,192 @@
+//! Running checks: a source wired to a detector, with what it needs to persist and reload. The
+//! reactor owns these; they own no thread and never block beyond a bounded read or a spawn.
+
+pub mod log;
+pub mod service;
+
+use crate::sources::lines::Scratch;
+use crate::sources::pipes::Pipes;
+use crate::sources::watch::Watches;
+
+pub use log::{LogCheck, LogCheckConfig};
+pub use service::{ServiceCheck, ServiceCheckConfig};
+
+/// What a check's source may use of the reactor: the inotify table, the pipe table, the shared
+/// read buffer and the systemd connection.
+pub struct Io<'a> {
+    /// inotify watches.
+    pub watches: &'a mut Watches,
+    /// Child pipes registered with the poll.
+    pub pipes: &'a mut Pipes,
+    /// The shared read buffer.
+    pub scratch: &'a mut Scratch,
+    /// Unit states.
+    pub systemd: &'a mut SystemdSource,
+}
+
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use crate::alert::Alert;
+use crate::config::check::CheckId;
+use crate::control::status::CheckStatus;
+use crate::sources::command::Stopping;
+use crate::sources::systemd::{SystemdSource, UnitState};
+use crate::sources::tail::Progress;
+use crate::state::CheckState;
+use crate::time::{Instant, Now};
+
+/// A check's resolved configuration; equal configs behave the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckConfig {
+    /// A log check.
+    Log(LogCheckConfig),
+    /// A service check.
+    Service(ServiceCheckConfig),
+}
+
+impl CheckConfig {
+    /// Whether a change from `self` to `other` can keep the running source (position, process,
+    /// unit subscription) and only reconfigure the detector.
+    pub fn same_source(&self, other: &CheckConfig) -> bool {
+        match (self, other) {
+            (CheckConfig::Log(a), CheckConfig::Log(b)) => a.source == b.source,
+            (CheckConfig::Service(a), CheckConfig::Service(b)) => a.unit == b.unit,
+            _ => false,
+        }
+    }
+}
+
+/// A running check of any subsystem.
+#[derive(Debug)]
+pub enum Check {
+    /// A log check (file or command).
+    Log(Box<LogCheck>),
+    /// A service check (systemd unit).
+    Service(ServiceCheck),
+}
+
+impl Check {
+    /// Starts a check (see [`LogCheck::start`], [`ServiceCheck::start`]).
+    pub fn start(
+        id: CheckId,
+        key: u64,
+        config: CheckConfig,
+        saved: Option<&CheckState>,
+        now: Now,
+        systemd: &mut SystemdSource,
+        out: &mut Vec<Alert>,
+    ) -> Result<Check, String> {
+        Ok(match config {
+            CheckConfig::Log(c) => Check::Log(Box::new(LogCheck::start(id, key, c, saved, now, out)?)),
+            CheckConfig::Service(c) => {
+                let unit = c.unit.clone();
+                let mut check = ServiceCheck::start(id, c, saved);
+                systemd.watch(&unit, now.mono);
+                if let Some(state) = systemd.state(&unit).cloned() {
+                    check.on_unit(now, &state, out);
+                }
+                Check::Service(check)
+            }
+        })
+    }
+
+    /// Reads what is new (log checks).
+    pub fn on_ready(&mut self, now: Now, io: &mut Io, budget: &mut usize, out: &mut Vec<Alert>) -> Progress {
+        match self {
+            Check::Log(c) => c.on_ready(now, io, budget, out),
+            Check::Service(_) => Progress::Done,
+        }
+    }
+
+    /// Runs what is due.
+    pub fn on_tick(&mut self, now: Now, io: &mut Io, budget: &mut usize, out: &mut Vec<Alert>) -> Progress {
+        match self {
+            Check::Log(c) => c.on_tick(now, io, budget, out),
+            Check::Service(c) => {
+                c.on_tick(now, out);
+                Progress::Done
+            }
+        }
+    }
+
+    /// When [`on_tick`](Self::on_tick) must run.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        match self {
+            Check::Log(c) => c.next_deadline(),
+            Check::Service(c) => c.next_deadline(now),
+        }
+    }
+
+    /// A unit's new state, for the service checks that follow it.
+    pub fn on_unit(&mut self, now: Now, unit: &str, state: &UnitState, out: &mut Vec<Alert>) {
+        if let Check::Service(c) = self {
+            if c.config().unit == unit {
+                c.on_unit(now, state, out);
+            }
+        }
+    }
+
+    /// The process id of a log check's command.
+    pub fn child(&self) -> Option<Pid> {
+        match self {
+            Check::Log(c) => c.child(),
+            Check::Service(_) => None,
+        }
+    }
+
+    /// A log check's command exited.
+    pub fn on_child_exit(&mut self, now: Now, status: &WaitStatus, io: &mut Io, out: &mut Vec<Alert>) -> Option<Stopping> {
+        match self {
+            Check::Log(c) => c.on_child_exit(now, status, io, out),
+            Check::Service(_) => None,
+        }
+    }
+
+    /// Applies a config with the same source (see [`CheckConfig::same_source`]).
+    pub fn reconfigure(&mut self, config: CheckConfig, now: Now, out: &mut Vec<Alert>) -> Result<(), String> {
+        match (self, config) {
+            (Check::Log(c), CheckConfig::Log(cfg)) => c.reconfigure(cfg, now, out),
+            (Check::Service(c), CheckConfig::Service(cfg)) => {
+                c.reconfigure(cfg, now, out);
+                Ok(())
+            }
+            _ => Err("a check cannot change its subsystem".into()),
+        }
+    }
+
+    /// What to save for a restart.
+    pub fn snapshot(&self, now: Now) -> CheckState {
+        match self {
+            Check::Log(c) => c.snapshot(),
+            Check::Service(c) => c.snapshot(now),
+        }
+    }
+
+    /// Stops the check (see [`LogCheck::stop`], [`ServiceCheck::stop`]).
+    pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> (CheckState, Option<Stopping>) {
+        match self {
+            Check::Log(c) => c.stop(now, io, clear, out),
+            Check::Service(c) => {
+                io.systemd.unwatch(&c.config().unit);
+                (c.stop(now, clear, out), None)
+            }
+        }
+    }
+
+    /// The check as `status` shows it.
+    pub fn status(&self) -> CheckStatus {
+        match self {
+            Check::Log(c) => c.status(),
+            Check::Service(c) => c.status(),
+        }
+    }
+
+    /// One-line summary of the counters, for the log.
+    pub fn summary(&self) -> String {
+        match self {
+            Check::Log(c) => c.summary(),
+            Check::Service(c) => c.summary(),
+        }
+    }
+}

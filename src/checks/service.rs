@@ -1,0 +1,174 @@
+//! A service check: a systemd unit's states (from the shared systemd source) fed to the service
+//! detector.
+
+use std::collections::BTreeMap;
+
+use crate::alert::Alert;
+use crate::config::check::{CheckId, ServiceCheckDef};
+use crate::config::settings::Settings;
+use crate::control::status::{CheckStatus, SourceStatus};
+use crate::detect::service::{Observation, ServiceDetector, ServiceSettings};
+use crate::sources::systemd::{UnitState, unit_name};
+use crate::state::{CheckState, SavedCritical};
+use crate::time::{Instant, Now};
+
+/// A service check, resolved against the global settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCheckConfig {
+    /// The systemd unit followed.
+    pub unit: String,
+    /// Everything the detector needs.
+    pub detector: ServiceSettings,
+}
+
+impl ServiceCheckConfig {
+    /// Resolves a check file's definition with the global settings.
+    pub fn resolve(def: &ServiceCheckDef, s: &Settings) -> ServiceCheckConfig {
+        ServiceCheckConfig {
+            unit: unit_name(&def.service_name),
+            detector: ServiceSettings {
+                service_name: def.service_name.clone(),
+                level: s.default_service_alert_level,
+                flap_interval_ms: s.flapping_interval_s.saturating_mul(1000),
+                flap_threshold: usize::try_from(s.flapping_count_threshold).unwrap_or(usize::MAX),
+                history_max_age_ms: s.alert_log_max_age_s.saturating_mul(1000),
+            },
+        }
+    }
+
+    fn source(&self) -> String {
+        format!("systemd:{}", self.unit)
+    }
+}
+
+/// A service check.
+#[derive(Debug)]
+pub struct ServiceCheck {
+    id: CheckId,
+    config: ServiceCheckConfig,
+    detector: ServiceDetector,
+    last: Option<UnitState>,
+}
+
+impl ServiceCheck {
+    /// Starts the check; alerts left open by a previous run of the agent are resumed, so the
+    /// first state read clears them if the service runs.
+    pub fn start(id: CheckId, config: ServiceCheckConfig, saved: Option<&CheckState>) -> Self {
+        let mut detector = ServiceDetector::new(config.detector.clone());
+        if let Some(s) = saved.filter(|s| s.source == config.source()) {
+            let not_running = s.critical.as_ref().is_some_and(|c| c.alert_name == detector.not_running_name());
+            detector.restore(not_running, s.flapping);
+        }
+        ServiceCheck { id, config, detector, last: None }
+    }
+
+    /// The check's id.
+    pub fn id(&self) -> &CheckId {
+        &self.id
+    }
+
+    /// The config it runs.
+    pub fn config(&self) -> &ServiceCheckConfig {
+        &self.config
+    }
+
+    /// The unit's new state.
+    pub fn on_unit(&mut self, now: Now, state: &UnitState, out: &mut Vec<Alert>) {
+        let obs = Observation { running: state.running(), detail: state.describe(&self.config.unit), restarts: state.restarts };
+        self.last = Some(state.clone());
+        self.detector.on_state(now, obs, &mut |a| out.push(a));
+    }
+
+    /// Applies a changed config on the same unit: open alerts are kept if their names stay, else
+    /// cleared under the old names; the last state read is fed to the new detector.
+    pub fn reconfigure(&mut self, config: ServiceCheckConfig, now: Now, out: &mut Vec<Alert>) {
+        let mut detector = ServiceDetector::new(config.detector.clone());
+        if detector.not_running_name() == self.detector.not_running_name() {
+            let (not_running, flapping) = self.detector.open_alerts();
+            detector.restore(not_running, flapping);
+        } else {
+            self.detector.clear(now, "check changed", &mut |a| out.push(a));
+        }
+        self.detector = detector;
+        self.config = config;
+        if let Some(state) = self.last.clone() {
+            self.on_unit(now, &state, out);
+        }
+    }
+
+    /// Ends flapping when due.
+    pub fn on_tick(&mut self, now: Now, out: &mut Vec<Alert>) {
+        self.detector.on_tick(now, &mut |a| out.push(a));
+    }
+
+    /// When [`on_tick`](Self::on_tick) has something to do.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        self.detector.next_deadline(now)
+    }
+
+    /// Clears open alerts (the check goes away), or keeps them for the next start (`None`: the
+    /// agent stops). Returns the state to save.
+    pub fn stop(&mut self, now: Now, clear: Option<&str>, out: &mut Vec<Alert>) -> CheckState {
+        if let Some(why) = clear {
+            self.detector.clear(now, why, &mut |a| out.push(a));
+        }
+        self.snapshot(now)
+    }
+
+    /// What to save for a restart.
+    pub fn snapshot(&self, now: Now) -> CheckState {
+        let (not_running, flapping) = self.detector.open_alerts();
+        CheckState {
+            source: self.config.source(),
+            position: None,
+            critical: not_running.then(|| SavedCritical { alert_name: self.detector.not_running_name(), last_match_unix_ms: now.wall_ms }),
+            flapping,
+        }
+    }
+
+    /// The check as `status` shows it.
+    pub fn status(&self) -> CheckStatus {
+        let (running, _, flapping) = self.detector.view();
+        let (not_running_open, _) = self.detector.open_alerts();
+        let c = self.detector.counters();
+        let counters: BTreeMap<String, u64> = [
+            ("alerts", c.alerts),
+            ("state_changes", c.changes),
+            ("restarts_between_signals", c.restarts_unseen),
+            ("alerts_suppressed_while_flapping", c.suppressed),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let level = if flapping {
+            "FLAPPING"
+        } else if not_running_open {
+            self.config.detector.level.as_str()
+        } else {
+            "OK"
+        };
+        CheckStatus {
+            subsystem: self.id.subsystem.clone(),
+            name: self.id.name.clone(),
+            state: if running.is_some() { "running".into() } else { "running (waiting for systemd)".into() },
+            source: Some(SourceStatus::Unit {
+                unit: self.config.unit.clone(),
+                active_state: self.last.as_ref().map(|s| s.active.clone()),
+                sub_state: self.last.as_ref().map(|s| s.sub.clone()),
+                load_state: self.last.as_ref().map(|s| s.load.clone()),
+                restarts: self.last.as_ref().and_then(|s| s.restarts),
+            }),
+            level: Some(level.into()),
+            alert: Some(if flapping { self.detector.flapping_name() } else { self.detector.not_running_name() }),
+            last_match: None,
+            expires: None,
+            counters,
+        }
+    }
+
+    /// One-line summary of the counters, for the log.
+    pub fn summary(&self) -> String {
+        let c = self.detector.counters();
+        format!("state changes {} unseen restarts {} alerts {} suppressed {}", c.changes, c.restarts_unseen, c.alerts, c.suppressed)
+    }
+}
