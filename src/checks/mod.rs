@@ -63,7 +63,7 @@ pub enum Check {
     /// A log check (file or command).
     Log(Box<LogCheck>),
     /// A service check (systemd unit).
-    Service(ServiceCheck),
+    Service(Box<ServiceCheck>),
 }
 
 impl Check {
@@ -86,7 +86,7 @@ impl Check {
                 if let Some(state) = systemd.state(&unit).cloned() {
                     check.on_unit(now, &state, out);
                 }
-                Check::Service(check)
+                Check::Service(Box::new(check))
             }
         })
     }
