@@ -5,7 +5,8 @@
 //! On connect: match rules (on a bus), `Manager.Subscribe()`, then per unit `LoadUnit`, the
 //! unit's properties and the service's `NRestarts`. Afterwards only signals: `PropertiesChanged`
 //! (systemd repeats unchanged states; only changes are passed on), `JobNew` for
-//! `shutdown.target` (the system is going down: no more updates), and `NameOwnerChanged` for
+//! `shutdown.target` or the poweroff/reboot/halt targets (the system is going down: no more
+//! updates), and `NameOwnerChanged` for
 //! systemd's bus name (after `daemon-reexec`: subscribe and read every unit again). A lost
 //! connection is retried with a backoff from 1 s doubling to 30 s; on reconnect every unit is
 //! read again, so changes that happened meanwhile are reported. No connection is made while no
@@ -296,7 +297,9 @@ impl SystemdSource {
         if self.via_bus {
             for rule in [
                 format!("type='signal',sender='{SYSTEMD}',interface='{PROPERTIES}',member='PropertiesChanged'"),
-                format!("type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='JobNew'"),
+                // Not by sender name: during a shutdown systemd's name changes hands while it
+                // still announces jobs.
+                format!("type='signal',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobNew'"),
                 format!("type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='{SYSTEMD}'"),
             ] {
                 let m = Message::call(
@@ -391,6 +394,12 @@ impl SystemdSource {
         if m.kind != Kind::Signal {
             return;
         }
+        crate::debug!(
+            "D-Bus signal {}.{} on {}",
+            m.interface.as_deref().unwrap_or(""),
+            m.member.as_deref().unwrap_or(""),
+            m.path.as_deref().unwrap_or("")
+        );
         match (m.interface.as_deref(), m.member.as_deref()) {
             (Some(PROPERTIES), Some("PropertiesChanged")) => {
                 let Some(path) = m.path.as_deref() else { return };
@@ -412,7 +421,7 @@ impl SystemdSource {
                     self.read(&unit, path, now);
                 }
             }
-            (Some(MANAGER), Some("JobNew")) if m.body.get(2).and_then(Value::as_str) == Some("shutdown.target") && !self.shutting_down => {
+            (Some(MANAGER), Some("JobNew")) if is_shutdown_job(m.body.get(2).and_then(Value::as_str)) && !self.shutting_down => {
                 crate::info!("the system is shutting down: service changes are not reported from now on");
                 self.shutting_down = true;
                 out.push(Update::ShuttingDown);
@@ -428,6 +437,23 @@ impl SystemdSource {
             _ => {}
         }
     }
+}
+
+/// Whether a job for `unit` means the system is going down (the first of these is queued as soon
+/// as `poweroff`, `reboot` or `halt` is asked for; `shutdown.target` follows).
+fn is_shutdown_job(unit: Option<&str>) -> bool {
+    matches!(
+        unit,
+        Some(
+            "shutdown.target"
+                | "poweroff.target"
+                | "reboot.target"
+                | "halt.target"
+                | "kexec.target"
+                | "soft-reboot.target"
+                | "final.target"
+        )
+    )
 }
 
 fn apply_unit_props(s: &mut UnitState, props: &Value) {

@@ -1,0 +1,329 @@
+//! Service checks against a real systemd: the host's own systemd booted in a container
+//! (systemd-nspawn --volatile=yes on the host's /usr, see TESTING.md), the agent on the host
+//! talking to it over the bind-mounted bus socket, or over its private socket.
+//!
+//! One test runs every scenario in one container: booting takes a moment, and the test must
+//! first move itself into a cgroup of its own (a systemd started from the root cgroup takes
+//! over every process on the machine) and leave it again at the end.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A systemd booted in a container, stopped and cleaned up on drop.
+struct Container {
+    dir: PathBuf,
+    nspawn: Option<Child>,
+    pid1: i32,
+    cgroups: Vec<PathBuf>,
+}
+
+impl Container {
+    fn boot(units: &[(&str, &str)]) -> Container {
+        assert!(
+            Path::new("/usr/bin/systemd-nspawn").exists(),
+            "systemd-nspawn is missing: apt-get install systemd-container (scripts/test does)"
+        );
+        let dir = std::env::temp_dir().join(format!("lookout-systemd-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for d in ["bus", "units", "bin", "agent"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        for (name, text) in units {
+            fs::write(dir.join("units").join(name), text).unwrap();
+        }
+        std::os::unix::fs::symlink("/dev/null", dir.join("units/systemd-firstboot.service")).unwrap();
+        fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crasher-service.sh"), dir.join("bin/crasher-service.sh")).unwrap();
+        // Our own cgroup first, or the container's systemd adopts every process of ours.
+        let mut cgroups = Vec::new();
+        for h in ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"] {
+            if Path::new(h).join("cgroup.procs").exists() {
+                let g = Path::new(h).join(format!("lookout-test-{}", std::process::id()));
+                fs::create_dir_all(&g).unwrap();
+                fs::write(g.join("cgroup.procs"), std::process::id().to_string()).unwrap();
+                cgroups.push(g);
+            }
+        }
+        let console = fs::File::create(dir.join("console.log")).unwrap();
+        let nspawn = Command::new("setsid")
+            .args([
+                "systemd-nspawn",
+                "-D",
+                "/",
+                "--volatile=yes",
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+                "--console=read-only",
+            ])
+            .arg(format!("--bind={}:/run/dbus", dir.join("bus").display()))
+            .arg(format!("--bind-ro={}:/etc/systemd/system", dir.join("units").display()))
+            .arg(format!("--bind-ro={}:/usr/local/bin", dir.join("bin").display()))
+            // The agent, to run inside, and a root for it the test can see.
+            .arg(format!("--bind-ro={}:/opt/lookout", bin().parent().unwrap().display()))
+            .arg(format!("--bind={}:/var/lookout", dir.join("agent").display()))
+            .arg("systemd.firstboot=off")
+            .stdin(Stdio::null())
+            .stdout(console.try_clone().unwrap())
+            .stderr(console)
+            .spawn()
+            .unwrap();
+        let mut c = Container { dir, nspawn: Some(nspawn), pid1: 0, cgroups };
+        let nspawn_pid = c.nspawn.as_ref().unwrap().id() as i32;
+        wait_until("the container's systemd to start", || {
+            c.pid1 = children_of(nspawn_pid)
+                .into_iter()
+                .find(|p| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|s| s.trim() == "systemd"))
+                .unwrap_or(0);
+            c.pid1 != 0
+        });
+        wait_until("the container to finish booting", || {
+            let out = c.exec(&["systemctl", "is-system-running"]);
+            out == "running" || out == "degraded"
+        });
+        c
+    }
+
+    /// Runs a command inside; returns its trimmed stdout.
+    fn exec(&self, args: &[&str]) -> String {
+        let out = Command::new("nsenter").args(["-t", &self.pid1.to_string(), "-a"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn systemctl(&self, args: &[&str]) {
+        let mut a = vec!["systemctl"];
+        a.extend_from_slice(args);
+        let out = Command::new("nsenter").args(["-t", &self.pid1.to_string(), "-a"]).args(&a).output().unwrap();
+        assert!(out.status.success(), "systemctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn bus(&self) -> String {
+        format!("unix:path={}", self.dir.join("bus/system_bus_socket").display())
+    }
+
+    /// Starts the agent inside the container (systemd's private socket accepts only peers in
+    /// its own PID namespace), on the root bound at /var/lookout, alerts to stdout.
+    fn agent_inside(&self) -> Inside {
+        let root = self.dir.join("agent");
+        let nsenter = Command::new("nsenter")
+            .args(["-t", &self.pid1.to_string(), "-a", "/opt/lookout/lookout", "--root", "/var/lookout", "run"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(root.join("alerts.jsonl")).unwrap())
+            .stderr(fs::File::create(root.join("agent.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let inside = Inside { nsenter, root };
+        wait_until("the agent inside to start", || inside.log().contains("started: checks in"));
+        inside
+    }
+}
+
+/// The agent running inside the container, stopped by PID on drop.
+struct Inside {
+    nsenter: Child,
+    root: PathBuf,
+}
+
+impl Inside {
+    fn log(&self) -> String {
+        fs::read_to_string(self.root.join("agent.log")).unwrap_or_default()
+    }
+
+    fn alerts(&self) -> Vec<Value> {
+        fs::read_to_string(self.root.join("alerts.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until `pred` holds for the alerts the agent printed; the panic shows its log.
+    fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !pred(&self.alerts()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; alerts {:?}; log:\n{}", self.alerts(), self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        // nsenter forks into the PID namespace: the agent is its child.
+        for pid in children_of(self.nsenter.id() as i32) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        let _ = self.nsenter.wait();
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.nspawn.take() {
+            // An orderly poweroff; if it does not come, the container is killed.
+            let _ = Command::new("kill").args(["-s", "SIGRTMIN+4", &self.pid1.to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while n.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+        for g in &self.cgroups {
+            if let Some(parent) = g.parent() {
+                let _ = fs::write(parent.join("cgroup.procs"), std::process::id().to_string());
+            }
+            // Depth-first: the container's systemd left its own groups below ours.
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            collect_dirs(g, &mut dirs);
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for d in dirs {
+                let _ = fs::remove_dir(&d);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn collect_dirs(d: &Path, out: &mut Vec<PathBuf>) {
+    out.push(d.to_path_buf());
+    if let Ok(rd) = fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn service(root: &Root, name: &str) {
+    root.ctl_ok(&["create", "service", name, "systemd"]);
+    root.ctl_ok(&["enable", "service", name]);
+}
+
+fn agent(root: &Root, server: &AlertServer, bus: &str) -> Daemon {
+    let mut cmd = Daemon::command(root, Some(server));
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", bus);
+    Daemon::spawn(root, cmd)
+}
+
+fn named<'a>(alerts: &'a [Value], name: &str) -> Vec<(&'a str, &'a str)> {
+    alerts
+        .iter()
+        .filter(|a| a["name"] == name)
+        .map(|a| (a["level"].as_str().unwrap(), a["subject"]["details"]["description"].as_str().unwrap_or("")))
+        .collect()
+}
+
+const CRASHER: &str = "[Service]\nExecStart=/bin/sh /usr/local/bin/crasher-service.sh\nEnvironment=CRASH_AFTER=100000\n";
+const FLAPPY: &str = "[Service]\nExecStart=/bin/sh /usr/local/bin/crasher-service.sh\nEnvironment=CRASH_AFTER=1\nRestart=always\nRestartSec=1\nStartLimitIntervalSec=0\n";
+
+#[test]
+fn service_checks_against_a_real_systemd() {
+    let c = Container::boot(&[("crasher.service", CRASHER), ("flappy.service", FLAPPY), ("steady.service", CRASHER)]);
+    c.systemctl(&["start", "crasher.service", "steady.service"]);
+    let root = Root::new("systemd");
+    let server = AlertServer::start();
+    root.write_config("FLAPPING_INTERVAL=10\nFLAPPING_COUNT_THRESHOLD=3\n");
+    for s in ["crasher", "steady", "nope", "flappy"] {
+        service(&root, s);
+    }
+    let daemon = agent(&root, &server, &c.bus());
+
+    // A unit that does not exist is not running, and the details say why.
+    server.wait_for("nope's CRITICAL", |a| !named(a, "Service nope not running").is_empty());
+    let alerts = server.alerts().into_iter().map(|(_, a)| a).collect::<Vec<_>>();
+    assert_eq!(named(&alerts, "Service nope not running"), vec![("CRITICAL", "nope.service does not exist (not-found)")]);
+    // flappy was never started: a bad first state is reported too.
+    assert_eq!(named(&alerts, "Service flappy not running").first().map(|a| a.0), Some("CRITICAL"));
+    // A running service's first state is not news.
+    assert!(named(&alerts, "Service crasher not running").is_empty());
+
+    // The seed: systemctl stop -> CRITICAL, start -> OK.
+    c.systemctl(&["stop", "crasher.service"]);
+    server.wait_for("crasher's CRITICAL", |a| named(a, "Service crasher not running").len() == 1);
+    c.systemctl(&["start", "crasher.service"]);
+    let alerts = server.wait_for("crasher's OK", |a| named(a, "Service crasher not running").len() == 2);
+    let crasher = named(&alerts, "Service crasher not running");
+    assert_eq!(crasher[0].0, "CRITICAL");
+    assert_eq!(crasher[1], ("OK", "The main process is present again (crasher.service is active (running))"));
+
+    // SIGKILL: the unit goes down (its first not-running state is in the details) and fails.
+    c.systemctl(&["kill", "-s", "KILL", "steady.service"]);
+    let alerts = server.wait_for("steady's CRITICAL", |a| !named(a, "Service steady not running").is_empty());
+    let steady = named(&alerts, "Service steady not running");
+    assert_eq!(steady.len(), 1);
+    assert_eq!(steady[0].0, "CRITICAL");
+    assert!(steady[0].1.starts_with("steady.service is "), "{steady:?}");
+    wait_until("status to show steady failed", || {
+        let s: Value = serde_json::from_slice(&root.ctl(&["status", "--json"]).stdout).unwrap_or_default();
+        s["checks"].as_array().is_some_and(|cs| cs.iter().any(|c| c["name"] == "steady" && c["source"]["active_state"] == "failed"))
+    });
+
+    // Flapping: a crash every ~2 s, threshold 3 in 10 s.
+    let before = server.alerts().len();
+    c.systemctl(&["start", "flappy.service"]);
+    let alerts = server.wait_for("the flapping CRITICAL", |a| !named(a, "Service flappy going up and down").is_empty());
+    let flapping_at = alerts.iter().position(|a| a["name"] == "Service flappy going up and down").unwrap();
+    assert!(flapping_at >= before);
+    // It settles once it stops crashing: the flapping OK, then the settled state.
+    fs::write(c.dir.join("bin/stay-up"), b"").unwrap();
+    let alerts = server.wait_for("the flapping OK", |a| named(a, "Service flappy going up and down").len() == 2);
+    let ok_at = alerts.iter().rposition(|a| a["name"] == "Service flappy going up and down").unwrap();
+    assert_eq!(alerts[ok_at]["level"], "OK");
+    let per_change_while_flapping = alerts[flapping_at + 1..ok_at].iter().filter(|a| a["name"] == "Service flappy not running").count();
+    assert_eq!(per_change_while_flapping, 0, "no per-change alerts while flapping");
+    let alerts = server.wait_for("the settled state", |a| a.len() > ok_at + 1);
+    assert_eq!(level_name(&alerts[ok_at + 1]), ("OK".into(), "Service flappy not running".into()));
+    let status = root.ctl(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let flappy = status["checks"].as_array().unwrap().iter().find(|c| c["name"] == "flappy").unwrap();
+    assert_eq!(flappy["level"], "OK");
+    assert!(flappy["source"]["restarts"].as_u64().unwrap() >= 2, "{flappy}");
+
+    // dbus restarts: the agent reconnects, re-reads, and still alerts.
+    c.systemctl(&["restart", "dbus.service"]);
+    daemon.wait_log("connected to systemd again");
+    c.systemctl(&["stop", "crasher.service"]);
+    server.wait_for("crasher's CRITICAL after the dbus restart", |a| named(a, "Service crasher not running").len() == 3);
+
+    // Without a bus daemon: systemd's private socket, from inside the container.
+    let inside_root = c.dir.join("agent");
+    fs::create_dir_all(inside_root.join("run/systemd")).unwrap();
+    std::os::unix::fs::symlink("/run/systemd/private", inside_root.join("run/systemd/private")).unwrap();
+    // The CLI runs inside too: enabled links are absolute paths, as Mender makes them.
+    let ctl_inside = |args: &[&str]| {
+        let out = Command::new("nsenter")
+            .args(["-t", &c.pid1.to_string(), "-a", "/opt/lookout/lookout", "--root", "/var/lookout"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ctl_inside(&["create", "service", "crasher", "systemd"]);
+    ctl_inside(&["enable", "service", "crasher"]);
+    let inside = c.agent_inside();
+    inside.wait_for("the CRITICAL over the private socket", |a| named(a, "Service crasher not running").len() == 1);
+    c.systemctl(&["start", "crasher.service"]);
+    inside.wait_for("the OK over the private socket", |a| named(a, "Service crasher not running").len() == 2);
+    assert!(!inside.log().contains("lost the connection"), "{}", inside.log());
+    drop(inside);
+
+    // The system shuts down: units stop, but that is not news.
+    let before = server.alerts().len();
+    let _ = Command::new("nsenter").args(["-t", &c.pid1.to_string(), "-a", "systemctl", "poweroff"]).status();
+    daemon.wait_log("the system is shutting down");
+    daemon.wait_log("lost the connection to systemd");
+    let after: Vec<Value> = server.alerts().into_iter().skip(before).map(|(_, a)| a).collect();
+    assert!(after.iter().all(|a| a["level"] != "CRITICAL"), "alerts during shutdown: {after:?}");
+    drop(daemon);
+    drop(c);
+}
