@@ -135,7 +135,10 @@ fn clients_that_never_read_do_not_stall_alerts() {
     // Slow clients are dropped after their time is up; then status answers again.
     wait_until("status to answer again", || root.ctl(&["status", "--json"]).status.success());
     let agent = &status(&root)["agent"];
-    assert!(agent["control_refused_too_many"].as_u64().unwrap() >= 84, "{agent}");
+    // Every connection was served or refused at once; the 50 that never ask can hold at most
+    // 16 slots, so at least 34 of them were refused.
+    let (accepted, refused) = (agent["control_accepted"].as_u64().unwrap(), agent["control_refused_too_many"].as_u64().unwrap());
+    assert!(accepted + refused >= 100 && refused >= 34, "{agent}");
     // The clients that never asked are closed when their time is up.
     wait_until("idle clients to be timed out", || status(&root)["agent"]["control_timed_out"].as_u64() >= Some(1));
     drop(idle);

@@ -74,28 +74,23 @@ impl Check {
         config: CheckConfig,
         saved: Option<&CheckState>,
         now: Now,
-        systemd: &mut SystemdSource,
+        io: &mut Io,
         out: &mut Vec<Alert>,
     ) -> Result<Check, String> {
         Ok(match config {
             CheckConfig::Log(c) => Check::Log(Box::new(LogCheck::start(id, key, c, saved, now, out)?)),
-            CheckConfig::Service(c) => {
-                let unit = c.unit.clone();
-                let mut check = ServiceCheck::start(id, c, saved);
-                systemd.watch(&unit, now.mono);
-                if let Some(state) = systemd.state(&unit).cloned() {
-                    check.on_unit(now, &state, out);
-                }
-                Check::Service(Box::new(check))
-            }
+            CheckConfig::Service(c) => Check::Service(Box::new(ServiceCheck::start(id, key, c, saved, now, io, out))),
         })
     }
 
-    /// Reads what is new (log checks).
+    /// Reads what is new (log checks), looks at the process again (sysV service checks).
     pub fn on_ready(&mut self, now: Now, io: &mut Io, budget: &mut usize, out: &mut Vec<Alert>) -> Progress {
         match self {
             Check::Log(c) => c.on_ready(now, io, budget, out),
-            Check::Service(_) => Progress::Done,
+            Check::Service(c) => {
+                c.on_ready(now, io, out);
+                Progress::Done
+            }
         }
     }
 
@@ -167,10 +162,7 @@ impl Check {
     pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> (CheckState, Option<Stopping>) {
         match self {
             Check::Log(c) => c.stop(now, io, clear, out),
-            Check::Service(c) => {
-                io.systemd.unwatch(&c.config().unit);
-                (c.stop(now, clear, out), None)
-            }
+            Check::Service(c) => (c.stop(now, io, clear, out), None),
         }
     }
 

@@ -1,31 +1,44 @@
-//! A service check: a systemd unit's states (from the shared systemd source) fed to the service
-//! detector.
+//! A service check: a systemd unit's states (from the shared systemd source), or a sysV
+//! service's process, fed to the service detector.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use super::Io;
 use crate::alert::Alert;
-use crate::config::check::{CheckId, ServiceCheckDef};
+use crate::config::check::{CheckId, ServiceCheckDef, ServiceType};
 use crate::config::settings::Settings;
 use crate::control::status::{CheckStatus, SourceStatus};
 use crate::detect::service::{Observation, ServiceDetector, ServiceSettings};
 use crate::sources::systemd::{UnitState, unit_name};
+use crate::sources::sysv::{SysvState, SysvWatch};
+use crate::sources::watch::Listener;
 use crate::state::{CheckState, SavedCritical};
 use crate::time::{Instant, Now};
 
 /// A service check, resolved against the global settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceCheckConfig {
-    /// The systemd unit followed.
+    /// systemd or sysV.
+    pub kind: ServiceType,
+    /// The systemd unit followed (systemd), or the service's name (sysV).
     pub unit: String,
+    /// The pid file (sysV): `/var/run/<name>.pid` under the root.
+    pub pidfile: PathBuf,
     /// Everything the detector needs.
     pub detector: ServiceSettings,
 }
 
 impl ServiceCheckConfig {
     /// Resolves a check file's definition with the global settings.
-    pub fn resolve(def: &ServiceCheckDef, s: &Settings) -> ServiceCheckConfig {
+    pub fn resolve(def: &ServiceCheckDef, s: &Settings, root: &Path) -> ServiceCheckConfig {
         ServiceCheckConfig {
-            unit: unit_name(&def.service_name),
+            kind: def.kind,
+            unit: match def.kind {
+                ServiceType::Systemd => unit_name(&def.service_name),
+                ServiceType::SysV => def.service_name.clone(),
+            },
+            pidfile: crate::config::layout::prefixed(root, &format!("/var/run/{}.pid", def.service_name)),
             detector: ServiceSettings {
                 service_name: def.service_name.clone(),
                 level: s.default_service_alert_level,
@@ -37,7 +50,10 @@ impl ServiceCheckConfig {
     }
 
     fn source(&self) -> String {
-        format!("systemd:{}", self.unit)
+        match self.kind {
+            ServiceType::Systemd => format!("systemd:{}", self.unit),
+            ServiceType::SysV => format!("sysv:{}", self.pidfile.display()),
+        }
     }
 }
 
@@ -47,19 +63,54 @@ pub struct ServiceCheck {
     id: CheckId,
     config: ServiceCheckConfig,
     detector: ServiceDetector,
+    /// systemd: the last state read.
     last: Option<UnitState>,
+    /// sysV: the process watch and what it last found.
+    sysv: Option<(SysvWatch, Option<SysvState>)>,
 }
 
 impl ServiceCheck {
     /// Starts the check; alerts left open by a previous run of the agent are resumed, so the
     /// first state read clears them if the service runs.
-    pub fn start(id: CheckId, config: ServiceCheckConfig, saved: Option<&CheckState>) -> Self {
+    pub fn start(
+        id: CheckId,
+        key: u64,
+        config: ServiceCheckConfig,
+        saved: Option<&CheckState>,
+        now: Now,
+        io: &mut Io,
+        out: &mut Vec<Alert>,
+    ) -> Self {
         let mut detector = ServiceDetector::new(config.detector.clone());
         if let Some(s) = saved.filter(|s| s.source == config.source()) {
             let not_running = s.critical.as_ref().is_some_and(|c| c.alert_name == detector.not_running_name());
             detector.restore(not_running, s.flapping);
         }
-        ServiceCheck { id, config, detector, last: None }
+        let sysv =
+            (config.kind == ServiceType::SysV).then(|| (SysvWatch::new(&config.unit, config.pidfile.clone(), Listener::Check(key)), None));
+        let mut check = ServiceCheck { id, config, detector, last: None, sysv };
+        match check.config.kind {
+            ServiceType::Systemd => {
+                io.systemd.watch(&check.config.unit, now.mono);
+                if let Some(state) = io.systemd.state(&check.config.unit).cloned() {
+                    check.on_unit(now, &state, out);
+                }
+            }
+            ServiceType::SysV => check.on_ready(now, io, out),
+        }
+        check
+    }
+
+    /// sysV: the pid file or the followed process changed; look again.
+    pub fn on_ready(&mut self, now: Now, io: &mut Io, out: &mut Vec<Alert>) {
+        let Some((watch, last)) = self.sysv.as_mut() else { return };
+        let state = watch.check(io.watches, io.pipes);
+        if last.as_ref() == Some(&state) {
+            return;
+        }
+        *last = Some(state.clone());
+        let obs = Observation { running: state.running, detail: state.detail, restarts: None };
+        self.detector.on_state(now, obs, &mut |a| out.push(a));
     }
 
     /// The check's id.
@@ -108,7 +159,11 @@ impl ServiceCheck {
 
     /// Clears open alerts (the check goes away), or keeps them for the next start (`None`: the
     /// agent stops). Returns the state to save.
-    pub fn stop(&mut self, now: Now, clear: Option<&str>, out: &mut Vec<Alert>) -> CheckState {
+    pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> CheckState {
+        match self.sysv.as_mut() {
+            Some((w, _)) => w.stop(io.watches, io.pipes),
+            None => io.systemd.unwatch(&self.config.unit),
+        }
         if let Some(why) = clear {
             self.detector.clear(now, why, &mut |a| out.push(a));
         }
@@ -150,13 +205,18 @@ impl ServiceCheck {
         CheckStatus {
             subsystem: self.id.subsystem.clone(),
             name: self.id.name.clone(),
-            state: if running.is_some() { "running".into() } else { "running (waiting for systemd)".into() },
-            source: Some(SourceStatus::Unit {
-                unit: self.config.unit.clone(),
-                active_state: self.last.as_ref().map(|s| s.active.clone()),
-                sub_state: self.last.as_ref().map(|s| s.sub.clone()),
-                load_state: self.last.as_ref().map(|s| s.load.clone()),
-                restarts: self.last.as_ref().and_then(|s| s.restarts),
+            state: if running.is_some() { "running".into() } else { "running (no state read yet)".into() },
+            source: Some(match &self.sysv {
+                Some((w, last)) => {
+                    SourceStatus::Process { pidfile: w.pidfile().display().to_string(), pid: last.as_ref().and_then(|s| s.pid) }
+                }
+                None => SourceStatus::Unit {
+                    unit: self.config.unit.clone(),
+                    active_state: self.last.as_ref().map(|s| s.active.clone()),
+                    sub_state: self.last.as_ref().map(|s| s.sub.clone()),
+                    load_state: self.last.as_ref().map(|s| s.load.clone()),
+                    restarts: self.last.as_ref().and_then(|s| s.restarts),
+                },
             }),
             level: Some(level.into()),
             alert: Some(if flapping { self.detector.flapping_name() } else { self.detector.not_running_name() }),

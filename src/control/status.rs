@@ -89,6 +89,14 @@ pub enum SourceStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restarts: Option<u64>,
     },
+    /// A sysV service's process.
+    Process {
+        /// The pid file.
+        pidfile: String,
+        /// The process, while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+    },
     /// A command's output.
     Command {
         /// The command line.
@@ -153,6 +161,10 @@ impl Status {
                             restarts.map(|r| format!(", {r} restarts")).unwrap_or_default()
                         ),
                         _ => format!("{unit} (not read yet)"),
+                    },
+                    Some(SourceStatus::Process { pidfile, pid }) => match pid {
+                        Some(p) => format!("pid {p} ({pidfile})"),
+                        None => format!("no process ({pidfile})"),
                     },
                     None => c.state.clone(),
                 };

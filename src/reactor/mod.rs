@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::alert::Alert;
 use crate::checks::{Check, CheckConfig, Io, LogCheckConfig, ServiceCheckConfig};
-use crate::config::check::{CheckDef, CheckId, ServiceType};
+use crate::config::check::{CheckDef, CheckId};
 use crate::config::layout::Layout;
 use crate::config::settings::Settings;
 use crate::config::store;
@@ -451,11 +451,9 @@ impl Daemon {
                 Ok(CheckDef::Log(def)) => {
                     desired.insert(lc.id.clone(), CheckConfig::Log(LogCheckConfig::resolve(def, &self.settings)));
                 }
-                Ok(CheckDef::Service(def)) if def.kind == ServiceType::Systemd => {
-                    desired.insert(lc.id.clone(), CheckConfig::Service(ServiceCheckConfig::resolve(def, &self.settings)));
-                }
-                Ok(CheckDef::Service(_)) => {
-                    report.push(format!("check {}: sysV service checks are not supported by this build yet", lc.id))
+                Ok(CheckDef::Service(def)) => {
+                    desired
+                        .insert(lc.id.clone(), CheckConfig::Service(ServiceCheckConfig::resolve(def, &self.settings, self.layout.root())));
                 }
                 Ok(CheckDef::Dbus(_)) => report.push(format!("check {}: dbus checks are not supported by this build yet", lc.id)),
                 Ok(CheckDef::Custom) => {
@@ -508,7 +506,8 @@ impl Daemon {
         let key = self.next_key;
         self.next_key += 1;
         let saved = self.parked.remove(&state_key(&id));
-        match Check::start(id.clone(), key, config.clone(), saved.as_ref(), now, &mut self.systemd, out) {
+        let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
+        match Check::start(id.clone(), key, config.clone(), saved.as_ref(), now, &mut io, out) {
             Ok(check) => {
                 self.by_key.insert(key, id.clone());
                 self.checks.insert(id, RunningCheck { key, config, check });

@@ -59,6 +59,8 @@ impl Daemon {
             ("systemd_disconnects", sd.disconnects),
             ("systemd_failed_calls", sd.failed_calls),
             ("systemd_updates", sd.updates),
+            ("systemd_malformed_messages", sd.malformed_messages),
+            ("systemd_call_timeouts", sd.call_timeouts),
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
             ("command_pipes", self.pipes.len() as u64),

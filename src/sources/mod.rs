@@ -5,5 +5,6 @@ pub mod command;
 pub mod lines;
 pub mod pipes;
 pub mod systemd;
+pub mod sysv;
 pub mod tail;
 pub mod watch;

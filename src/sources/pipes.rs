@@ -1,10 +1,13 @@
-//! Registering child pipes with the reactor's poll: each pipe gets a token that is never given
-//! out again, so an event for a restarted command's old pipe cannot reach the new one, and the
-//! token says whose pipe it is.
+//! Registering per-check fds with the reactor's poll (commands' pipes, pidfds of sysV
+//! services): each fd gets a token that is never given out again, so an event for a restarted
+//! command's old pipe cannot reach the new one, and the token says whose fd it is.
 
 use std::collections::HashMap;
 use std::io;
 
+use std::os::fd::RawFd;
+
+use mio::unix::SourceFd;
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
 
@@ -41,6 +44,21 @@ impl Pipes {
         self.routes.remove(&token);
         // Failure means the fd is already gone from the poll; closing it removes it anyway.
         let _ = self.registry.deregister(pipe);
+    }
+
+    /// Registers a raw fd (a pidfd) for readability; its events wake `listener`.
+    pub fn register_fd(&mut self, fd: RawFd, listener: Listener) -> io::Result<Token> {
+        let token = Token(self.next);
+        self.next += 1;
+        self.registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        self.routes.insert(token, listener);
+        Ok(token)
+    }
+
+    /// Removes a raw fd (registered as `token`) before it is closed.
+    pub fn deregister_fd(&mut self, fd: RawFd, token: Token) {
+        self.routes.remove(&token);
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
     }
 
     /// Whom an event on `token` is for; `None` for a stale token (its pipe is closed).

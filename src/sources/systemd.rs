@@ -110,6 +110,10 @@ pub struct SystemdCounters {
     pub failed_calls: u64,
     /// State changes passed on.
     pub updates: u64,
+    /// Messages that did not decode (skipped), over every connection.
+    pub malformed_messages: u64,
+    /// Calls that got no answer in time, over every connection.
+    pub call_timeouts: u64,
 }
 
 /// The connection to systemd and the units it follows.
@@ -149,9 +153,22 @@ impl SystemdSource {
         }
     }
 
-    /// Counters so far.
+    /// Counters so far (including the current connection's).
     pub fn counters(&self) -> SystemdCounters {
-        self.counters
+        let mut c = self.counters;
+        if let Some(conn) = &self.conn {
+            c.malformed_messages += conn.counters().malformed;
+            c.call_timeouts += conn.counters().timeouts;
+        }
+        c
+    }
+
+    fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.counters.malformed_messages += c.counters().malformed;
+            self.counters.call_timeouts += c.counters().timeouts;
+            c.close(&self.registry);
+        }
     }
 
     /// Whether a connection is up.
@@ -188,9 +205,7 @@ impl SystemdSource {
             }
         }
         if self.units.is_empty() {
-            if let Some(c) = self.conn.take() {
-                c.close(&self.registry);
-            }
+            self.close();
             self.retry_at = None;
             self.calls.clear();
         }
@@ -261,9 +276,7 @@ impl SystemdSource {
                 }
                 Event::Signal(m) => self.on_signal(m, now, &mut out),
                 Event::Closed(why) => {
-                    if let Some(c) = self.conn.take() {
-                        c.close(&self.registry);
-                    }
+                    self.close();
                     self.calls.clear();
                     self.counters.disconnects += 1;
                     for u in self.units.values_mut() {
