@@ -237,6 +237,15 @@ impl Settings {
             over("LOG_MAX_LINE_BYTES", MAX_LINE_BYTES);
             self.log_max_line_bytes = MAX_LINE_BYTES;
         }
+        let ring = crate::detect::flapping::RING as u64;
+        if self.flapping_count_threshold > ring {
+            errors.push(ConfigError {
+                file: file.into(),
+                line: None,
+                message: format!("FLAPPING_COUNT_THRESHOLD is capped at {ring} (the flap history kept per service)"),
+            });
+            self.flapping_count_threshold = ring;
+        }
         if self.log_max_line_bytes < 64 {
             errors.push(ConfigError { file: file.into(), line: None, message: "LOG_MAX_LINE_BYTES is at least 64".into() });
             self.log_max_line_bytes = 64;
