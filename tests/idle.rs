@@ -23,6 +23,13 @@ fn wakeups(pid: i32) -> u64 {
 #[test]
 fn idle_agent_does_not_wake_up() {
     let (root, server, log) = log_check("idle", "idle", "ERROR", Some("1"));
+    // A sysV service check too: its process is followed with a pidfd, not polled.
+    let pidfile = root.path().join("var/run/idlesvc.pid");
+    std::fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
+    let mut svc = std::process::Command::new("sleep").arg("100000").spawn().unwrap();
+    std::fs::write(&pidfile, svc.id().to_string()).unwrap();
+    root.ctl_ok(&["create", "service", "idlesvc", "sysV"]);
+    root.ctl_ok(&["enable", "service", "idlesvc"]);
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR\n");
     server.wait_alerts(2); // CRITICAL, then OK: no deadline is left
@@ -32,4 +39,7 @@ fn idle_agent_does_not_wake_up() {
     std::thread::sleep(Duration::from_secs(3));
     let after = wakeups(daemon.pid());
     assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+    drop(daemon);
+    let _ = svc.kill();
+    let _ = svc.wait();
 }
