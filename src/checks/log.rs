@@ -1,7 +1,5 @@
 //! A log check: a source (a followed file, or an `@command`) wired to the log detector.
 
-use std::collections::BTreeMap;
-
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
@@ -257,30 +255,24 @@ impl LogCheck {
     pub fn status(&self) -> CheckStatus {
         let view = self.detector.view();
         let d = self.detector.counters();
-        let mut counters: BTreeMap<String, u64> = [
+        let mut counters = crate::control::status::counters(&[
             ("lines", d.lines),
             ("matches", d.matches),
             ("alerts", d.alerts),
             ("truncated_lines_in_alerts", d.truncated_lines),
             ("invalid_utf8_lines", d.invalid_utf8_lines),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         let source = match &self.source {
             Source::File(t) => {
                 let c = t.counters();
-                counters.extend(
-                    [
-                        ("bytes", c.read.bytes),
-                        ("long_lines_cut", c.read.long_lines),
-                        ("rotations", c.rotations),
-                        ("truncations", c.truncations),
-                        ("copies_recovered", c.copies_recovered),
-                        ("read_errors", c.errors),
-                    ]
-                    .map(|(k, v)| (k.to_string(), v)),
-                );
+                counters.extend(crate::control::status::counters(&[
+                    ("bytes", c.read.bytes),
+                    ("long_lines_cut", c.read.long_lines),
+                    ("rotations", c.rotations),
+                    ("truncations", c.truncations),
+                    ("copies_recovered", c.copies_recovered),
+                    ("read_errors", c.errors),
+                ]));
                 let pos = t.reading();
                 SourceStatus::File {
                     path: t.path().display().to_string(),
@@ -291,15 +283,12 @@ impl LogCheck {
             }
             Source::Command(r) => {
                 let c = r.counters();
-                counters.extend(
-                    [
-                        ("bytes", c.stdout.bytes),
-                        ("long_lines_cut", c.stdout.long_lines),
-                        ("stderr_lines", c.stderr_lines),
-                        ("stderr_lines_not_logged", c.stderr_suppressed),
-                    ]
-                    .map(|(k, v)| (k.to_string(), v)),
-                );
+                counters.extend(crate::control::status::counters(&[
+                    ("bytes", c.stdout.bytes),
+                    ("long_lines_cut", c.stdout.long_lines),
+                    ("stderr_lines", c.stderr_lines),
+                    ("stderr_lines_not_logged", c.stderr_suppressed),
+                ]));
                 SourceStatus::Command {
                     command: r.command().to_string(),
                     pid: r.pid().map(|p| p.as_raw()),

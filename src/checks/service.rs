@@ -186,15 +186,12 @@ impl ServiceCheck {
         let (running, _, flapping) = self.detector.view();
         let (not_running_open, _) = self.detector.open_alerts();
         let c = self.detector.counters();
-        let counters: BTreeMap<String, u64> = [
+        let counters: BTreeMap<String, u64> = crate::control::status::counters(&[
             ("alerts", c.alerts),
             ("state_changes", c.changes),
             ("restarts_between_signals", c.restarts_unseen),
             ("alerts_suppressed_while_flapping", c.suppressed),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         let level = if flapping {
             "FLAPPING"
         } else if not_running_open {

@@ -6,6 +6,11 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+/// A counter map from `(name, value)` pairs.
+pub fn counters(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
 /// The whole status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {

@@ -39,21 +39,18 @@ impl Daemon {
             last_delivery: w.last_delivery_ms.map(rfc3339),
             last_error: w.last_error.map(|(t, e)| format!("{}: {e}", rfc3339(t))),
             retry_at: w.retry_at_ms.map(rfc3339),
-            counters: [
+            counters: crate::control::status::counters(&[
                 ("accepted", c.queued.load(Ordering::Relaxed)),
                 ("delivered", c.delivered.load(Ordering::Relaxed)),
                 ("rejected", c.rejected.load(Ordering::Relaxed)),
                 ("failed_attempts", c.failures.load(Ordering::Relaxed)),
                 ("dropped_queue_full", c.overflowed.load(Ordering::Relaxed)),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+            ]),
         };
         let watch = self.watches.counters();
         let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
         let sd = self.systemd.counters();
-        let agent: BTreeMap<String, u64> = [
+        let agent: BTreeMap<String, u64> = crate::control::status::counters(&[
             ("systemd_connected", u64::from(self.systemd.connected())),
             ("systemd_connects", sd.connects),
             ("systemd_disconnects", sd.disconnects),
@@ -72,10 +69,7 @@ impl Daemon {
             ("control_refused_too_many", control.refused),
             ("control_timed_out", control.timed_out),
             ("control_bad_requests", control.bad_requests),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         Status {
             version: crate::cli::version(),
             pid: std::process::id(),
