@@ -19,6 +19,7 @@ pub mod ctl;
 pub mod dbus;
 pub mod detect;
 pub mod reactor;
+pub mod sdnotify;
 pub mod sources;
 pub mod state;
 pub mod time;

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -18,7 +18,7 @@ fn linked(root: &Root, name: &str) -> PathBuf {
 }
 
 fn monitorctl(root: &Root, args: &[&str]) -> Output {
-    Command::new(linked(root, "mender-monitorctl")).env("LOOKOUT_ROOT", root.path()).args(args).output().unwrap()
+    command_for(&linked(root, "mender-monitorctl")).env("LOOKOUT_ROOT", root.path()).args(args).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -143,9 +143,34 @@ fn version_and_help() {
 #[test]
 fn mender_monitord_is_the_daemon() {
     let root = Root::new("monitord");
-    let mut cmd = Command::new(linked(&root, "mender-monitord"));
+    let mut cmd = command_for(&linked(&root, "mender-monitord"));
     cmd.arg("--root").arg(root.path());
     let daemon = Daemon::spawn(&root, cmd);
     assert!(daemon.terminate().success());
     assert!(Path::new(&root.path().join("etc/mender-monitor/monitor.d/enabled")).is_dir());
+}
+
+#[test]
+fn tells_systemd_it_is_ready_and_pings_the_watchdog() {
+    let root = Root::new("sdnotify");
+    let sock_path = root.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut cmd = Daemon::command(&root, None);
+    cmd.env("NOTIFY_SOCKET", &sock_path).env("WATCHDOG_USEC", "200000");
+    let daemon = Daemon::spawn(&root, cmd);
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(next().starts_with("READY=1\nSTATUS=following 0 checks"));
+    assert_eq!(next(), "WATCHDOG=1");
+    assert_eq!(next(), "WATCHDOG=1");
+    assert!(daemon.terminate().success());
+    let mut last = next();
+    while last == "WATCHDOG=1" {
+        last = next();
+    }
+    assert_eq!(last, "STOPPING=1");
 }

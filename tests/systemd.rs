@@ -113,7 +113,9 @@ impl Container {
     fn agent_inside(&self) -> Inside {
         let root = self.dir.join("agent");
         let nsenter = Command::new("nsenter")
-            .args(["-t", &self.pid1.to_string(), "-a", "/opt/lookout/lookout", "--root", "/var/lookout", "run"])
+            .args(["-t", &self.pid1.to_string(), "-a"])
+            .args(lookout_inside())
+            .args(["--root", "/var/lookout", "run"])
             .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
             .stdin(Stdio::null())
             .stdout(fs::File::create(root.join("alerts.jsonl")).unwrap())
@@ -191,6 +193,13 @@ impl Drop for Container {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The binary as the container sees it (bound at /opt/lookout), through the runner if any (the
+/// container shares the host's /usr, where qemu-user lives).
+fn lookout_inside() -> Vec<String> {
+    let name = bin().file_name().unwrap().to_string_lossy().into_owned();
+    runner().into_iter().chain([format!("/opt/lookout/{name}")]).collect()
 }
 
 fn collect_dirs(d: &Path, out: &mut Vec<PathBuf>) {
@@ -302,7 +311,9 @@ fn service_checks_against_a_real_systemd() {
     // The CLI runs inside too: enabled links are absolute paths, as Mender makes them.
     let ctl_inside = |args: &[&str]| {
         let out = Command::new("nsenter")
-            .args(["-t", &c.pid1.to_string(), "-a", "/opt/lookout/lookout", "--root", "/var/lookout"])
+            .args(["-t", &c.pid1.to_string(), "-a"])
+            .args(lookout_inside())
+            .args(["--root", "/var/lookout"])
             .args(args)
             .output()
             .unwrap();

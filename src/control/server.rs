@@ -20,7 +20,7 @@ use crate::time::Instant;
 /// The listener's token.
 pub const LISTENER: Token = Token(2);
 /// Connection tokens start here (apart from pipe tokens, which count up from 16).
-pub const FIRST_CONNECTION: usize = 1 << 40;
+pub const FIRST_CONNECTION: usize = 1 << 30;
 /// Connections served at once.
 pub const MAX_CLIENTS: usize = 16;
 /// Time a client has for its request and for reading the answer.

@@ -128,6 +128,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
             SinkConfig::Mender { url, .. } => url.clone(),
         },
         uplink,
+        notifier: crate::sdnotify::Notifier::from_env(),
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
     };
     crate::info!(
@@ -140,6 +141,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let now = clock.now();
     daemon.rescan(now, &mut out);
     daemon.deliver(now, out);
+    let status = format!("following {} checks", daemon.checks.len());
+    daemon.notifier.ready(now.mono, &status);
     let result = daemon.run(&mut poll, &signals, &clock);
     daemon.shutdown(&clock);
     result
@@ -207,6 +210,8 @@ struct Daemon {
     destination: String,
     config_errors: Vec<String>,
     uplink: Uplink,
+    /// systemd's notify socket and watchdog.
+    notifier: crate::sdnotify::Notifier,
 }
 
 impl Daemon {
@@ -346,6 +351,7 @@ impl Daemon {
         if self.reaper.next_deadline().is_some_and(|d| d <= now.mono) {
             self.reaper.on_tick(now.mono);
         }
+        self.notifier.on_tick(now.mono);
         if self.systemd.next_deadline().is_some_and(|d| d <= now.mono) {
             let updates = self.systemd.on_tick(now.mono);
             self.on_units(now, updates, out);
@@ -369,6 +375,7 @@ impl Daemon {
             .chain(self.rescan_at)
             .chain(save)
             .chain(self.reaper.next_deadline())
+            .chain(self.notifier.next_deadline())
             .chain(self.systemd.next_deadline())
             .chain(self.control.as_ref().and_then(|c| c.next_deadline()))
             .min()
@@ -566,6 +573,7 @@ impl Daemon {
     }
 
     fn shutdown(mut self, clock: &Clock) {
+        self.notifier.stopping();
         let now = clock.now();
         let mut out = Vec::new();
         let ids: Vec<CheckId> = self.checks.keys().cloned().collect();

@@ -306,7 +306,11 @@ impl CommandRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own group, so that stopping it stops everything it started.
-            .process_group(0);
+            .process_group(0)
+            // systemd's notify socket is ours, not the command's.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
         // SAFETY: the closure runs in the forked child before exec and only calls
         // sigprocmask, which is async-signal-safe. It is needed: the reactor blocks SIGTERM,
         // SIGHUP, SIGINT and SIGCHLD, and std's posix_spawn path passes that mask on to the

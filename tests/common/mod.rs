@@ -19,9 +19,27 @@ use serde_json::Value;
 /// for a loaded 2-core CI machine (and for qemu-user).
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The built binary.
+/// The binary under test: `LOOKOUT_BIN` (a cross-built one, say) or the one cargo built.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lookout"))
+    std::env::var_os("LOOKOUT_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lookout")))
+}
+
+/// The emulator to run the binary under (`LOOKOUT_TEST_RUNNER=qemu-aarch64-static`): without
+/// binfmt_misc an ARM binary cannot be executed directly.
+pub fn runner() -> Option<String> {
+    std::env::var("LOOKOUT_TEST_RUNNER").ok().filter(|r| !r.is_empty())
+}
+
+/// A command running the lookout binary at `path` (or a link to it, whose name it sees).
+pub fn command_for(path: &Path) -> Command {
+    match runner() {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.arg(path);
+            c
+        }
+        None => Command::new(path),
+    }
 }
 
 /// A temporary device root, removed when dropped.
@@ -49,7 +67,7 @@ impl Root {
 
     /// Runs the CLI (`lookout --root <root> args...`).
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin()).arg("--root").arg(&self.dir).args(args).output().unwrap()
+        command_for(&bin()).arg("--root").arg(&self.dir).args(args).output().unwrap()
     }
 
     /// Runs the CLI and insists on success with no output (Mender's CLI is silent on success).
@@ -320,7 +338,7 @@ impl Daemon {
 
     /// The command line `start` runs, to add to (environment, ...) before [`Daemon::spawn`].
     pub fn command(root: &Root, server: Option<&AlertServer>) -> Command {
-        let mut cmd = Command::new(bin());
+        let mut cmd = command_for(&bin());
         cmd.arg("--root").arg(root.path()).arg("run");
         if let Some(s) = server {
             cmd.args(["--server", s.url(), "--token", "TOKEN"]);

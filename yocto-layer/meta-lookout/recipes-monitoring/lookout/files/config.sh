@@ -1,0 +1,26 @@
+# Global settings of lookout (Mender Monitor's config.sh). Read as data: never executed.
+# Every variable is optional; the values below are the defaults (see the README).
+
+# Alert delivery
+ALERT_URL=/api/devices/v1/devicemonitor/alert
+SEND_ALERT_MAX_INTERVAL_S=300
+DEFAULT_ALERT_STORE_RESEND_INTERVAL_S=60
+ALERT_OFFLINE_STORE_MAX_COUNT=1000
+ALERT_STORE_MAX_RECORD_AGE_S=604800
+CONFPUSH_INTERVAL=3600
+
+# Levels
+DEFAULT_ALERT_LEVEL=CRITICAL
+
+# Log checks
+DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS=0
+DEFAULT_LOG_LINES_BEFORE=30
+DEFAULT_LOG_LINES_AFTER=30
+
+# Service checks: "going up and down" after FLAPPING_COUNT_THRESHOLD changes in FLAPPING_INTERVAL s
+FLAPPING_INTERVAL=600
+FLAPPING_COUNT_THRESHOLD=6
+ALERT_LOG_MAX_AGE=3600
+
+# The agent's own log (journal): FATAL ERROR WARN INFO DEBUG TRACE
+CONFIG_LOG_LEVEL=INFO
