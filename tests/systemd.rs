@@ -108,30 +108,36 @@ impl Container {
         format!("unix:path={}", self.dir.join("bus/system_bus_socket").display())
     }
 
-    /// Starts the agent inside the container (systemd's private socket accepts only peers in
-    /// its own PID namespace), on the root bound at /var/lookout, alerts to stdout.
-    fn agent_inside(&self) -> Inside {
-        let root = self.dir.join("agent");
-        let nsenter = Command::new("nsenter")
-            .args(["-t", &self.pid1.to_string(), "-a"])
-            .args(lookout_inside())
-            .args(["--root", "/var/lookout", "run"])
-            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(root.join("alerts.jsonl")).unwrap())
-            .stderr(fs::File::create(root.join("agent.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let inside = Inside { nsenter, root };
-        wait_until("the agent inside to start", || inside.log().contains("started: checks in"));
-        inside
+    /// Starts the agent inside the container as the `mender-monitor.service` the Yocto layer
+    /// installs (`Type=notify`, hardened), with a drop-in that runs the binary under test on the
+    /// root bound at /var/lookout, alerts to a file. systemd's private socket accepts only peers
+    /// in its own PID namespace, so this is how the private-socket path is tested too.
+    fn agent_as_service(&self) -> Inside {
+        let units = self.dir.join("units");
+        let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/yocto-layer/meta-lookout/recipes-monitoring/lookout/files/mender-monitor.service");
+        fs::copy(unit, units.join("mender-monitor.service")).unwrap();
+        fs::create_dir_all(units.join("mender-monitor.service.d")).unwrap();
+        let exec = lookout_inside().join(" ");
+        fs::write(
+            units.join("mender-monitor.service.d/test.conf"),
+            format!(
+                "[Service]\nExecStart=\nExecStart={exec} --root /var/lookout run\nEnvironment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus\n\
+                 StandardOutput=append:/var/lookout/alerts.jsonl\nStandardError=append:/var/lookout/agent.log\n"
+            ),
+        )
+        .unwrap();
+        self.systemctl(&["daemon-reload"]);
+        // Type=notify: this returns once the agent said READY=1.
+        self.systemctl(&["start", "mender-monitor.service"]);
+        assert_eq!(self.exec(&["systemctl", "is-active", "mender-monitor.service"]), "active");
+        Inside { root: self.dir.join("agent"), container_pid1: self.pid1 }
     }
 }
 
-/// The agent running inside the container, stopped by PID on drop.
+/// The agent running inside the container as a service; stopped with systemctl on drop.
 struct Inside {
-    nsenter: Child,
     root: PathBuf,
+    container_pid1: i32,
 }
 
 impl Inside {
@@ -155,15 +161,24 @@ impl Inside {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// `systemctl stop`: the service must end cleanly (SIGTERM, exit 0) and say STOPPING.
+    fn stop(&self) -> String {
+        let pid1 = self.container_pid1.to_string();
+        let run = |args: &[&str]| {
+            let out = Command::new("nsenter").args(["-t", &pid1, "-a", "systemctl"]).args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        run(&["stop", "mender-monitor.service"]);
+        run(&["show", "-p", "Result", "--value", "mender-monitor.service"])
+    }
 }
 
 impl Drop for Inside {
     fn drop(&mut self) {
-        // nsenter forks into the PID namespace: the agent is its child.
-        for pid in children_of(self.nsenter.id() as i32) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        }
-        let _ = self.nsenter.wait();
+        let _ = Command::new("nsenter")
+            .args(["-t", &self.container_pid1.to_string(), "-a", "systemctl", "stop", "mender-monitor.service"])
+            .status();
     }
 }
 
@@ -321,11 +336,15 @@ fn service_checks_against_a_real_systemd() {
     };
     ctl_inside(&["create", "service", "crasher", "systemd"]);
     ctl_inside(&["enable", "service", "crasher"]);
-    let inside = c.agent_inside();
+    let inside = c.agent_as_service();
     inside.wait_for("the CRITICAL over the private socket", |a| named(a, "Service crasher not running").len() == 1);
     c.systemctl(&["start", "crasher.service"]);
     inside.wait_for("the OK over the private socket", |a| named(a, "Service crasher not running").len() == 2);
     assert!(!inside.log().contains("lost the connection"), "{}", inside.log());
+    // systemctl reload sends SIGHUP (ExecReload); stop ends it cleanly.
+    c.systemctl(&["reload", "mender-monitor.service"]);
+    wait_until("the reload", || inside.log().contains("SIGHUP: reloading the configuration"));
+    assert_eq!(inside.stop(), "success", "{}", inside.log());
     drop(inside);
 
     // The system shuts down: units stop, but that is not news.
