@@ -357,7 +357,13 @@ fn root(flag: Option<PathBuf>) -> PathBuf {
 
 fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>) -> i32 {
     let destination = match server {
-        Some(url) => Destination::Server { url, token: token.unwrap_or_default() },
+        Some(url) => {
+            if let Some(why) = crate::uplink::sink::unusable_url(&url) {
+                eprintln!("lookout: --server {url}: {why}");
+                return 2;
+            }
+            Destination::Server { url, token: token.unwrap_or_default() }
+        }
         None => {
             if token.is_some() {
                 eprintln!("lookout: --token is only used with --server");

@@ -106,6 +106,13 @@ fn errors_say_what_is_wrong() {
     fails_with(&monitorctl(&root, &["create", "log"]), 2, "");
     fails_with(&monitorctl(&root, &["frobnicate"]), 2, "Unrecognized argument: frobnicate");
     fails_with(&monitorctl(&root, &[]), 1, "no command given");
+    // A server URL this build cannot POST to is refused at once, not retried forever.
+    let daemon =
+        |args: &[&str]| command_for(&linked(&root, "mender-monitord")).env("LOOKOUT_ROOT", root.path()).args(args).output().unwrap();
+    fails_with(&daemon(&["--server", "127.0.0.1:8080"]), 2, "--server 127.0.0.1:8080: not an http:// URL");
+    if !cfg!(feature = "tls") {
+        fails_with(&daemon(&["--server", "https://hosted.mender.io"]), 2, "https needs a build with `--features tls`");
+    }
     assert!(!root.available().exists() || std::fs::read_dir(root.available()).unwrap().next().is_none(), "nothing was written");
 }
 

@@ -165,7 +165,10 @@ impl Settings {
                 };
             }
             match a.key.as_str() {
-                "ALERT_URL" if !v.is_empty() => s.alert_url = v.into(),
+                "ALERT_URL" if !v.is_empty() => match v.contains("://").then(|| crate::uplink::sink::unusable_url(v)).flatten() {
+                    Some(why) => bad(&why),
+                    None => s.alert_url = v.into(),
+                },
                 "MONITOR_D_DIRECTORY" if !v.is_empty() => s.monitor_d = v.into(),
                 "CONFIG_LOG_LEVEL" => match crate::logging::Level::parse(v) {
                     Some(l) => s.log_level = l,
@@ -277,6 +280,15 @@ mod tests {
         assert_eq!(s.default_log_alert_level, Level::Warning, "per-subsystem level follows DEFAULT_ALERT_LEVEL");
         assert_eq!(s.log_level, crate::logging::Level::Debug);
         assert_eq!(s.alert_store_max_record_age_s, 16);
+    }
+
+    #[test]
+    fn an_alert_url_this_build_cannot_post_to_keeps_the_default() {
+        let (s, errs) = Settings::from_text("/x/config.sh", "ALERT_URL=ftp://server/alert\n");
+        assert_eq!(s.alert_url, Settings::default().alert_url);
+        assert!(errs[0].to_string().starts_with("/x/config.sh:1: ALERT_URL=\"ftp://server/alert\": not an http:// URL"), "{errs:?}");
+        let (s, errs) = Settings::from_text("/x/config.sh", "ALERT_URL=http://proxy/alert\n");
+        assert_eq!((s.alert_url.as_str(), errs.len()), ("http://proxy/alert", 0));
     }
 
     #[test]

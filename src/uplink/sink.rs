@@ -11,6 +11,21 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whole-request timeout.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why this build cannot POST to `url`, if it cannot: only `http://`, and `https://` with the
+/// `tls` feature (the Mender client's local proxy is plain HTTP; it does TLS for us). Checked
+/// up front so that a wrong URL is an error naming the argument or setting, not a retry loop.
+pub fn unusable_url(url: &str) -> Option<String> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http") => None,
+        Some("https") if cfg!(feature = "tls") => None,
+        Some("https") => {
+            Some("https needs a build with `--features tls`; or use the Mender client's local proxy (http://127.0.0.1:...)".into())
+        }
+        _ => Some("not an http:// URL".into()),
+    }
+}
+
 /// Which sink to use, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkConfig {
@@ -29,7 +44,7 @@ impl SinkConfig {
     /// The Mender sink for `server` and the `ALERT_URL` setting (a path joined to the server,
     /// or a full URL used as is).
     pub fn mender(server: &str, alert_url: &str, token: &str) -> SinkConfig {
-        let url = if alert_url.starts_with("http://") || alert_url.starts_with("https://") {
+        let url = if alert_url.contains("://") {
             alert_url.to_string()
         } else {
             format!("{}/{}", server.trim_end_matches('/'), alert_url.trim_start_matches('/'))
@@ -128,5 +143,14 @@ mod tests {
         assert_eq!(url, "http://127.0.0.1:8080/api/devices/v1/devicemonitor/alert");
         let SinkConfig::Mender { url, .. } = SinkConfig::mender("http://x", "https://other/alert", "t") else { panic!() };
         assert_eq!(url, "https://other/alert");
+    }
+
+    #[test]
+    fn only_urls_this_build_can_post_to_are_usable() {
+        assert_eq!(unusable_url("http://127.0.0.1:8080"), None);
+        assert_eq!(unusable_url("HTTP://proxy"), None);
+        assert_eq!(unusable_url("https://hosted.mender.io").is_none(), cfg!(feature = "tls"));
+        assert_eq!(unusable_url("127.0.0.1:8080").as_deref(), Some("not an http:// URL"));
+        assert_eq!(unusable_url("ftp://x").as_deref(), Some("not an http:// URL"));
     }
 }
