@@ -7,7 +7,11 @@
 //! order. The crash-safe spool, token refresh and 400 bisection build on this shape later: the
 //! worker is the only place that talks to the server.
 
+pub mod backoff;
+pub mod index;
+pub mod record;
 pub mod sink;
+pub mod spool;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,480 @@
+//! The spool's index: which alerts wait for delivery, in order, where their bytes are, and which
+//! go first when a bound is hit. Pure (no I/O, time passed in); the reactor adds to it and the
+//! worker takes from it, each under the uplink's lock for a few microseconds.
+//!
+//! Bounds (`ALERT_OFFLINE_STORE_MAX_COUNT`, `ALERT_STORE_MAX_BYTES`, `ALERT_STORE_MAX_RECORD_AGE_S`)
+//! drop superseded records first: a record is superseded when a newer one with the same alert
+//! name and subject waits behind it, so the server's final state of every alert survives (an OK
+//! is never lost because CRITICALs filled the store). The age bound drops only superseded
+//! records: the latest state of an alert is the device's current state, never stale. Only when
+//! nothing superseded is left does a count or byte bound drop a latest state, oldest first, and
+//! that is logged as an error.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Where a record's payload is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// In a segment file: `(segment, offset of the record)`.
+    Disk {
+        /// Segment id.
+        segment: u64,
+        /// Offset of the record (header included) in the segment.
+        offset: u64,
+    },
+    /// Only in memory: the spool could not be written (disk full, read-only); delivered if the
+    /// agent lives long enough, counted as a write error.
+    Memory(Arc<[u8]>),
+}
+
+/// One waiting alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// Sequence number: the delivery order.
+    pub seq: u64,
+    /// Hash of the alert name and subject name: records with the same key supersede each other.
+    pub key: u64,
+    /// `CRITICAL "name" (subject)`, for the log when it is dropped.
+    pub label: Box<str>,
+    /// Bytes of the record (header and payload).
+    pub bytes: u64,
+    /// Wall-clock ms when it was accepted.
+    pub at_ms: u64,
+    /// Where its payload is.
+    pub loc: Location,
+    /// A newer record with the same key waits behind it.
+    pub superseded: bool,
+    /// In the batch being sent.
+    pub in_flight: bool,
+}
+
+/// The configured bounds (0 for `max_age_ms` means no age bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Most records waiting (at least 1).
+    pub max_count: u64,
+    /// Most record bytes waiting.
+    pub max_bytes: u64,
+    /// Superseded records older than this are dropped.
+    pub max_age_ms: u64,
+}
+
+/// Why a record was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Superseded and older than the age bound.
+    Age,
+    /// Over the count bound.
+    Count,
+    /// Over the byte bound.
+    Bytes,
+}
+
+/// A dropped record, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// Its label.
+    pub label: Box<str>,
+    /// Why.
+    pub reason: DropReason,
+    /// Whether a newer state of the same alert waits (else the alert's last state is lost).
+    pub superseded: bool,
+}
+
+/// Counters of the spool, shown by `status`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolCounters {
+    /// Records accepted.
+    pub appended: u64,
+    /// Records delivered.
+    pub delivered: u64,
+    /// Records the server refused for good (400 on the record alone), dropped.
+    pub rejected: u64,
+    /// Superseded records dropped by the age bound.
+    pub dropped_age: u64,
+    /// Superseded records dropped by the count or byte bound.
+    pub dropped_superseded: u64,
+    /// Latest states dropped by the count or byte bound (nothing superseded was left).
+    pub dropped_latest: u64,
+    /// Records that could not be written to disk (kept in memory only).
+    pub write_errors: u64,
+    /// Records that could not be read back (dropped).
+    pub read_errors: u64,
+    /// Bytes of spoiled or torn records skipped when the spool was loaded.
+    pub corrupt_bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Segment {
+    /// Bytes in the file, dead records included.
+    bytes: u64,
+    /// Bytes of records still waiting.
+    live_bytes: u64,
+    /// Records still waiting.
+    live: usize,
+}
+
+/// A record of the batch being sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Where its payload is.
+    pub loc: Location,
+    /// Record bytes.
+    pub bytes: u64,
+    /// Its label.
+    pub label: Box<str>,
+}
+
+/// The index.
+#[derive(Debug, Default)]
+pub struct Index {
+    live: VecDeque<Meta>,
+    latest: HashMap<u64, u64>,
+    live_bytes: u64,
+    segments: BTreeMap<u64, Segment>,
+    head: u64,
+    next_seq: u64,
+    /// Counters.
+    pub counters: SpoolCounters,
+}
+
+impl Index {
+    /// An empty index whose records start after `acked`.
+    pub fn new(acked: u64) -> Index {
+        Index { next_seq: acked.saturating_add(1), ..Index::default() }
+    }
+
+    /// Records waiting.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Record bytes waiting.
+    pub fn bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// When the oldest waiting record was accepted.
+    pub fn oldest_ms(&self) -> Option<u64> {
+        self.live.front().map(|m| m.at_ms)
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Every record up to this one is delivered or dropped: what the ack file says.
+    pub fn acked(&self) -> u64 {
+        self.live.front().map(|m| m.seq).unwrap_or(self.next_seq).saturating_sub(1)
+    }
+
+    /// The segment being appended to: never deleted or compacted.
+    pub fn set_head(&mut self, segment: u64) {
+        self.head = segment;
+    }
+
+    /// The segment being appended to.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// Counts `bytes` more in `segment`'s file (a record appended, or dead bytes found at load).
+    pub fn grow_segment(&mut self, segment: u64, bytes: u64) {
+        self.segments.entry(segment).or_default().bytes += bytes;
+    }
+
+    /// Adds a record (its seq must be above every other's). An older record with the same key
+    /// becomes superseded.
+    pub fn insert(&mut self, meta: Meta) {
+        if let Some(old) = self.latest.insert(meta.key, meta.seq) {
+            if let Some(i) = self.position(old) {
+                self.live[i].superseded = true;
+            }
+        }
+        if let Location::Disk { segment, .. } = meta.loc {
+            let s = self.segments.entry(segment).or_default();
+            s.live += 1;
+            s.live_bytes += meta.bytes;
+        }
+        self.next_seq = self.next_seq.max(meta.seq.saturating_add(1));
+        self.live_bytes += meta.bytes;
+        self.counters.appended += 1;
+        self.live.push_back(meta);
+    }
+
+    fn position(&self, seq: u64) -> Option<usize> {
+        self.live.binary_search_by_key(&seq, |m| m.seq).ok()
+    }
+
+    fn remove_at(&mut self, i: usize) -> Option<Meta> {
+        let m = self.live.remove(i)?;
+        if self.latest.get(&m.key) == Some(&m.seq) {
+            self.latest.remove(&m.key);
+        }
+        if let Location::Disk { segment, .. } = m.loc {
+            if let Some(s) = self.segments.get_mut(&segment) {
+                s.live = s.live.saturating_sub(1);
+                s.live_bytes = s.live_bytes.saturating_sub(m.bytes);
+            }
+        }
+        self.live_bytes = self.live_bytes.saturating_sub(m.bytes);
+        Some(m)
+    }
+
+    /// Applies the bounds at `now_ms`; returns what was dropped.
+    pub fn enforce(&mut self, now_ms: u64, bounds: Bounds) -> Vec<Dropped> {
+        let mut dropped = Vec::new();
+        if bounds.max_age_ms > 0 {
+            let mut i = 0;
+            while i < self.live.len() {
+                let m = &self.live[i];
+                if m.superseded && !m.in_flight && now_ms.saturating_sub(m.at_ms) > bounds.max_age_ms {
+                    if let Some(m) = self.remove_at(i) {
+                        self.counters.dropped_age += 1;
+                        dropped.push(Dropped { label: m.label, reason: DropReason::Age, superseded: true });
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let max_count = usize::try_from(bounds.max_count.max(1)).unwrap_or(usize::MAX);
+        loop {
+            let reason = if self.live.len() > max_count {
+                DropReason::Count
+            } else if self.live_bytes > bounds.max_bytes {
+                DropReason::Bytes
+            } else {
+                break;
+            };
+            // The newest record is never the victim: it was just accepted.
+            let candidates = self.live.len().saturating_sub(1);
+            let victim = (0..candidates)
+                .find(|&i| self.live[i].superseded && !self.live[i].in_flight)
+                .or_else(|| (0..candidates).find(|&i| !self.live[i].in_flight));
+            let Some(m) = victim.and_then(|i| self.remove_at(i)) else { break };
+            if m.superseded {
+                self.counters.dropped_superseded += 1;
+            } else {
+                self.counters.dropped_latest += 1;
+            }
+            dropped.push(Dropped { label: m.label, reason, superseded: m.superseded });
+        }
+        dropped
+    }
+
+    /// The next batch: the oldest records, at most `max_count` and `max_bytes` (but at least
+    /// one), marked in flight.
+    pub fn take_batch(&mut self, max_count: usize, max_bytes: u64) -> Vec<BatchItem> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for m in self.live.iter_mut() {
+            if out.len() >= max_count || (!out.is_empty() && bytes + m.bytes > max_bytes) {
+                break;
+            }
+            m.in_flight = true;
+            bytes += m.bytes;
+            out.push(BatchItem { seq: m.seq, loc: m.loc.clone(), bytes: m.bytes, label: m.label.clone() });
+        }
+        out
+    }
+
+    /// The batch was not delivered: its records wait again.
+    pub fn release(&mut self) {
+        for m in self.live.iter_mut() {
+            m.in_flight = false;
+        }
+    }
+
+    /// These records were delivered.
+    pub fn complete(&mut self, seqs: &[u64]) {
+        for &s in seqs {
+            if let Some(i) = self.position(s) {
+                self.remove_at(i);
+                self.counters.delivered += 1;
+            }
+        }
+        self.release();
+    }
+
+    /// The server refused this record for good, or it could not be read: it is dropped.
+    pub fn discard(&mut self, seq: u64) -> Option<Box<str>> {
+        let i = self.position(seq)?;
+        self.remove_at(i).map(|m| m.label)
+    }
+
+    /// Segments that hold no waiting record (and are not the head): to delete.
+    pub fn dead_segments(&self) -> Vec<u64> {
+        self.segments.iter().filter(|(id, s)| **id != self.head && s.live == 0).map(|(id, _)| *id).collect()
+    }
+
+    /// A segment worth rewriting: not the head, at least `min_bytes`, at most half of it alive.
+    pub fn sparse_segment(&self, min_bytes: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|(id, s)| **id != self.head && s.live > 0 && s.bytes >= min_bytes && s.live_bytes * 2 <= s.bytes)
+            .map(|(id, _)| *id)
+    }
+
+    /// The waiting records of `segment`: `(seq, offset, bytes)`.
+    pub fn records_in(&self, segment: u64) -> Vec<(u64, u64, u64)> {
+        self.live
+            .iter()
+            .filter_map(|m| match m.loc {
+                Location::Disk { segment: s, offset } if s == segment => Some((m.seq, offset, m.bytes)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `segment` was rewritten: records moved to new offsets, the file is `bytes` long.
+    pub fn relocate(&mut self, segment: u64, moved: &[(u64, u64)], bytes: u64) {
+        for &(seq, offset) in moved {
+            if let Some(i) = self.position(seq) {
+                self.live[i].loc = Location::Disk { segment, offset };
+            }
+        }
+        if let Some(s) = self.segments.get_mut(&segment) {
+            s.bytes = bytes;
+        }
+    }
+
+    /// `segment`'s file was deleted.
+    pub fn forget_segment(&mut self, segment: u64) {
+        self.segments.remove(&segment);
+    }
+
+    /// Segments known: `(id, file bytes)`.
+    pub fn segment_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(seq: u64, key: u64, at_ms: u64) -> Meta {
+        Meta {
+            seq,
+            key,
+            label: format!("#{seq} key {key}").into(),
+            bytes: 100,
+            at_ms,
+            loc: Location::Disk { segment: seq / 10, offset: (seq % 10) * 100 },
+            superseded: false,
+            in_flight: false,
+        }
+    }
+
+    fn seqs(ix: &Index) -> Vec<u64> {
+        ix.live.iter().map(|m| m.seq).collect()
+    }
+
+    const LOOSE: Bounds = Bounds { max_count: 1000, max_bytes: 1 << 30, max_age_ms: 0 };
+
+    #[test]
+    fn the_last_state_of_every_alert_survives_a_flood() {
+        let mut ix = Index::new(0);
+        // Alert A: CRITICAL then OK; then alert B floods.
+        ix.insert(meta(1, 0xA, 0));
+        ix.insert(meta(2, 0xA, 0));
+        let bounds = Bounds { max_count: 5, ..LOOSE };
+        let mut dropped = Vec::new();
+        for seq in 3..100 {
+            ix.insert(meta(seq, 0xB, 0));
+            dropped.extend(ix.enforce(0, bounds));
+        }
+        let left = seqs(&ix);
+        assert_eq!(left.len(), 5);
+        assert!(left.contains(&2), "A's last state (its OK) is kept: {left:?}");
+        assert!(!left.contains(&1), "A's superseded CRITICAL went first");
+        assert_eq!(left.last(), Some(&99), "B's latest is kept");
+        assert!(dropped.iter().all(|d| d.superseded && d.reason == DropReason::Count));
+        assert_eq!(ix.counters.dropped_superseded, 94);
+        assert_eq!(ix.counters.dropped_latest, 0);
+    }
+
+    #[test]
+    fn without_anything_superseded_the_oldest_goes_and_is_counted_as_a_lost_state() {
+        let mut ix = Index::new(0);
+        for seq in 1..=4 {
+            ix.insert(meta(seq, seq, 0));
+        }
+        let d = ix.enforce(0, Bounds { max_count: 3, ..LOOSE });
+        assert_eq!(d.len(), 1);
+        assert!(!d[0].superseded);
+        assert_eq!(seqs(&ix), vec![2, 3, 4]);
+        assert_eq!(ix.counters.dropped_latest, 1);
+    }
+
+    #[test]
+    fn the_byte_bound_and_the_age_bound() {
+        let mut ix = Index::new(0);
+        for seq in 1..=6 {
+            ix.insert(meta(seq, seq % 2, seq * 1000));
+        }
+        // Age: only superseded records older than 2.5 s at t=6 s: seqs 1, 2, 3 (4 is 2 s old).
+        let d = ix.enforce(6000, Bounds { max_age_ms: 2500, ..LOOSE });
+        assert_eq!(d.iter().map(|d| d.reason).collect::<Vec<_>>(), vec![DropReason::Age; 3]);
+        assert_eq!(seqs(&ix), vec![4, 5, 6]);
+        // A latest state is never too old.
+        assert!(ix.enforce(1_000_000, Bounds { max_age_ms: 1, ..LOOSE }).len() == 1, "only 4 (superseded by 6) goes");
+        assert_eq!(seqs(&ix), vec![5, 6]);
+        let d = ix.enforce(0, Bounds { max_bytes: 150, ..LOOSE });
+        assert_eq!((d.len(), d[0].reason), (1, DropReason::Bytes));
+        assert_eq!(seqs(&ix), vec![6], "the newest stays even over the bound");
+        assert_eq!(ix.bytes(), 100);
+    }
+
+    #[test]
+    fn batches_acks_and_segments() {
+        let mut ix = Index::new(41);
+        for seq in 42..=55 {
+            ix.insert(meta(seq, seq, 0));
+        }
+        ix.set_head(5);
+        assert_eq!(ix.acked(), 41);
+        let b = ix.take_batch(10, 350);
+        assert_eq!(b.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![42, 43, 44], "bytes bound the batch");
+        // In flight: not a victim of the bounds.
+        ix.enforce(0, Bounds { max_count: 1, ..LOOSE });
+        assert_eq!(seqs(&ix), vec![42, 43, 44, 55]);
+        ix.complete(&[42, 43]);
+        assert_eq!(ix.discard(44).as_deref(), Some("#44 key 44"));
+        assert_eq!(ix.acked(), 54);
+        assert_eq!(ix.dead_segments(), vec![4], "segment 4 holds nothing now; 5 is the head");
+        ix.complete(&[55]);
+        assert_eq!(ix.acked(), 55);
+        assert!(ix.is_empty());
+        assert!(ix.take_batch(10, 1).is_empty());
+    }
+
+    #[test]
+    fn sparse_segments_are_found_and_relocated() {
+        let mut ix = Index::new(0);
+        for seq in 1..=9 {
+            ix.insert(meta(seq, seq, 0));
+            ix.grow_segment(0, 100);
+        }
+        ix.set_head(1);
+        assert_eq!(ix.sparse_segment(0), None);
+        ix.complete(&[1, 2, 3, 4, 5]);
+        assert_eq!(ix.sparse_segment(0), Some(0));
+        assert_eq!(ix.sparse_segment(10_000), None, "too small to bother");
+        assert_eq!(ix.records_in(0), vec![(6, 600, 100), (7, 700, 100), (8, 800, 100), (9, 900, 100)]);
+        ix.relocate(0, &[(6, 0), (7, 100), (8, 200), (9, 300)], 400);
+        assert_eq!(ix.records_in(0)[0], (6, 0, 100));
+        assert_eq!(ix.sparse_segment(0), None);
+        assert_eq!(ix.segment_bytes(), 400);
+    }
+}

@@ -1,0 +1,561 @@
+//! The spool's files, in the state directory (`/var/lib/mender-monitor/spool/`):
+//!
+//! - `<id>.seg`: segment files of [records](super::record), 16 hex digits of id. The reactor
+//!   appends to the newest (the head) and starts a new one past [`SEGMENT_BYTES`]; nothing else
+//!   writes a segment while it is the head.
+//! - `acked`: the highest sequence number up to which everything is delivered or dropped, in two
+//!   checksummed slots written alternately, so a torn write leaves the other one.
+//!
+//! The worker reads payloads back, deletes segments with nothing waiting, and rewrites a segment
+//! that is mostly dead (write a copy, fsync, rename). At start, [`load`] reads every segment,
+//! drops what is torn or spoiled (counted, named in the log) and rebuilds the index.
+//!
+//! Durability: with `ALERT_STORE_FSYNC=always` the reactor calls `fdatasync` once per turn that
+//! accepted alerts, before handing them on: an accepted alert survives a power cut. With
+//! `never`, a `kill -9` still loses nothing (the page cache survives the process) but a power cut
+//! loses what the kernel had not yet written back (`vm.dirty_expire_centisecs`, 30 s by default).
+//! The `acked` file is never synced: losing it re-sends alerts, it cannot lose one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::index::{BatchItem, Index, Location, Meta};
+use super::record;
+
+/// Size past which the head segment is closed and a new one started.
+pub const SEGMENT_BYTES: u64 = 64 * 1024;
+/// Segments smaller than this are not worth rewriting.
+pub const COMPACT_MIN_BYTES: u64 = 16 * 1024;
+const ACK_FILE: &str = "acked";
+
+/// When records are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// `fdatasync` before an alert counts as accepted.
+    Always,
+    /// The kernel's writeback decides.
+    Never,
+}
+
+impl Fsync {
+    /// Reads `ALERT_STORE_FSYNC`.
+    pub fn parse(s: &str) -> Option<Fsync> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(Fsync::Always),
+            "never" => Some(Fsync::Never),
+            _ => None,
+        }
+    }
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.seg"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The key (alert name and subject) and label of an alert, from its fields.
+pub fn key_and_label(name: &str, level: &str, subject: &str) -> (u64, Box<str>) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    subject.hash(&mut h);
+    (h.finish(), format!("{level} {name:?} ({subject})").into())
+}
+
+/// The reactor's end: appends records to the head segment.
+#[derive(Debug)]
+pub struct SpoolWriter {
+    dir: Option<PathBuf>,
+    head: Option<File>,
+    head_id: u64,
+    head_size: u64,
+    next_seq: u64,
+    fsync: Fsync,
+    unsynced: bool,
+    /// The last write failed: the next one starts a new segment.
+    broken: bool,
+    /// The last failure said, to say it once.
+    said: Option<String>,
+}
+
+impl SpoolWriter {
+    /// Sets the fsync policy (config.sh changed).
+    pub fn set_fsync(&mut self, fsync: Fsync) {
+        self.fsync = fsync;
+    }
+
+    /// The segment being appended to.
+    pub fn head_id(&self) -> u64 {
+        self.head_id
+    }
+
+    /// Writes a record for `payload`; returns its index entry (in memory only, counted by the
+    /// caller, if the disk refused it) and the bytes the head segment grew by.
+    pub fn append(&mut self, payload: &[u8], key: u64, label: Box<str>, now_ms: u64) -> (Meta, Result<u64, String>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let rec = record::encode(seq, payload);
+        let bytes = rec.len() as u64;
+        let (loc, written) = match self.write(&rec) {
+            Ok(offset) => {
+                if self.said.take().is_some() {
+                    crate::info!("spool: writing to disk again");
+                }
+                (Location::Disk { segment: self.head_id, offset }, Ok(bytes))
+            }
+            Err(e) => {
+                let why = format!("cannot write the spool: {e}");
+                if self.said.as_deref() != Some(why.as_str()) {
+                    crate::error!("{why}; alerts are kept in memory only until it works again");
+                    self.said = Some(why.clone());
+                }
+                (Location::Memory(payload.into()), Err(why))
+            }
+        };
+        (Meta { seq, key, label, bytes, at_ms: now_ms, loc, superseded: false, in_flight: false }, written)
+    }
+
+    fn write(&mut self, rec: &[u8]) -> io::Result<u64> {
+        let Some(dir) = self.dir.clone() else { return Err(io::Error::other("no spool directory")) };
+        if self.head.is_none() || self.broken || self.head_size >= SEGMENT_BYTES {
+            self.roll(&dir)?;
+        }
+        let Some(f) = self.head.as_mut() else { return Err(io::Error::other("no head segment")) };
+        let offset = self.head_size;
+        if let Err(e) = f.write_all(rec) {
+            self.broken = true;
+            return Err(e);
+        }
+        self.head_size += rec.len() as u64;
+        self.unsynced = true;
+        Ok(offset)
+    }
+
+    fn roll(&mut self, dir: &Path) -> io::Result<()> {
+        // A fresh id: never append after bytes a failed write may have left.
+        let mut id = self.head_id + 1;
+        let file = loop {
+            match OpenOptions::new().append(true).create_new(true).open(segment_path(dir, id)) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => id += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        if self.fsync == Fsync::Always {
+            if let Some(f) = self.head.as_ref().filter(|_| self.unsynced) {
+                f.sync_data()?;
+            }
+            sync_dir(dir)?;
+        }
+        self.head = Some(file);
+        self.head_id = id;
+        self.head_size = 0;
+        self.broken = false;
+        Ok(())
+    }
+
+    /// Forces what was appended to disk, if the policy says so. Called once per reactor turn
+    /// that appended (group commit).
+    pub fn sync(&mut self) -> Result<(), String> {
+        if !self.unsynced || self.fsync == Fsync::Never {
+            return Ok(());
+        }
+        self.unsynced = false;
+        match self.head.as_ref() {
+            Some(f) => f.sync_data().map_err(|e| format!("cannot sync the spool: {e}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The worker's end: reads payloads, records progress, deletes and rewrites old segments.
+#[derive(Debug)]
+pub struct SpoolReader {
+    dir: Option<PathBuf>,
+    open: Option<(u64, File)>,
+    ack: Option<File>,
+    ack_writes: u64,
+}
+
+impl SpoolReader {
+    /// The payload of a batch item.
+    pub fn read(&mut self, item: &BatchItem) -> Result<Vec<u8>, String> {
+        let (segment, offset) = match &item.loc {
+            Location::Memory(p) => return Ok(p.to_vec()),
+            Location::Disk { segment, offset } => (*segment, *offset),
+        };
+        let Some(dir) = self.dir.as_ref() else { return Err("no spool directory".into()) };
+        if self.open.as_ref().map(|(id, _)| *id) != Some(segment) {
+            let f = File::open(segment_path(dir, segment)).map_err(|e| format!("{}: {e}", segment_path(dir, segment).display()))?;
+            self.open = Some((segment, f));
+        }
+        let Some((_, f)) = self.open.as_ref() else { return Err("no segment".into()) };
+        let mut buf = vec![0; usize::try_from(item.bytes).map_err(|_| "record too large".to_string())?];
+        f.read_exact_at(&mut buf, offset).map_err(|e| format!("{} at {offset}: {e}", segment_path(dir, segment).display()))?;
+        match record::payload_of(&buf, item.seq) {
+            Some(p) => Ok(p.to_vec()),
+            None => Err(format!("{} at {offset}: record {} does not check out", segment_path(dir, segment).display(), item.seq)),
+        }
+    }
+
+    /// Records that everything up to `seq` is done (not synced: losing it only re-sends).
+    pub fn write_ack(&mut self, seq: u64) -> Result<(), String> {
+        let Some(dir) = self.dir.as_ref() else { return Ok(()) };
+        if self.ack.is_none() {
+            let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(ACK_FILE));
+            self.ack = Some(f.map_err(|e| format!("{}: {e}", dir.join(ACK_FILE).display()))?);
+        }
+        let Some(f) = self.ack.as_ref() else { return Ok(()) };
+        let slot = ack_slot(seq);
+        let at = (self.ack_writes % 2) * 16;
+        self.ack_writes += 1;
+        f.write_all_at(&slot, at).map_err(|e| format!("{}: {e}", dir.join(ACK_FILE).display()))
+    }
+
+    /// Deletes a segment with nothing waiting in it.
+    pub fn delete(&mut self, segment: u64) -> Result<(), String> {
+        if self.open.as_ref().is_some_and(|(id, _)| *id == segment) {
+            self.open = None;
+        }
+        let Some(dir) = self.dir.as_ref() else { return Ok(()) };
+        match fs::remove_file(segment_path(dir, segment)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", segment_path(dir, segment).display())),
+        }
+    }
+
+    /// Rewrites `segment` with only `records` (`(seq, offset, bytes)`); returns their new offsets
+    /// and the new file size. Records that do not check out are left behind (returned as
+    /// missing from the moves; the caller drops them).
+    pub fn compact(&mut self, segment: u64, records: &[(u64, u64, u64)]) -> Result<(Vec<(u64, u64)>, u64), String> {
+        let Some(dir) = self.dir.clone() else { return Err("no spool directory".into()) };
+        let path = segment_path(&dir, segment);
+        let tmp = dir.join(format!("{segment:016x}.tmp"));
+        let err = |e: io::Error| format!("rewriting {}: {e}", path.display());
+        let src = File::open(&path).map_err(err)?;
+        let mut out = File::create(&tmp).map_err(err)?;
+        let mut moves = Vec::new();
+        let mut size = 0u64;
+        for &(seq, offset, bytes) in records {
+            let mut buf = vec![0; usize::try_from(bytes).unwrap_or(0)];
+            if src.read_exact_at(&mut buf, offset).is_err() || record::payload_of(&buf, seq).is_none() {
+                continue;
+            }
+            out.write_all(&buf).map_err(err)?;
+            moves.push((seq, size));
+            size += bytes;
+        }
+        out.sync_all().map_err(err)?;
+        fs::rename(&tmp, &path).map_err(err)?;
+        sync_dir(&dir).map_err(err)?;
+        if self.open.as_ref().is_some_and(|(id, _)| *id == segment) {
+            self.open = None;
+        }
+        Ok((moves, size))
+    }
+}
+
+fn ack_slot(seq: u64) -> [u8; 16] {
+    let mut slot = [0u8; 16];
+    slot[..8].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&slot[..8]);
+    slot[8..12].copy_from_slice(&crc.to_le_bytes());
+    slot
+}
+
+/// The highest valid slot of an `acked` file's bytes (0 if none).
+fn read_ack(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks_exact(16)
+        .take(2)
+        .filter(|s| ack_slot(u64::from_le_bytes(s[..8].try_into().unwrap_or_default()))[..12] == s[..12])
+        .map(|s| u64::from_le_bytes(s[..8].try_into().unwrap_or_default()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// What [`load`] found.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The reactor's end.
+    pub writer: SpoolWriter,
+    /// The worker's end.
+    pub reader: SpoolReader,
+    /// The index of what waits.
+    pub index: Index,
+    /// What to log: problems found and what was recovered.
+    pub messages: Vec<String>,
+}
+
+/// Opens the spool in `dir` (created if missing), reading back what a previous run left. Never
+/// fails: without a usable directory alerts are kept in memory, and that is said.
+pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
+    let mut messages = Vec::new();
+    let usable = match fs::create_dir_all(dir) {
+        Ok(()) => Some(dir.to_path_buf()),
+        Err(e) => {
+            messages.push(format!("cannot create the spool {}: {e}; alerts are kept in memory only", dir.display()));
+            None
+        }
+    };
+    let acked = usable.as_ref().and_then(|d| fs::read(d.join(ACK_FILE)).ok()).map(|b| read_ack(&b)).unwrap_or(0);
+    let mut index = Index::new(acked);
+    let mut ids = Vec::new();
+    if let Some(d) = usable.as_ref() {
+        for entry in fs::read_dir(d).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path()); // an interrupted rewrite; the original stands
+            } else if let Some(id) = name.strip_suffix(".seg").and_then(|h| u64::from_str_radix(h, 16).ok()) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort_unstable();
+    let mut last_size = 0;
+    for &id in &ids {
+        let Some(d) = usable.as_ref() else { break };
+        let path = segment_path(d, id);
+        let buf = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                messages.push(format!("spool {}: cannot read it: {e}; its alerts are lost", path.display()));
+                continue;
+            }
+        };
+        let scan = record::scan(&buf);
+        for &(offset, len) in &scan.skipped {
+            index.counters.corrupt_bytes += len as u64;
+            messages.push(format!("spool {}: skipped {len} spoiled bytes at offset {offset}", path.display()));
+        }
+        let mut size = buf.len() as u64;
+        if let Some((offset, len)) = scan.torn_tail {
+            index.counters.corrupt_bytes += len as u64;
+            messages.push(format!("spool {}: dropped {len} bytes of a record torn by a crash at offset {offset}", path.display()));
+            if let Err(e) = OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(offset as u64)) {
+                messages.push(format!("spool {}: cannot cut the torn record off: {e}", path.display()));
+            }
+            size = offset as u64;
+        }
+        index.grow_segment(id, size);
+        last_size = size;
+        for r in &scan.records {
+            if r.seq < index.next_seq() {
+                continue; // delivered before the stop, or a duplicate
+            }
+            let payload = &buf[r.payload()];
+            let Some((key, label, at_ms)) = describe(payload) else {
+                index.counters.read_errors += 1;
+                messages.push(format!("spool {}: record {} is not an alert; dropped", path.display(), r.seq));
+                continue;
+            };
+            index.insert(Meta {
+                seq: r.seq,
+                key,
+                label,
+                bytes: r.len as u64,
+                at_ms: at_ms.unwrap_or(now_ms),
+                loc: Location::Disk { segment: id, offset: r.offset as u64 },
+                superseded: false,
+                in_flight: false,
+            });
+        }
+    }
+    // Appended again: counted once, when first accepted.
+    index.counters.appended = 0;
+    let mut writer = SpoolWriter {
+        dir: usable.clone(),
+        head: None,
+        head_id: 0,
+        head_size: 0,
+        next_seq: index.next_seq(),
+        fsync,
+        unsynced: false,
+        broken: false,
+        said: None,
+    };
+    if let (Some(d), Some(&last)) = (usable.as_ref(), ids.last()) {
+        writer.head_id = last;
+        if last_size < SEGMENT_BYTES {
+            if let Ok(f) = OpenOptions::new().append(true).open(segment_path(d, last)) {
+                writer.head = Some(f);
+                writer.head_size = last_size;
+            }
+        }
+    }
+    index.set_head(writer.head_id);
+    let mut reader = SpoolReader { dir: usable, open: None, ack: None, ack_writes: 0 };
+    for id in index.dead_segments() {
+        match reader.delete(id) {
+            Ok(()) => index.forget_segment(id),
+            Err(e) => messages.push(format!("spool: {e}")),
+        }
+    }
+    if !index.is_empty() {
+        messages.push(format!("spool: {} alerts from before the restart wait for delivery", index.len()));
+    }
+    Loaded { writer, reader, index, messages }
+}
+
+/// Key, label and time of a stored alert's JSON.
+fn describe(payload: &[u8]) -> Option<(u64, Box<str>, Option<u64>)> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let name = v.get("name")?.as_str()?;
+    let level = v.get("level").and_then(|l| l.as_str()).unwrap_or("?");
+    let subject = v.get("subject").and_then(|s| s.get("name")).and_then(|n| n.as_str()).unwrap_or("");
+    let at = v
+        .get("timestamp")
+        .and_then(|t| t.as_str())
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_millis()).ok());
+    let (key, label) = key_and_label(name, level, subject);
+    Some((key, label, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    fn tempdir(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("lookout-spool-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        Dir(d)
+    }
+
+    fn alert(name: &str, level: &str) -> Vec<u8> {
+        format!(r#"{{"name":"{name}","level":"{level}","timestamp":"2026-11-29T10:00:00.000Z","subject":{{"name":"s","type":"log","status":"x"}}}}"#)
+            .into_bytes()
+    }
+
+    fn push(w: &mut SpoolWriter, ix: &mut Index, name: &str, level: &str) -> u64 {
+        let payload = alert(name, level);
+        let (key, label) = key_and_label(name, level, "s");
+        let (meta, written) = w.append(&payload, key, label, 0);
+        ix.set_head(w.head_id());
+        ix.grow_segment(w.head_id(), written.unwrap_or(0));
+        let seq = meta.seq;
+        ix.insert(meta);
+        seq
+    }
+
+    fn read_all(r: &mut SpoolReader, ix: &mut Index) -> Vec<String> {
+        let batch = ix.take_batch(usize::MAX, u64::MAX);
+        ix.release();
+        batch.iter().map(|b| String::from_utf8(r.read(b).unwrap()).unwrap()).collect()
+    }
+
+    #[test]
+    fn what_was_appended_is_read_back_after_a_restart_and_acks_stick() {
+        let d = tempdir("restart");
+        let l = load(&d.0, Fsync::Always, 0);
+        assert!(l.messages.is_empty(), "{:?}", l.messages);
+        let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
+        for i in 0..5 {
+            push(&mut w, &mut ix, &format!("a{i}"), "CRITICAL");
+        }
+        w.sync().unwrap();
+        assert_eq!(read_all(&mut r, &mut ix).len(), 5);
+        ix.complete(&[1, 2]);
+        r.write_ack(ix.acked()).unwrap();
+        drop((w, r, ix));
+
+        let l = load(&d.0, Fsync::Always, 0);
+        assert_eq!(l.messages, vec!["spool: 3 alerts from before the restart wait for delivery".to_string()]);
+        let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
+        let got = read_all(&mut r, &mut ix);
+        assert!(got[0].contains("a2") && got[2].contains("a4"), "{got:?}");
+        assert_eq!(push(&mut w, &mut ix, "b", "OK"), 6, "sequence numbers go on");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_named() {
+        let d = tempdir("torn");
+        let l = load(&d.0, Fsync::Never, 0);
+        let (mut w, mut ix) = (l.writer, l.index);
+        push(&mut w, &mut ix, "a", "CRITICAL");
+        push(&mut w, &mut ix, "b", "CRITICAL");
+        drop(w);
+        let seg = segment_path(&d.0, 1);
+        let len = fs::metadata(&seg).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(len - 7).unwrap();
+        let l = load(&d.0, Fsync::Never, 0);
+        assert!(l.messages[0].contains("0000000000000001.seg: dropped") && l.messages[0].contains("torn by a crash"), "{:?}", l.messages);
+        assert_eq!(l.index.len(), 1);
+        assert!(l.index.counters.corrupt_bytes > 0);
+        let first = fs::metadata(&seg).unwrap().len();
+        assert!(first < len - 7, "the torn record is cut off the file");
+        // Appends go on after the last good record.
+        let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
+        push(&mut w, &mut ix, "c", "OK");
+        let got = read_all(&mut r, &mut ix);
+        assert_eq!(got.len(), 2);
+        assert!(got[1].contains(r#""name":"c""#));
+    }
+
+    #[test]
+    fn a_bad_ack_slot_falls_back_to_the_other() {
+        let mut bytes = ack_slot(7).to_vec();
+        bytes.extend(ack_slot(9));
+        assert_eq!(read_ack(&bytes), 9);
+        bytes[16] ^= 1;
+        assert_eq!(read_ack(&bytes), 7, "a torn newer slot leaves the older");
+        assert_eq!(read_ack(b"junk"), 0);
+    }
+
+    #[test]
+    fn dead_segments_go_and_sparse_ones_are_rewritten() {
+        let d = tempdir("compact");
+        let l = load(&d.0, Fsync::Never, 0);
+        let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
+        let big = "x".repeat(2000);
+        let mut n = 0;
+        while w.head_id() < 3 {
+            n += 1;
+            push(&mut w, &mut ix, &format!("{big}{n}"), "CRITICAL");
+        }
+        // Deliver all of segment 1 and most of segment 2.
+        let first_of_2 = ix.records_in(2)[0].0;
+        let seqs: Vec<u64> = (1..first_of_2 + 25).collect();
+        ix.complete(&seqs);
+        assert_eq!(ix.dead_segments(), vec![1]);
+        r.delete(1).unwrap();
+        ix.forget_segment(1);
+        assert!(!segment_path(&d.0, 1).exists());
+        let sparse = ix.sparse_segment(COMPACT_MIN_BYTES).unwrap();
+        assert_eq!(sparse, 2);
+        let before = fs::metadata(segment_path(&d.0, 2)).unwrap().len();
+        let (moves, size) = r.compact(2, &ix.records_in(2)).unwrap();
+        ix.relocate(2, &moves, size);
+        assert!(size < before / 2 && size == fs::metadata(segment_path(&d.0, 2)).unwrap().len());
+        let got = read_all(&mut r, &mut ix);
+        assert_eq!(got.len(), ix.len());
+        assert!(got[0].contains(&format!("{big}{}", first_of_2 + 25)), "order and content survive the rewrite");
+    }
+
+    #[test]
+    fn without_a_directory_alerts_stay_in_memory() {
+        let l = load(Path::new("/proc/lookout-cannot-create"), Fsync::Always, 0);
+        assert!(l.messages[0].contains("kept in memory only"), "{:?}", l.messages);
+        let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
+        let (key, label) = key_and_label("a", "CRITICAL", "s");
+        let (meta, written) = w.append(&alert("a", "CRITICAL"), key, label, 0);
+        assert!(written.is_err());
+        assert!(matches!(meta.loc, Location::Memory(_)));
+        ix.insert(meta);
+        assert!(read_all(&mut r, &mut ix)[0].contains(r#""name":"a""#));
+    }
+}
