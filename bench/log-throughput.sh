@@ -64,7 +64,7 @@ mkdir -p "$R/usr/share/mender-monitor/config"
 echo "DEFAULT_LOG_LINES_AFTER=0" > "$R/usr/share/mender-monitor/config/config.sh"
 "$BIN" --root "$R" create log bench "$PATTERN" "$W/big.log"
 mkfifo "$W/alerts"
-"$BIN" --root "$R" run > "$W/alerts" 2> "$W/agent.log" & AGENT=$!; PIDS+=("$AGENT")
+"$BIN" --root "$R" run --stdout > "$W/alerts" 2> "$W/agent.log" & AGENT=$!; PIDS+=("$AGENT")
 exec 3< "$W/alerts"
 until grep -q "started: checks in" "$W/agent.log"; do sleep 0.01; done
 t0=$(now); "$BIN" --root "$R" enable log bench; read -r ALERT <&3; t1=$(now)
@@ -87,7 +87,7 @@ follow_lookout() {
   echo "DEFAULT_LOG_LINES_AFTER=0" > "$R2/usr/share/mender-monitor/config/config.sh"
   "$BIN" --root "$R2" create log bench "$PATTERN" "$f"; "$BIN" --root "$R2" enable log bench
   rm -f "$W/alerts2"; mkfifo "$W/alerts2"
-  "$BIN" --root "$R2" run > "$W/alerts2" 2> "$W/agent2.log" & local A=$!; PIDS+=("$A")
+  "$BIN" --root "$R2" run --stdout > "$W/alerts2" 2> "$W/agent2.log" & local A=$!; PIDS+=("$A")
   exec 4< "$W/alerts2"
   until grep -q "check log bench: started" "$W/agent2.log"; do sleep 0.01; done
   local c0; c0=$(cpu_of "$A")

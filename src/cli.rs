@@ -15,7 +15,7 @@ use crate::reactor::{self, Destination};
 #[derive(FromArgs, Debug)]
 /// lookout: a monitoring agent for embedded Linux, compatible with Mender Monitor.
 #[argh(
-    example = "mender-monitorctl create log crasher_app ERROR /root/crasher.log 5\nmender-monitorctl enable log crasher_app\nmender-monitorctl list --json\nlookout --root /tmp/demo run",
+    example = "mender-monitorctl create log crasher_app ERROR /root/crasher.log 5\nmender-monitorctl enable log crasher_app\nmender-monitorctl list --json\nlookout --root /tmp/demo run --stdout",
     note = "Invoked as mender-monitorctl it takes the same verbs; invoked as mender-monitord it is the daemon (`lookout run`).\nDevice paths (/etc/mender-monitor, /usr/share/mender-monitor, /var/lib/mender-monitor) take the --root prefix, or LOOKOUT_ROOT.",
     error_code(1, "an error (the message names the argument, file or line)"),
     error_code(2, "the command line could not be parsed"),
@@ -143,15 +143,21 @@ pub struct VersionCmd {}
 
 #[derive(FromArgs, Debug)]
 /// run the daemon (what mender-monitord does): follow the enabled checks, send alerts
-#[argh(subcommand, name = "run")]
+#[argh(
+    subcommand,
+    name = "run",
+    note = "Without --server or --stdout, alerts go to the server the Mender client names, with its JWT (io.mender.AuthenticationManager on the system bus). Alerts are spooled in the state directory (/var/lib/mender-monitor/spool) until delivered."
+)]
 pub struct RunCmd {
-    /// server base URL for alerts (e.g. http://127.0.0.1:8080); without it alerts are
-    /// printed on stdout as JSON lines
+    /// server base URL for alerts (e.g. http://127.0.0.1:8080), instead of the Mender client's
     #[argh(option)]
     pub server: Option<String>,
     /// device JWT sent as `Authorization: Bearer` with --server
     #[argh(option)]
     pub token: Option<String>,
+    /// print alerts on stdout as JSON lines (a local sink: no server)
+    #[argh(switch)]
+    pub stdout: bool,
 }
 
 #[derive(FromArgs, Debug)]
@@ -204,12 +210,15 @@ pub struct DaemonCli {
     /// prefix for every device path (default: $LOOKOUT_ROOT, else /)
     #[argh(option)]
     pub root: Option<PathBuf>,
-    /// server base URL for alerts; without it alerts are printed on stdout
+    /// server base URL for alerts, instead of the one the Mender client names
     #[argh(option)]
     pub server: Option<String>,
     /// device JWT sent as `Authorization: Bearer` with --server
     #[argh(option)]
     pub token: Option<String>,
+    /// print alerts on stdout as JSON lines (a local sink: no server)
+    #[argh(switch)]
+    pub stdout: bool,
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
@@ -234,7 +243,7 @@ pub fn main() -> i32 {
             println!("{}", version());
             return 0;
         }
-        return run_daemon(root(cli.root), cli.server, cli.token);
+        return run_daemon(root(cli.root), cli.server, cli.token, cli.stdout);
     }
     let cli = match Cli::from_args(&[&prog], &rest) {
         Ok(c) => c,
@@ -259,7 +268,7 @@ pub fn main() -> i32 {
             println!("{}", version());
             Ok(())
         }
-        Some(Cmd::Run(r)) => return run_daemon(root, r.server, r.token),
+        Some(Cmd::Run(r)) => return run_daemon(root, r.server, r.token, r.stdout),
         Some(Cmd::Create(c)) => edited(ctl::create(&ctl::layout(&root), &c.subsystem, &c.check, &c.args)),
         Some(Cmd::Enable(c)) => edited(ctl::enable(&ctl::layout(&root), &c.subsystem, &c.check)),
         Some(Cmd::Disable(c)) => edited(ctl::disable(&ctl::layout(&root), &c.subsystem, &c.check)),
@@ -355,8 +364,16 @@ fn root(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("LOOKOUT_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("/"))
 }
 
-fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>) -> i32 {
+fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>, stdout: bool) -> i32 {
+    if token.is_some() && server.is_none() {
+        eprintln!("lookout: --token is only used with --server");
+        return 2;
+    }
     let destination = match server {
+        Some(_) if stdout => {
+            eprintln!("lookout: --server and --stdout exclude each other");
+            return 2;
+        }
         Some(url) => {
             if let Some(why) = crate::uplink::sink::unusable_url(&url) {
                 eprintln!("lookout: --server {url}: {why}");
@@ -364,13 +381,8 @@ fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>) -> i
             }
             Destination::Server { url, token: token.unwrap_or_default() }
         }
-        None => {
-            if token.is_some() {
-                eprintln!("lookout: --token is only used with --server");
-                return 2;
-            }
-            Destination::Stdout
-        }
+        None if stdout => Destination::Stdout,
+        None => Destination::MenderClient,
     };
     match reactor::run(Layout::new(root), destination) {
         Ok(()) => 0,

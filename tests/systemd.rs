@@ -121,7 +121,7 @@ impl Container {
         fs::write(
             units.join("mender-monitor.service.d/test.conf"),
             format!(
-                "[Service]\nExecStart=\nExecStart={exec} --root /var/lookout run\nEnvironment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus\n\
+                "[Service]\nExecStart=\nExecStart={exec} --root /var/lookout run --stdout\nEnvironment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus\n\
                  StandardOutput=append:/var/lookout/alerts.jsonl\nStandardError=append:/var/lookout/agent.log\n"
             ),
         )

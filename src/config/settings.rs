@@ -59,6 +59,13 @@ pub struct Settings {
     /// lookout: `STATE_SAVE_INTERVAL_S`, how long read positions may stay unsaved (flash wear vs
     /// lines re-read after a power cut).
     pub state_save_interval_s: u64,
+    /// lookout: `ALERT_STORE_MAX_BYTES`, the most bytes of alerts the spool keeps waiting.
+    pub alert_store_max_bytes: u64,
+    /// lookout: `ALERT_STORE_FSYNC`, `always` (an accepted alert survives a power cut) or
+    /// `never` (the kernel writes it back; flash wear).
+    pub alert_store_fsync: crate::uplink::spool::Fsync,
+    /// lookout: `SEND_ALERT_TIMEOUT_S`, the most one request to the server may take.
+    pub send_alert_timeout_s: u64,
 }
 
 impl Default for Settings {
@@ -86,6 +93,9 @@ impl Default for Settings {
             log_lines_after_window_ms: 200,
             log_max_line_bytes: 16 * 1024,
             state_save_interval_s: 5,
+            alert_store_max_bytes: 4 << 20,
+            alert_store_fsync: crate::uplink::spool::Fsync::Always,
+            send_alert_timeout_s: 30,
         }
     }
 }
@@ -202,6 +212,12 @@ impl Settings {
                 "LOG_LINES_AFTER_WINDOW_MS" => num!(s.log_lines_after_window_ms, u64),
                 "LOG_MAX_LINE_BYTES" => num!(s.log_max_line_bytes, usize),
                 "STATE_SAVE_INTERVAL_S" => num!(s.state_save_interval_s, u64),
+                "ALERT_STORE_MAX_BYTES" => num!(s.alert_store_max_bytes, u64),
+                "SEND_ALERT_TIMEOUT_S" => num!(s.send_alert_timeout_s, u64),
+                "ALERT_STORE_FSYNC" => match crate::uplink::spool::Fsync::parse(v) {
+                    Some(f) => s.alert_store_fsync = f,
+                    None => bad("not always or never"),
+                },
                 // Read by Mender Monitor, not needed by lookout (it logs to the journal).
                 "DAEMON_LOG_FILE" | "ALERT_URL" | "MONITOR_D_DIRECTORY" => {}
                 other => errors.push(ConfigError {

@@ -121,10 +121,25 @@ pub enum SourceStatus {
 pub struct UplinkStatus {
     /// `stdout` or the alert URL.
     pub destination: String,
-    /// Alerts waiting (in the ring and in the batch being sent).
+    /// Alerts waiting in the spool (the batch being sent included).
     pub queue_depth: u64,
-    /// Capacity of the ring.
+    /// The most alerts the spool keeps (`ALERT_OFFLINE_STORE_MAX_COUNT`).
     pub queue_capacity: u64,
+    /// Bytes of the alerts waiting.
+    #[serde(default)]
+    pub queue_bytes: u64,
+    /// Bytes of the spool's files (delivered records not yet compacted away included).
+    #[serde(default)]
+    pub spool_bytes: u64,
+    /// When the oldest waiting alert was accepted (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_waiting: Option<String>,
+    /// The Mender client's token, when alerts go through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// What delivery waits for besides the server (a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// Last successful delivery (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivery: Option<String>,
@@ -204,7 +219,20 @@ impl Status {
             }
         }
         let u = &self.uplink;
-        let _ = writeln!(out, "uplink: to {}, queue {}/{}", u.destination, u.queue_depth, u.queue_capacity);
+        let _ = writeln!(
+            out,
+            "uplink: to {}, {} alerts waiting ({} bytes; at most {}), spool files {} bytes",
+            u.destination, u.queue_depth, u.queue_bytes, u.queue_capacity, u.spool_bytes
+        );
+        if let Some(t) = &u.oldest_waiting {
+            let _ = writeln!(out, "  oldest waiting since {t}");
+        }
+        if let Some(a) = &u.auth {
+            let _ = writeln!(out, "  Mender client: {a}");
+        }
+        if let Some(w) = &u.waiting_for {
+            let _ = writeln!(out, "  waiting for {w}");
+        }
         if let Some(t) = &u.last_delivery {
             let _ = writeln!(out, "  last delivery {t}");
         }

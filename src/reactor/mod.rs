@@ -35,28 +35,19 @@ use crate::sources::tail::Progress;
 use crate::sources::watch::{Listener, WatchHandle, Watches};
 use crate::state::{CheckState, StateStore};
 use crate::time::{Clock, Instant, Now};
-use crate::uplink::{SinkConfig, Uplink};
+use crate::uplink::mender_auth::{AUTH_DBUS, MenderAuth};
+use crate::uplink::{Uplink, UplinkSettings};
 
 const SIGNALS: Token = Token(0);
 const INOTIFY: Token = Token(1);
+/// The uplink worker wakes the reactor with this (it wants a new token).
+const WAKER: Token = Token(5);
 /// Bytes one check may read per turn before the others get theirs.
 pub const TURN_BUDGET: usize = 1 << 20;
 /// Delay between a change in monitor.d or config.sh and the rescan (editors write in steps).
 pub const RESCAN_DEBOUNCE_MS: u64 = 20;
 
-/// Where the daemon sends alerts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// JSON lines on stdout.
-    Stdout,
-    /// A Mender server (`--server`), with an optional JWT (`--token`).
-    Server {
-        /// Base URL.
-        url: String,
-        /// JWT.
-        token: String,
-    },
-}
+pub use crate::uplink::Destination;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
@@ -82,12 +73,20 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         crate::warn!("{e}");
     }
     let layout = layout.with_monitor_d(&settings.monitor_d);
-    let sink = match &destination {
-        Destination::Stdout => SinkConfig::Stdout,
-        Destination::Server { url, token } => SinkConfig::mender(url, &settings.alert_url, token),
+    let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create the reactor's waker: {e}"))?;
+    let now = clock.now();
+    let uplink = Uplink::start(
+        destination.clone(),
+        &layout.state_dir().join("spool"),
+        UplinkSettings::from_settings(&settings),
+        Some(waker),
+        now.wall_ms,
+    )
+    .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
+    let auth = match destination {
+        Destination::MenderClient => Some(MenderAuth::start(system_bus(layout.root()), registry()?, now.mono)),
+        _ => None,
     };
-    let uplink = Uplink::start(&sink, Duration::from_secs(settings.send_alert_max_interval_s))
-        .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
     let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
     register(&poll, watches.raw_fd(), INOTIFY)?;
     let pipes = Pipes::new(registry()?);
@@ -123,11 +122,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         problems: BTreeMap::new(),
         control,
         started,
-        destination: match &sink {
-            SinkConfig::Stdout => "stdout".to_string(),
-            SinkConfig::Mender { url, .. } => url.clone(),
-        },
         uplink,
+        auth,
         notifier: crate::sdnotify::Notifier::from_env(),
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
     };
@@ -135,7 +131,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         "lookout {} started: checks in {}, alerts to {}",
         env!("CARGO_PKG_VERSION"),
         daemon.layout.monitor_d().display(),
-        daemon.destination
+        daemon.destination()
     );
     let mut out = Vec::new();
     let now = clock.now();
@@ -206,10 +202,10 @@ struct Daemon {
     control: Option<ControlServer>,
     /// When the daemon started.
     started: Now,
-    /// Where alerts go, for `status`.
-    destination: String,
     config_errors: Vec<String>,
     uplink: Uplink,
+    /// The Mender client's token over D-Bus (when alerts go to the Mender client's server).
+    auth: Option<MenderAuth>,
     /// systemd's notify socket and watchdog.
     notifier: crate::sdnotify::Notifier,
 }
@@ -252,6 +248,17 @@ impl Daemon {
                     DBUS => {
                         let updates = self.systemd.on_ready(now.mono);
                         self.on_units(now, updates, &mut out);
+                    }
+                    AUTH_DBUS => {
+                        let updates = self.auth.as_mut().map(|a| a.on_ready(now.mono)).unwrap_or_default();
+                        for u in updates {
+                            self.uplink.set_credentials(u);
+                        }
+                    }
+                    WAKER if self.uplink.take_refresh_request() => {
+                        if let Some(a) = self.auth.as_mut() {
+                            a.refresh(now.mono);
+                        }
                     }
                     LISTENER => {
                         if let Some(c) = self.control.as_mut() {
@@ -356,6 +363,11 @@ impl Daemon {
             let updates = self.systemd.on_tick(now.mono);
             self.on_units(now, updates, out);
         }
+        if let Some(a) = self.auth.as_mut().filter(|a| a.next_deadline().is_some_and(|d| d <= now.mono)) {
+            for u in a.on_tick(now.mono) {
+                self.uplink.set_credentials(u);
+            }
+        }
         if let Some(c) = self.control.as_mut() {
             if c.next_deadline().is_some_and(|d| d <= now.mono) {
                 c.on_tick(now.mono);
@@ -377,17 +389,20 @@ impl Daemon {
             .chain(self.reaper.next_deadline())
             .chain(self.notifier.next_deadline())
             .chain(self.systemd.next_deadline())
+            .chain(self.auth.as_ref().and_then(MenderAuth::next_deadline))
             .chain(self.control.as_ref().and_then(|c| c.next_deadline()))
             .min()
     }
 
-    /// Hands alerts to the uplink; an alert changes a check's level, so state is saved at once.
+    /// Hands alerts to the uplink (spooled, synced once for the turn); an alert changes a
+    /// check's level, so state is saved at once, after the alerts are safe.
     fn deliver(&mut self, now: Now, out: Vec<Alert>) {
         let urgent = !out.is_empty();
-        for a in out {
+        for a in &out {
             crate::info!("alert {} {:?} ({})", a.level.as_str(), a.name, a.subject.name);
-            self.uplink.push(a);
+            self.uplink.push(a, now.wall_ms);
         }
+        self.uplink.commit();
         let due = self.dirty_since.is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
         if urgent || due {
             self.save_state(now);
@@ -428,6 +443,7 @@ impl Daemon {
             crate::info!("{}: settings changed", self.layout.config_sh().display());
             crate::logging::set_level(settings.log_level);
             self.scratch.set_max_line(settings.log_max_line_bytes);
+            self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall_ms);
             self.settings = settings;
         }
         let loaded = match store::load_enabled(&self.layout) {
@@ -440,6 +456,8 @@ impl Daemon {
             }
         };
         self.available = store::check_ids(&self.layout.available()).unwrap_or_default().into_iter().collect();
+        let parsed = loaded.iter().filter_map(|lc| lc.def.as_ref().ok().map(|d| (&lc.id, d)));
+        self.uplink.set_config(crate::uplink::confpush::body(parsed, self.settings.default_log_pattern_expiration_s));
         let mut desired: BTreeMap<CheckId, CheckConfig> = BTreeMap::new();
         let mut keep: BTreeSet<CheckId> = BTreeSet::new();
         let mut problems: BTreeMap<CheckId, Vec<String>> = BTreeMap::new();
@@ -569,6 +587,14 @@ impl Daemon {
                 Ok(h) => self.config_watches.push((dir, h)),
                 Err(e) => crate::debug!("not watching {}: {e}", dir.display()),
             }
+        }
+    }
+
+    /// Where alerts go, for the log and `status`.
+    fn destination(&self) -> String {
+        match self.uplink.destination() {
+            Destination::Server { url, .. } => crate::uplink::sink::join(url, &self.settings.alert_url),
+            d => d.describe(),
         }
     }
 

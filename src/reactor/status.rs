@@ -1,12 +1,10 @@
 //! Assembling `status` from the daemon's parts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use super::Daemon;
 use crate::control::status::{CheckStatus, Status, UplinkStatus};
 use crate::time::{Now, rfc3339};
-use crate::uplink::QUEUE_SLOTS;
 
 impl Daemon {
     /// Everything `lookout status` shows.
@@ -30,21 +28,36 @@ impl Daemon {
             });
         }
         checks.sort_by(|a, b| (&a.subsystem, &a.name).cmp(&(&b.subsystem, &b.name)));
-        let c = self.uplink.counters();
-        let w = self.uplink.worker_state();
+        let u = self.uplink.snapshot();
+        let (sp, rq) = (u.spool, u.requests);
         let uplink = UplinkStatus {
-            destination: self.destination.clone(),
-            queue_depth: (self.uplink.queued() + w.in_flight) as u64,
-            queue_capacity: (QUEUE_SLOTS - 1) as u64,
-            last_delivery: w.last_delivery_ms.map(rfc3339),
-            last_error: w.last_error.map(|(t, e)| format!("{}: {e}", rfc3339(t))),
-            retry_at: w.retry_at_ms.map(rfc3339),
+            destination: self.destination(),
+            queue_depth: u.waiting,
+            queue_capacity: u.max_count,
+            queue_bytes: u.waiting_bytes,
+            spool_bytes: u.spool_bytes,
+            oldest_waiting: u.oldest_ms.map(rfc3339),
+            auth: self.auth.as_ref().map(|a| a.state().to_string()),
+            waiting_for: u.worker.waiting_for.clone(),
+            last_delivery: u.worker.last_delivery_ms.map(rfc3339),
+            last_error: u.worker.last_error.map(|(t, e)| format!("{}: {e}", rfc3339(t))),
+            retry_at: u.worker.retry_at_ms.map(rfc3339),
             counters: crate::control::status::counters(&[
-                ("accepted", c.queued.load(Ordering::Relaxed)),
-                ("delivered", c.delivered.load(Ordering::Relaxed)),
-                ("rejected", c.rejected.load(Ordering::Relaxed)),
-                ("failed_attempts", c.failures.load(Ordering::Relaxed)),
-                ("dropped_queue_full", c.overflowed.load(Ordering::Relaxed)),
+                ("accepted", sp.appended),
+                ("delivered", sp.delivered),
+                ("in_flight", u.worker.in_flight as u64),
+                ("rejected", sp.rejected),
+                ("dropped_superseded", sp.dropped_superseded),
+                ("dropped_age", sp.dropped_age),
+                ("dropped_last_state", sp.dropped_latest),
+                ("spool_write_errors", sp.write_errors),
+                ("spool_read_errors", sp.read_errors),
+                ("spool_corrupt_bytes", sp.corrupt_bytes),
+                ("requests", rq.requests),
+                ("failed_attempts", rq.failures),
+                ("unauthorized", rq.unauthorized),
+                ("bisections", rq.bisections),
+                ("config_pushes", rq.config_pushes),
             ]),
         };
         let watch = self.watches.counters();

@@ -1,59 +1,130 @@
-//! Getting alerts off the reactor thread: a fixed-size lock-free ring (heapless SPSC) into a
-//! worker thread that owns every blocking call (HTTP, stdout) and delivers in order, batching what
-//! is queued.
+//! Getting alerts to the server without losing any, offline or across a crash.
 //!
-//! The reactor never waits: [`Uplink::push`] either enqueues and wakes the worker, or counts and
-//! logs an overflow. The worker retries a failed batch with capped exponential backoff and keeps
-//! order. The crash-safe spool, token refresh and 400 bisection build on this shape later: the
-//! worker is the only place that talks to the server.
+//! The reactor appends every alert to the spool (a small write, then one `fdatasync` per turn
+//! that had alerts, by policy) before it counts as accepted, adds it to the index and wakes
+//! the worker. The worker thread owns every blocking call: it takes the oldest waiting alerts
+//! in batches (bounded in count and bytes), reads them back, POSTs them, and records what was
+//! delivered. The two share one mutex, held only for in-memory steps, never across I/O.
+//!
+//! - [`record`], [`spool`], [`index`]: the durable queue and its bounds;
+//! - [`worker`]: delivery, 400 bisection, token refresh, backoff, the final flush;
+//! - [`sink`]: HTTP and stdout; [`backoff`]: when to retry;
+//! - [`mender_auth`]: the JWT from the Mender client over D-Bus (driven by the reactor);
+//! - [`confpush`]: the configuration the server is told about.
 
 pub mod backoff;
+pub mod confpush;
 pub mod index;
+pub mod mender_auth;
 pub mod record;
 pub mod sink;
 pub mod spool;
+mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
-
-use heapless::spsc::{Consumer, Producer, Queue};
+use std::time::Duration;
 
 use crate::alert::Alert;
-pub use sink::{SendError, Sink, SinkConfig};
+use crate::config::settings::Settings;
+use index::{Bounds, DropReason, Dropped, Index, SpoolCounters};
+use mender_auth::AuthUpdate;
+use spool::{Fsync, SpoolWriter};
 
-/// Slots of the in-memory ring (one is kept free by the SPSC algorithm: 256 alerts fit).
-pub const QUEUE_SLOTS: usize = 257;
 /// Most alerts in one POST.
 pub const MAX_BATCH: usize = 100;
-/// First retry delay after a failed delivery.
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// How long a stopping agent keeps trying to deliver what is queued.
+/// Most bytes of alerts in one POST (a bigger single alert is sent alone).
+pub const MAX_BATCH_BYTES: u64 = 512 * 1024;
+/// How long a stopping agent keeps trying to deliver; the rest stays in the spool.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+/// How long the worker waits for a new token after a 401 before trying the old one again.
+pub const TOKEN_WAIT: Duration = Duration::from_millis(mender_auth::FETCH_WAIT_MS + 5_000);
+/// Drops logged one by one per minute; more are summed up (all are counted).
+pub const DROPS_LOGGED_PER_MINUTE: u32 = 20;
 
-/// Counters shared by the reactor and the worker.
-#[derive(Debug, Default)]
-pub struct UplinkCounters {
-    /// Alerts accepted into the ring.
-    pub queued: AtomicU64,
-    /// Alerts refused because the ring was full.
-    pub overflowed: AtomicU64,
-    /// Alerts delivered.
-    pub delivered: AtomicU64,
-    /// Alerts the server refused for good.
-    pub rejected: AtomicU64,
-    /// Failed delivery attempts.
-    pub failures: AtomicU64,
-    /// Alerts still queued when the agent stopped.
-    pub undelivered_at_exit: AtomicU64,
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// JSON lines on stdout (`--stdout`): the local sink, no server.
+    Stdout,
+    /// A server given on the command line (`--server`, `--token`).
+    Server {
+        /// Base URL.
+        url: String,
+        /// JWT (may be empty).
+        token: String,
+    },
+    /// The server and token the Mender client gives over D-Bus (the default).
+    MenderClient,
 }
 
-/// What the worker is doing, for `status`. The worker holds the lock only to update it, never
-/// across a request, so the reactor never waits on it for long.
+impl Destination {
+    /// For the log and `status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::Stdout => "stdout".into(),
+            Destination::Server { url, .. } => url.clone(),
+            Destination::MenderClient => "the Mender client's server".into(),
+        }
+    }
+}
+
+/// The settings the uplink follows, from config.sh (applied live).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkSettings {
+    /// `ALERT_URL`: a path joined to the server URL, or a full URL.
+    pub alert_url: String,
+    /// `SEND_ALERT_MAX_INTERVAL_S`: the backoff cap (0: no backoff, retry every resend interval).
+    pub max_interval: Duration,
+    /// `DEFAULT_ALERT_STORE_RESEND_INTERVAL_S`.
+    pub resend_interval: Duration,
+    /// `CONFPUSH_INTERVAL` (0: push only on change).
+    pub confpush_interval: Duration,
+    /// `SEND_ALERT_TIMEOUT_S`: a whole request.
+    pub timeout: Duration,
+    /// The spool's bounds.
+    pub bounds: Bounds,
+    /// `ALERT_STORE_FSYNC`.
+    pub fsync: Fsync,
+}
+
+impl UplinkSettings {
+    /// From the global settings.
+    pub fn from_settings(s: &Settings) -> UplinkSettings {
+        UplinkSettings {
+            alert_url: s.alert_url.clone(),
+            max_interval: Duration::from_secs(s.send_alert_max_interval_s),
+            resend_interval: Duration::from_secs(s.alert_store_resend_interval_s.max(1)),
+            confpush_interval: Duration::from_secs(s.confpush_interval_s),
+            timeout: Duration::from_secs(s.send_alert_timeout_s.max(1)),
+            bounds: Bounds {
+                max_count: s.alert_offline_store_max_count,
+                max_bytes: s.alert_store_max_bytes,
+                max_age_ms: s.alert_store_max_record_age_s.saturating_mul(1000),
+            },
+            fsync: s.alert_store_fsync,
+        }
+    }
+}
+
+/// The server URL and token to use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Base URL (empty: none yet).
+    pub server: String,
+    /// JWT (empty: none).
+    pub token: String,
+    /// Bumped on every new token, so the worker can tell a refresh arrived.
+    pub generation: u64,
+    /// Why there is no usable token, if there is none.
+    pub problem: Option<String>,
+}
+
+/// What the worker is doing, for `status`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WorkerState {
-    /// Alerts taken from the ring and not yet delivered.
+    /// Alerts in the request being made.
     pub in_flight: usize,
     /// Last successful delivery, Unix ms.
     pub last_delivery_ms: Option<u64>,
@@ -61,179 +132,285 @@ pub struct WorkerState {
     pub last_error: Option<(u64, String)>,
     /// While backing off: when the next attempt is due, Unix ms.
     pub retry_at_ms: Option<u64>,
+    /// What delivery waits for, if anything but the server (a token).
+    pub waiting_for: Option<String>,
 }
 
-struct Shared {
-    stop: AtomicBool,
-    counters: UplinkCounters,
-    state: Mutex<WorkerState>,
+/// Counters of requests, for `status`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCounters {
+    /// Alert POSTs made.
+    pub requests: u64,
+    /// Attempts that failed and will be retried.
+    pub failures: u64,
+    /// 401 answers.
+    pub unauthorized: u64,
+    /// Batches split after a 400.
+    pub bisections: u64,
+    /// Configuration pushes delivered.
+    pub config_pushes: u64,
+    /// Alerts still waiting when the agent stopped (they stay in the spool).
+    pub left_at_exit: u64,
+}
+
+/// Rate limit for the log lines about dropped alerts.
+#[derive(Debug, Default)]
+struct DropLog {
+    window_start_ms: u64,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl DropLog {
+    fn log(&mut self, now_ms: u64, dropped: &[Dropped]) {
+        for d in dropped {
+            if now_ms.saturating_sub(self.window_start_ms) >= 60_000 {
+                if self.suppressed > 0 {
+                    crate::warn!(
+                        "spool: {} more alerts were dropped in the last minute without a log line each (status has the counters)",
+                        self.suppressed
+                    );
+                }
+                *self = DropLog { window_start_ms: now_ms, logged: 0, suppressed: 0 };
+            }
+            if self.logged >= DROPS_LOGGED_PER_MINUTE {
+                self.suppressed += 1;
+                continue;
+            }
+            self.logged += 1;
+            let bound = match d.reason {
+                DropReason::Age => "ALERT_STORE_MAX_RECORD_AGE_S",
+                DropReason::Count => "ALERT_OFFLINE_STORE_MAX_COUNT",
+                DropReason::Bytes => "ALERT_STORE_MAX_BYTES",
+            };
+            if d.superseded {
+                crate::warn!("spool: {bound} reached: dropped {}, superseded by a newer state of the same alert", d.label);
+            } else {
+                crate::error!("spool: {bound} reached: dropped {}, the last state of that alert: the server will not see it", d.label);
+            }
+        }
+    }
+}
+
+/// The state both threads share.
+pub(crate) struct Inner {
+    pub index: Index,
+    pub settings: UplinkSettings,
+    pub creds: Credentials,
+    /// The worker wants a new token.
+    pub refresh_wanted: bool,
+    /// The configuration to push, and its generation.
+    pub config: Option<(Arc<[u8]>, u64)>,
+    pub worker: WorkerState,
+    pub requests: RequestCounters,
+    pub stop: bool,
+    drops: DropLog,
+}
+
+impl Inner {
+    /// Applies the bounds and logs what they dropped.
+    pub fn enforce(&mut self, now_ms: u64) {
+        let dropped = self.index.enforce(now_ms, self.settings.bounds);
+        self.drops.log(now_ms, &dropped);
+    }
+}
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the reactor (token refresh requests).
+    waker: Option<mio::Waker>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere aborts the process (panic = "abort"); in tests, carry on.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn wake_reactor(&self) {
+        if let Some(w) = &self.waker {
+            if let Err(e) = w.wake() {
+                crate::warn!("cannot wake the reactor: {e}");
+            }
+        }
+    }
+}
+
+/// Everything `status` shows of the uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkSnapshot {
+    /// Alerts waiting.
+    pub waiting: u64,
+    /// Their record bytes.
+    pub waiting_bytes: u64,
+    /// When the oldest was accepted, Unix ms.
+    pub oldest_ms: Option<u64>,
+    /// Bytes of the spool's segment files.
+    pub spool_bytes: u64,
+    /// The worker.
+    pub worker: WorkerState,
+    /// Spool counters.
+    pub spool: SpoolCounters,
+    /// Request counters.
+    pub requests: RequestCounters,
+    /// The count bound.
+    pub max_count: u64,
 }
 
 /// The reactor's end of the uplink.
 pub struct Uplink {
-    producer: Producer<'static, Alert>,
-    worker: JoinHandle<()>,
     shared: Arc<Shared>,
+    writer: SpoolWriter,
+    worker: JoinHandle<()>,
+    destination: Destination,
+    appended: bool,
+    last_config: Vec<u8>,
+    config_generation: u64,
 }
 
 impl Uplink {
-    /// Starts the worker thread with `config`'s sink; `max_interval` caps the retry backoff
-    /// (`SEND_ALERT_MAX_INTERVAL_S`; zero retries at the first delay).
-    pub fn start(config: &SinkConfig, max_interval: Duration) -> std::io::Result<Uplink> {
-        // The ring lives as long as the process; leaking it gives both ends a 'static borrow.
-        let queue: &'static mut Queue<Alert, QUEUE_SLOTS> = Box::leak(Box::new(Queue::new()));
-        let (producer, consumer) = queue.split();
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            counters: UplinkCounters::default(),
-            state: Mutex::new(WorkerState::default()),
-        });
-        let sink = Sink::new(config);
-        let worker_shared = Arc::clone(&shared);
-        let worker = thread::Builder::new()
-            .name("uplink".into())
-            .spawn(move || Worker { consumer, sink, shared: worker_shared, max_interval }.run())?;
-        Ok(Uplink { producer, worker, shared })
+    /// Opens the spool in `spool_dir` (alerts a previous run left are delivered first) and
+    /// starts the worker. `waker` lets the worker ask the reactor for a new token.
+    pub fn start(
+        destination: Destination,
+        spool_dir: &Path,
+        settings: UplinkSettings,
+        waker: Option<mio::Waker>,
+        now_ms: u64,
+    ) -> std::io::Result<Uplink> {
+        let loaded = spool::load(spool_dir, settings.fsync, now_ms);
+        for p in &loaded.problems {
+            crate::warn!("{p}");
+        }
+        for n in &loaded.notes {
+            crate::info!("{n}");
+        }
+        let creds = match &destination {
+            Destination::Server { url, token } => Credentials { server: url.clone(), token: token.clone(), generation: 1, problem: None },
+            Destination::MenderClient => {
+                Credentials { problem: Some("waiting for the Mender client's token".into()), ..Credentials::default() }
+            }
+            Destination::Stdout => Credentials::default(),
+        };
+        let mut inner = Inner {
+            index: loaded.index,
+            settings,
+            creds,
+            refresh_wanted: false,
+            config: None,
+            worker: WorkerState::default(),
+            requests: RequestCounters::default(),
+            stop: false,
+            drops: DropLog::default(),
+        };
+        inner.enforce(now_ms);
+        let shared = Arc::new(Shared { inner: Mutex::new(inner), waker });
+        let w = worker::Worker::new(Arc::clone(&shared), loaded.reader, destination.clone());
+        let worker = thread::Builder::new().name("uplink".into()).spawn(move || w.run())?;
+        Ok(Uplink { shared, writer: loaded.writer, worker, destination, appended: false, last_config: Vec::new(), config_generation: 0 })
     }
 
-    /// Hands an alert to the worker without waiting. A full ring drops the alert, counted and
-    /// logged with its name.
-    pub fn push(&mut self, alert: Alert) {
-        match self.producer.enqueue(alert) {
-            Ok(()) => {
-                self.shared.counters.queued.fetch_add(1, Ordering::Relaxed);
-                self.worker.thread().unpark();
-            }
-            Err(alert) => {
-                let n = self.shared.counters.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::error!(
-                    "alert queue full ({} alerts waiting for the server): dropped {} {:?} ({n} dropped so far)",
-                    QUEUE_SLOTS - 1,
-                    alert.level.as_str(),
-                    alert.name
-                );
-                self.worker.thread().unpark();
-            }
+    /// Where alerts go.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// Accepts an alert: written to the spool (synced at [`commit`](Self::commit)), indexed,
+    /// bounds applied.
+    pub fn push(&mut self, alert: &Alert, now_ms: u64) {
+        let payload = alert.to_json().into_bytes();
+        let (key, label) = spool::key_and_label(&alert.name, alert.level.as_str(), &alert.subject.name);
+        let (meta, written) = self.writer.append(&payload, key, label, now_ms);
+        let mut g = self.shared.lock();
+        g.index.set_head(self.writer.head_id());
+        match written {
+            Ok(bytes) => g.index.grow_segment(self.writer.head_id(), bytes),
+            Err(_) => g.index.counters.write_errors += 1,
+        }
+        g.index.insert(meta);
+        g.enforce(now_ms);
+        self.appended = true;
+    }
+
+    /// Ends a turn's appends: one `fdatasync` (by policy) for all of them, then the worker is
+    /// woken.
+    pub fn commit(&mut self) {
+        if !std::mem::take(&mut self.appended) {
+            return;
+        }
+        if let Err(e) = self.writer.sync() {
+            crate::error!("{e}");
+        }
+        self.worker.thread().unpark();
+    }
+
+    /// New settings from config.sh.
+    pub fn set_settings(&mut self, settings: UplinkSettings, now_ms: u64) {
+        self.writer.set_fsync(settings.fsync);
+        let mut g = self.shared.lock();
+        if g.settings != settings {
+            g.settings = settings;
+            g.enforce(now_ms);
+            drop(g);
+            self.worker.thread().unpark();
         }
     }
 
-    /// Counters so far.
-    pub fn counters(&self) -> &UplinkCounters {
-        &self.shared.counters
+    /// The configuration to push; pushed when it changed (and every `CONFPUSH_INTERVAL`).
+    pub fn set_config(&mut self, body: Vec<u8>) {
+        if body == self.last_config && self.config_generation > 0 {
+            return;
+        }
+        self.config_generation += 1;
+        self.shared.lock().config = Some((body.clone().into(), self.config_generation));
+        self.last_config = body;
+        self.worker.thread().unpark();
     }
 
-    /// Alerts waiting in the ring.
-    pub fn queued(&self) -> usize {
-        self.producer.len()
+    /// What the Mender client said about the token.
+    pub fn set_credentials(&mut self, update: AuthUpdate) {
+        let mut g = self.shared.lock();
+        match update {
+            AuthUpdate::Token { token, server_url } => {
+                g.creds = Credentials { server: server_url, token, generation: g.creds.generation + 1, problem: None };
+            }
+            AuthUpdate::NoToken(why) => {
+                g.creds.token.clear();
+                g.creds.problem = Some(why);
+            }
+        }
+        drop(g);
+        self.worker.thread().unpark();
     }
 
-    /// What the worker is doing.
-    pub fn worker_state(&self) -> WorkerState {
-        self.shared.state.lock().map(|s| s.clone()).unwrap_or_default()
+    /// Whether the worker asked for a new token since the last call.
+    pub fn take_refresh_request(&mut self) -> bool {
+        std::mem::take(&mut self.shared.lock().refresh_wanted)
     }
 
-    /// Stops the worker after a last delivery attempt of at most [`SHUTDOWN_FLUSH`] (plus one
-    /// request timeout).
-    pub fn shutdown(self) {
-        self.shared.stop.store(true, Ordering::Release);
+    /// For `status`.
+    pub fn snapshot(&self) -> UplinkSnapshot {
+        let g = self.shared.lock();
+        UplinkSnapshot {
+            waiting: g.index.len() as u64,
+            waiting_bytes: g.index.bytes(),
+            oldest_ms: g.index.oldest_ms(),
+            spool_bytes: g.index.segment_bytes(),
+            worker: g.worker.clone(),
+            spool: g.index.counters,
+            requests: g.requests,
+            max_count: g.settings.bounds.max_count,
+        }
+    }
+
+    /// Stops the worker after a last delivery attempt of at most [`SHUTDOWN_FLUSH`]; what is
+    /// not delivered stays in the spool for the next start.
+    pub fn shutdown(mut self) {
+        self.commit();
+        self.shared.lock().stop = true;
         self.worker.thread().unpark();
         if self.worker.join().is_err() {
             crate::error!("the uplink worker panicked");
-        }
-    }
-}
-
-struct Worker {
-    consumer: Consumer<'static, Alert>,
-    sink: Sink,
-    shared: Arc<Shared>,
-    max_interval: Duration,
-}
-
-impl Worker {
-    fn update(&self, f: impl FnOnce(&mut WorkerState)) {
-        if let Ok(mut s) = self.shared.state.lock() {
-            f(&mut s);
-        }
-    }
-
-    fn run(mut self) {
-        let c = &self.shared.counters;
-        let mut batch: Vec<Alert> = Vec::new();
-        let mut delay = FIRST_RETRY;
-        let mut retry_at: Option<Instant> = None;
-        let mut stop_deadline: Option<Instant> = None;
-        loop {
-            let stopping = self.shared.stop.load(Ordering::Acquire);
-            if stopping && stop_deadline.is_none() {
-                stop_deadline = Some(Instant::now() + SHUTDOWN_FLUSH);
-            }
-            while batch.len() < MAX_BATCH {
-                match self.consumer.dequeue() {
-                    Some(a) => batch.push(a),
-                    None => break,
-                }
-            }
-            if batch.is_empty() {
-                if stopping {
-                    return;
-                }
-                thread::park();
-                continue;
-            }
-            let now = Instant::now();
-            if stop_deadline.is_some_and(|d| now >= d) {
-                let left = batch.len() + self.consumer.len();
-                c.undelivered_at_exit.fetch_add(left as u64, Ordering::Relaxed);
-                crate::error!("stopping: {left} alerts could not be delivered");
-                return;
-            }
-            if let Some(t) = retry_at.filter(|t| now < *t) {
-                let wait = match stop_deadline {
-                    Some(d) => (t - now).min(d.saturating_duration_since(now)),
-                    None => t - now,
-                };
-                thread::park_timeout(wait);
-                continue;
-            }
-            self.update(|s| s.in_flight = batch.len());
-            match self.sink.send(&batch) {
-                Ok(()) => {
-                    self.update(|s| {
-                        s.in_flight = 0;
-                        s.last_delivery_ms = Some(crate::time::wall_now_ms());
-                        s.retry_at_ms = None;
-                    });
-                    c.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    crate::debug!("delivered {} alerts", batch.len());
-                    batch.clear();
-                    delay = FIRST_RETRY;
-                    retry_at = None;
-                }
-                Err(SendError::Rejected(why)) => {
-                    self.update(|s| {
-                        s.in_flight = 0;
-                        s.last_error = Some((crate::time::wall_now_ms(), why.clone()));
-                    });
-                    c.rejected.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    let names: Vec<&str> = batch.iter().map(|a| a.name.as_str()).collect();
-                    crate::error!("{why}: dropped {} alerts {names:?}", batch.len());
-                    batch.clear();
-                }
-                Err(SendError::Retry(why)) => {
-                    c.failures.fetch_add(1, Ordering::Relaxed);
-                    crate::warn!("{why}; {} alerts kept, retrying in {} s", batch.len() + self.consumer.len(), delay.as_secs_f32());
-                    retry_at = Some(Instant::now() + delay);
-                    let wall = crate::time::wall_now_ms();
-                    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                    self.update(|s| {
-                        s.last_error = Some((wall, why.clone()));
-                        s.retry_at_ms = Some(wall.saturating_add(delay_ms));
-                    });
-                    let cap = self.max_interval.max(FIRST_RETRY);
-                    delay = (delay * 2).min(cap);
-                }
-            }
         }
     }
 }

@@ -1,15 +1,18 @@
 //! Where alerts go: the Mender devicemonitor API over HTTP, or JSON lines on stdout (the
-//! embedded default, no server needed). Sinks block; they run on the worker thread only.
+//! embedded default, no server needed). Sinks block; they run on the worker thread only. The
+//! HTTP sink sorts every reply into what the worker must do next.
 
 use std::io::Write;
 use std::time::Duration;
 
-use crate::alert::Alert;
+use super::backoff::parse_retry_after;
 
 /// Connect timeout for the server (usually the Mender client's local proxy).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Whole-request timeout.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The alert endpoint, joined to the server URL when `ALERT_URL` is a path.
+pub const ALERT_PATH: &str = "/api/devices/v1/devicemonitor/alert";
+/// The configuration endpoint, joined to the server URL.
+pub const CONFIG_PATH: &str = "/api/devices/v1/devicemonitor/config";
 
 /// Why this build cannot POST to `url`, if it cannot: only `http://`, and `https://` with the
 /// `tls` feature (the Mender client's local proxy is plain HTTP; it does TLS for us). Checked
@@ -26,107 +29,102 @@ pub fn unusable_url(url: &str) -> Option<String> {
     }
 }
 
-/// Which sink to use, from the command line.
+/// The URL for `path_or_url` on `server`: a path is joined to the server, a full URL is used as
+/// is (`ALERT_URL`).
+pub fn join(server: &str, path_or_url: &str) -> String {
+    if path_or_url.contains("://") {
+        path_or_url.to_string()
+    } else {
+        format!("{}/{}", server.trim_end_matches('/'), path_or_url.trim_start_matches('/'))
+    }
+}
+
+/// What a POST came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkConfig {
-    /// One JSON object per line on stdout.
-    Stdout,
-    /// POST JSON arrays to a Mender server.
-    Mender {
-        /// Alert endpoint URL.
-        url: String,
-        /// The device JWT, sent as `Authorization: Bearer`.
-        token: String,
+pub enum Outcome {
+    /// 2xx.
+    Delivered,
+    /// 400, 413 or 422: something in this body is refused; the same body will be refused again.
+    Refused(String),
+    /// 401: the token is not (or no longer) accepted.
+    Unauthorized(String),
+    /// Anything else (network, timeout, 408, 429, 5xx, other 4xx, redirects): try again later,
+    /// not before `after` if the server said so.
+    Retry {
+        /// What happened.
+        why: String,
+        /// The server's `Retry-After`.
+        after: Option<Duration>,
     },
 }
 
-impl SinkConfig {
-    /// The Mender sink for `server` and the `ALERT_URL` setting (a path joined to the server,
-    /// or a full URL used as is).
-    pub fn mender(server: &str, alert_url: &str, token: &str) -> SinkConfig {
-        let url = if alert_url.contains("://") {
-            alert_url.to_string()
-        } else {
-            format!("{}/{}", server.trim_end_matches('/'), alert_url.trim_start_matches('/'))
+/// The HTTP client: one ureq agent (keeps the connection to the proxy open between requests).
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    /// A client with the connect timeout set; redirects are not followed (a POST redirected
+    /// is a misconfiguration to report, not to chase).
+    pub fn new() -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Http { agent }
+    }
+
+    /// POSTs `body` (JSON) to `url` with `Authorization: Bearer <token>` (none if the token is
+    /// empty), within `timeout` for the whole request.
+    pub fn post(&self, url: &str, token: &str, body: &[u8], timeout: Duration) -> Outcome {
+        let mut req = self.agent.post(url).config().timeout_global(Some(timeout)).build().content_type("application/json");
+        if !token.is_empty() {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        let resp = match req.send(body) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry { why: format!("POST {url}: {e}"), after: None },
         };
-        SinkConfig::Mender { url, token: token.to_string() }
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Outcome::Delivered;
+        }
+        let after =
+            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, crate::time::wall_now_ms()));
+        let mut text = resp.into_body().with_config().limit(2048).read_to_string().unwrap_or_default();
+        let cut = (0..=text.len().min(512)).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+        let why = format!("POST {url}: HTTP {status} {}", text.trim()).trim_end().to_string();
+        classify(status, why, after)
     }
 }
 
-/// Why a batch was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendError {
-    /// Worth trying again later (network, timeout, 429, 5xx).
-    Retry(String),
-    /// The server refused this batch for good (4xx); retrying it would block everything after.
-    Rejected(String),
-}
-
-/// A sink ready to send.
-pub enum Sink {
-    /// stdout.
-    Stdout,
-    /// HTTP.
-    Mender {
-        /// The ureq agent (connection pool, timeouts).
-        agent: ureq::Agent,
-        /// Alert endpoint URL.
-        url: String,
-        /// `Bearer <token>`.
-        auth: String,
-    },
-}
-
-impl Sink {
-    /// Builds the sink for `config`.
-    pub fn new(config: &SinkConfig) -> Sink {
-        match config {
-            SinkConfig::Stdout => Sink::Stdout,
-            SinkConfig::Mender { url, token } => {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_connect(Some(CONNECT_TIMEOUT))
-                    .timeout_global(Some(REQUEST_TIMEOUT))
-                    .http_status_as_error(false)
-                    .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .into();
-                Sink::Mender { agent, url: url.clone(), auth: format!("Bearer {token}") }
-            }
-        }
+/// The worker's next step for a non-2xx `status`.
+pub fn classify(status: u16, why: String, after: Option<Duration>) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        400 | 413 | 422 => Outcome::Refused(why),
+        401 => Outcome::Unauthorized(why),
+        _ => Outcome::Retry { why, after },
     }
+}
 
-    /// Delivers `batch` in order, or says why not.
-    pub fn send(&mut self, batch: &[Alert]) -> Result<(), SendError> {
-        match self {
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                for a in batch {
-                    writeln!(out, "{}", a.to_json()).map_err(|e| SendError::Retry(format!("stdout: {e}")))?;
-                }
-                out.flush().map_err(|e| SendError::Retry(format!("stdout: {e}")))
-            }
-            Sink::Mender { agent, url, auth } => {
-                let body = Alert::to_json_array(batch);
-                let resp = agent
-                    .post(url.as_str())
-                    .header("Authorization", auth.as_str())
-                    .content_type("application/json")
-                    .send(&body[..])
-                    .map_err(|e| SendError::Retry(format!("POST {url}: {e}")))?;
-                let status = resp.status().as_u16();
-                if (200..300).contains(&status) {
-                    return Ok(());
-                }
-                let mut text = resp.into_body().with_config().limit(2048).read_to_string().unwrap_or_default();
-                text.truncate(512);
-                let what = format!("POST {url}: HTTP {status} {}", text.trim());
-                if status == 429 || status >= 500 || status == 401 || status == 408 {
-                    Err(SendError::Retry(what))
-                } else {
-                    Err(SendError::Rejected(what))
-                }
-            }
-        }
+/// Writes alert payloads to stdout, one per line.
+pub fn print(payloads: &[Vec<u8>]) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    let written = payloads.iter().try_for_each(|p| out.write_all(p).and_then(|()| out.write_all(b"\n"))).and_then(|()| out.flush());
+    match written {
+        Ok(()) => Outcome::Delivered,
+        Err(e) => Outcome::Retry { why: format!("stdout: {e}"), after: None },
     }
 }
 
@@ -136,13 +134,8 @@ mod tests {
 
     #[test]
     fn alert_url_joins_or_replaces() {
-        let SinkConfig::Mender { url, .. } = SinkConfig::mender("http://127.0.0.1:8080/", "/api/devices/v1/devicemonitor/alert", "t")
-        else {
-            panic!()
-        };
-        assert_eq!(url, "http://127.0.0.1:8080/api/devices/v1/devicemonitor/alert");
-        let SinkConfig::Mender { url, .. } = SinkConfig::mender("http://x", "https://other/alert", "t") else { panic!() };
-        assert_eq!(url, "https://other/alert");
+        assert_eq!(join("http://127.0.0.1:8080/", ALERT_PATH), "http://127.0.0.1:8080/api/devices/v1/devicemonitor/alert");
+        assert_eq!(join("http://x", "https://other/alert"), "https://other/alert");
     }
 
     #[test]
@@ -152,5 +145,18 @@ mod tests {
         assert_eq!(unusable_url("https://hosted.mender.io").is_none(), cfg!(feature = "tls"));
         assert_eq!(unusable_url("127.0.0.1:8080").as_deref(), Some("not an http:// URL"));
         assert_eq!(unusable_url("ftp://x").as_deref(), Some("not an http:// URL"));
+    }
+
+    #[test]
+    fn replies_sort_into_next_steps() {
+        let w = || "x".to_string();
+        assert_eq!(classify(204, w(), None), Outcome::Delivered);
+        assert_eq!(classify(400, w(), None), Outcome::Refused(w()));
+        assert_eq!(classify(413, w(), None), Outcome::Refused(w()));
+        assert_eq!(classify(401, w(), None), Outcome::Unauthorized(w()));
+        let later = Some(Duration::from_secs(3));
+        for s in [403, 404, 408, 429, 500, 502, 503, 302, 100, 999] {
+            assert_eq!(classify(s, w(), later), Outcome::Retry { why: w(), after: later }, "{s}");
+        }
     }
 }

@@ -289,14 +289,17 @@ pub struct Loaded {
     pub reader: SpoolReader,
     /// The index of what waits.
     pub index: Index,
-    /// What to log: problems found and what was recovered.
-    pub messages: Vec<String>,
+    /// Problems found (to log as warnings).
+    pub problems: Vec<String>,
+    /// What was recovered (to log as information).
+    pub notes: Vec<String>,
 }
 
 /// Opens the spool in `dir` (created if missing), reading back what a previous run left. Never
 /// fails: without a usable directory alerts are kept in memory, and that is said.
 pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
     let mut messages = Vec::new();
+    let mut notes = Vec::new();
     let usable = match fs::create_dir_all(dir) {
         Ok(()) => Some(dir.to_path_buf()),
         Err(e) => {
@@ -398,9 +401,9 @@ pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
         }
     }
     if !index.is_empty() {
-        messages.push(format!("spool: {} alerts from before the restart wait for delivery", index.len()));
+        notes.push(format!("spool: {} alerts from before the restart wait for delivery", index.len()));
     }
-    Loaded { writer, reader, index, messages }
+    Loaded { writer, reader, index, problems: messages, notes }
 }
 
 /// Key, label and time of a stored alert's JSON.
@@ -461,7 +464,7 @@ mod tests {
     fn what_was_appended_is_read_back_after_a_restart_and_acks_stick() {
         let d = tempdir("restart");
         let l = load(&d.0, Fsync::Always, 0);
-        assert!(l.messages.is_empty(), "{:?}", l.messages);
+        assert!(l.problems.is_empty() && l.notes.is_empty(), "{:?}", l.problems);
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
         for i in 0..5 {
             push(&mut w, &mut ix, &format!("a{i}"), "CRITICAL");
@@ -473,7 +476,8 @@ mod tests {
         drop((w, r, ix));
 
         let l = load(&d.0, Fsync::Always, 0);
-        assert_eq!(l.messages, vec!["spool: 3 alerts from before the restart wait for delivery".to_string()]);
+        assert_eq!(l.notes, vec!["spool: 3 alerts from before the restart wait for delivery".to_string()]);
+        assert!(l.problems.is_empty());
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
         let got = read_all(&mut r, &mut ix);
         assert!(got[0].contains("a2") && got[2].contains("a4"), "{got:?}");
@@ -493,7 +497,7 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
         f.set_len(len - 7).unwrap();
         let l = load(&d.0, Fsync::Never, 0);
-        assert!(l.messages[0].contains("0000000000000001.seg: dropped") && l.messages[0].contains("torn by a crash"), "{:?}", l.messages);
+        assert!(l.problems[0].contains("0000000000000001.seg: dropped") && l.problems[0].contains("torn by a crash"), "{:?}", l.problems);
         assert_eq!(l.index.len(), 1);
         assert!(l.index.counters.corrupt_bytes > 0);
         let first = fs::metadata(&seg).unwrap().len();
@@ -549,7 +553,7 @@ mod tests {
     #[test]
     fn without_a_directory_alerts_stay_in_memory() {
         let l = load(Path::new("/proc/lookout-cannot-create"), Fsync::Always, 0);
-        assert!(l.messages[0].contains("kept in memory only"), "{:?}", l.messages);
+        assert!(l.problems[0].contains("kept in memory only"), "{:?}", l.problems);
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
         let (key, label) = key_and_label("a", "CRITICAL", "s");
         let (meta, written) = w.append(&alert("a", "CRITICAL"), key, label, 0);

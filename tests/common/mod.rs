@@ -330,8 +330,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `lookout --root <root> run --server <server> --token TOKEN` and waits until its
-    /// first scan of monitor.d is done.
+    /// Starts `lookout --root <root> run --server <server> --token TOKEN` (`--stdout` without a
+    /// server) and waits until its first scan of monitor.d is done.
     pub fn start(root: &Root, server: Option<&AlertServer>) -> Daemon {
         Daemon::spawn(root, Daemon::command(root, server))
     }
@@ -340,9 +340,10 @@ impl Daemon {
     pub fn command(root: &Root, server: Option<&AlertServer>) -> Command {
         let mut cmd = command_for(&bin());
         cmd.arg("--root").arg(root.path()).arg("run");
-        if let Some(s) = server {
-            cmd.args(["--server", s.url(), "--token", "TOKEN"]);
-        }
+        match server {
+            Some(s) => cmd.args(["--server", s.url(), "--token", "TOKEN"]),
+            None => cmd.arg("--stdout"),
+        };
         cmd
     }
 
