@@ -7,7 +7,6 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -251,44 +250,6 @@ fn a_peer_that_never_answers_does_not_stall_the_agent() {
     assert!(root.ctl(&["status"]).status.success());
     daemon.wait_log("failed: lookout.Timeout: no reply in time");
     assert!(status_counter(&root, "systemd_call_timeouts") >= 1);
-}
-
-/// A real dbus-daemon, with no systemd on it.
-struct Bus {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Bus {
-    fn start(root: &Root) -> Bus {
-        let socket = root.path().join("system_bus_socket");
-        let conf = root.path().join("bus.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "<busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
-                 <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/></policy></busconfig>",
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf.display()))
-            .arg("--nofork")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon is installed (scripts/test installs it)");
-        wait_until("the bus to listen", || socket.exists());
-        Bus { child, socket }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -173,18 +173,36 @@ pub struct Request {
     pub at: Instant,
 }
 
-/// How the stand-in server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the stand-in server answers alert and configuration requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// 204 No Content.
     Accept,
-    /// 500 for the next N alert requests, then accept.
+    /// 500 for the next N requests, then accept.
     FailTimes(u32),
+    /// This status for every request, with a `Retry-After` header if given.
+    Status(u16, Option<String>),
+    /// Read the request and never answer (until the connection is closed).
+    Hang,
+}
+
+/// One request the server answered (or hung on), with what it answered.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub path: String,
+    pub status: u16,
+    pub authorization: Option<String>,
+    pub at: Instant,
 }
 
 struct ServerState {
     requests: Vec<Request>,
+    attempts: Vec<Attempt>,
     reply: Reply,
+    /// Only `Bearer <token>` is accepted; others get 401.
+    token: Option<String>,
+    /// An alert request whose body holds this gets 400.
+    refuse: Option<String>,
 }
 
 /// A small HTTP/1.1 server that records every request and answers as told.
@@ -193,11 +211,25 @@ pub struct AlertServer {
     state: Arc<(Mutex<ServerState>, Condvar)>,
 }
 
+/// A port on 127.0.0.1 that nothing listens on (yet): a server that is down.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 impl AlertServer {
     pub fn start() -> AlertServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        AlertServer::start_on(0)
+    }
+
+    /// A server on `port` (0: any), e.g. one that comes up where an agent has been failing to
+    /// connect.
+    pub fn start_on(port: u16) -> AlertServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new((Mutex::new(ServerState { requests: Vec::new(), reply: Reply::Accept }), Condvar::new()));
+        let state = Arc::new((
+            Mutex::new(ServerState { requests: Vec::new(), attempts: Vec::new(), reply: Reply::Accept, token: None, refuse: None }),
+            Condvar::new(),
+        ));
         let st = Arc::clone(&state);
         // The accept thread ends with the test process; connections end when the daemon does.
         thread::spawn(move || {
@@ -217,8 +249,32 @@ impl AlertServer {
         self.state.0.lock().unwrap().reply = r;
     }
 
+    /// Accept only `Authorization: Bearer <token>`; 401 for anything else.
+    pub fn require_token(&self, token: &str) {
+        self.state.0.lock().unwrap().token = Some(token.to_string());
+    }
+
+    /// Answer 400 to every alert request whose body contains `marker`.
+    pub fn refuse_bodies_with(&self, marker: &str) {
+        self.state.0.lock().unwrap().refuse = Some(marker.to_string());
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.state.0.lock().unwrap().requests.clone()
+    }
+
+    /// Every request answered, accepted or not.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.state.0.lock().unwrap().attempts.clone()
+    }
+
+    /// The bodies of the configuration pushes received, parsed.
+    pub fn configs(&self) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == "/api/devices/v1/devicemonitor/config")
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
     }
 
     /// Every alert received so far, in order, with the time its request arrived.
@@ -226,12 +282,31 @@ impl AlertServer {
         alerts_of(&self.state.0.lock().unwrap().requests)
     }
 
-    /// Waits until `pred` holds for the alerts received, or panics after `PATIENCE`.
-    pub fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    /// Waits until `pred` holds for the accepted requests, or panics after `PATIENCE`.
+    pub fn wait_requests(&self, what: &str, pred: impl Fn(&[Request]) -> bool) -> Vec<Request> {
         let deadline = Instant::now() + PATIENCE;
         let (lock, cv) = &*self.state;
         // The predicate is checked under the lock the server thread takes to record a request,
         // so no notification can fall between the check and the wait.
+        let mut guard = lock.lock().unwrap();
+        loop {
+            if pred(&guard.requests) {
+                return guard.requests.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let paths: Vec<String> = guard.requests.iter().map(|r| r.path.clone()).collect();
+                drop(guard);
+                panic!("timed out waiting for {what}; requests so far: {paths:?}");
+            }
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until `pred` holds for the alerts received, or panics after `PATIENCE`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        let (lock, cv) = &*self.state;
         let mut guard = lock.lock().unwrap();
         loop {
             let alerts: Vec<Value> = alerts_of(&guard.requests).into_iter().map(|(_, a)| a).collect();
@@ -250,6 +325,23 @@ impl AlertServer {
     /// Waits for the `n`-th alert (1-based) and returns all so far.
     pub fn wait_alerts(&self, n: usize) -> Vec<Value> {
         self.wait_for(&format!("{n} alerts"), |a| a.len() >= n)
+    }
+
+    /// Waits until `n` alert requests were answered (or hung on), accepted or not; returns
+    /// them.
+    pub fn wait_alert_attempts(&self, n: usize) -> Vec<Attempt> {
+        let deadline = Instant::now() + PATIENCE;
+        let (lock, cv) = &*self.state;
+        let mut guard = lock.lock().unwrap();
+        loop {
+            let alerts: Vec<Attempt> = guard.attempts.iter().filter(|a| a.path.ends_with("/alert")).cloned().collect();
+            if alerts.len() >= n {
+                return alerts;
+            }
+            let now = Instant::now();
+            assert!(now < deadline, "timed out waiting for {n} alert attempts; {:?}", guard.attempts);
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
     }
 }
 
@@ -298,27 +390,96 @@ fn serve(conn: TcpStream, st: Arc<(Mutex<ServerState>, Condvar)>) {
             return;
         }
         let (lock, cv) = &*st;
-        let status = {
+        let (status, retry_after) = {
             let mut s = lock.lock().unwrap();
-            let status = match s.reply {
-                Reply::Accept => "204 No Content",
-                Reply::FailTimes(0) => "204 No Content",
-                Reply::FailTimes(n) => {
-                    s.reply = Reply::FailTimes(n - 1);
-                    "500 Internal Server Error"
+            let authorization = headers.get("authorization").cloned();
+            let (status, retry_after) = if s.token.as_ref().is_some_and(|t| authorization.as_deref() != Some(&format!("Bearer {t}"))) {
+                (401, None)
+            } else if path.ends_with("/alert") && s.refuse.as_ref().is_some_and(|m| String::from_utf8_lossy(&body).contains(m.as_str())) {
+                (400, None)
+            } else {
+                match s.reply.clone() {
+                    Reply::Accept | Reply::FailTimes(0) => (204, None),
+                    Reply::FailTimes(n) => {
+                        s.reply = Reply::FailTimes(n - 1);
+                        (500, None)
+                    }
+                    Reply::Status(code, after) => (code, after),
+                    Reply::Hang => (0, None),
                 }
             };
-            if status.starts_with("204") {
+            s.attempts.push(Attempt { path: path.clone(), status, authorization, at: Instant::now() });
+            if status == 204 {
                 s.requests.push(Request { method, path, headers, body, at: Instant::now() });
             }
-            status
+            (status, retry_after)
         };
         cv.notify_all();
-        let body = if status.starts_with("500") { "{\"error\":\"try later\"}" } else { "" };
-        let resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        if status == 0 {
+            // Hang: hold the connection until the client gives up and closes it.
+            let mut sink = [0u8; 1];
+            let _ = reader.read(&mut sink);
+            return;
+        }
+        let text = match status {
+            204 => "No Content",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            429 => "Too Many Requests",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
+            _ => "Whatever",
+        };
+        let body = if status == 204 { String::new() } else { format!("{{\"error\":\"{text}\",\"request_id\":\"test\"}}") };
+        let extra = retry_after.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
+        let resp = format!("HTTP/1.1 {status} {text}\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len());
         if conn.write_all(resp.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// A real dbus-daemon on a socket in the root, with a policy that lets anyone own any name (a
+/// test bus, not the system's).
+pub struct Bus {
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl Bus {
+    pub fn start(root: &Root) -> Bus {
+        let socket = root.path().join("system_bus_socket");
+        let conf = root.path().join("bus.conf");
+        fs::write(
+            &conf,
+            format!(
+                "<busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
+                 <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/></policy></busconfig>",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon is installed (scripts/test installs it)");
+        wait_until("the bus to listen", || socket.exists());
+        Bus { child, socket }
+    }
+
+    /// The address for `DBUS_SYSTEM_BUS_ADDRESS`.
+    pub fn address(&self) -> String {
+        format!("unix:path={}", self.socket.display())
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
