@@ -43,3 +43,37 @@ fn idle_agent_does_not_wake_up() {
     let _ = svc.kill();
     let _ = svc.wait();
 }
+
+#[test]
+fn idle_agent_on_the_mender_client_does_not_wake_up() {
+    // The token comes over D-Bus; after delivering, the bus connection and the worker sleep.
+    let (root, server, log) = log_check("idle-mender", "idle", "ERROR", None);
+    let bus = Bus::start(&root);
+    let _client = MenderClient::start(&root, &bus, Some(("T1", server.url())));
+    let daemon = agent_via_mender_client(&root, &bus);
+    append(&log, b"ERROR\n");
+    server.wait_alerts(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = wakeups(daemon.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wakeups(daemon.pid());
+    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+    drop(daemon);
+}
+
+#[test]
+fn idle_agent_waiting_for_a_token_does_not_wake_up() {
+    // No Mender client on the bus and nothing to send: nothing to do until one appears.
+    let root = Root::new("idle-notoken");
+    // A short resend interval: waking up for it with nothing to send would show.
+    root.write_config("DEFAULT_ALERT_STORE_RESEND_INTERVAL_S=1\n");
+    let bus = Bus::start(&root);
+    let daemon = agent_via_mender_client(&root, &bus);
+    daemon.wait_log("is not on the system bus");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = wakeups(daemon.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wakeups(daemon.pid());
+    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+    drop(daemon);
+}

@@ -6,9 +6,8 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -58,63 +57,6 @@ fn agent_to(root: &Root, url: &str) -> Daemon {
     cmd.arg("--root").arg(root.path()).args(["run", "--server", url, "--token", "TOKEN"]);
     cmd.env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus");
     Daemon::spawn(root, cmd)
-}
-
-/// The agent with neither --server nor --stdout: the Mender client on `bus` says where.
-fn agent_via_mender_client(root: &Root, bus: &Bus) -> Daemon {
-    let mut cmd = command_for(&bin());
-    cmd.arg("--root").arg(root.path()).arg("run");
-    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
-    Daemon::spawn(root, cmd)
-}
-
-/// The python3-dbus stand-in for mender-authd; stopped by PID on drop.
-struct MenderClient {
-    child: Child,
-    stdin: ChildStdin,
-    out: PathBuf,
-}
-
-impl MenderClient {
-    fn start(root: &Root, bus: &Bus, initial: Option<(&str, &str)>) -> MenderClient {
-        let out = root.path().join("mender-auth.out");
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mender-auth.py"));
-        if let Some((t, u)) = initial {
-            cmd.args([t, u]);
-        }
-        let mut child = cmd
-            .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
-            .stdin(Stdio::piped())
-            .stdout(fs::File::create(&out).unwrap())
-            .spawn()
-            .expect("/usr/bin/python3 with python3-dbus and python3-gi (scripts/test installs them)");
-        let stdin = child.stdin.take().unwrap();
-        let m = MenderClient { child, stdin, out };
-        wait_until("the Mender client stand-in to own its name", || m.said().lines().any(|l| l == "ready"));
-        m
-    }
-
-    fn said(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn calls(&self, method: &str) -> usize {
-        self.said().lines().filter(|l| *l == method).count()
-    }
-
-    fn tell(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").unwrap();
-        let ack = format!("ok {command}");
-        wait_until(&format!("the stand-in to do {command:?}"), || self.said().lines().any(|l| l == ack));
-    }
-}
-
-impl Drop for MenderClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

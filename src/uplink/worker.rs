@@ -193,12 +193,14 @@ impl Worker {
             }
             let why = creds.problem.clone().unwrap_or_else(|| "no token".into());
             self.state(|w| w.waiting_for = Some(why));
-            let waiting = !self.shared.lock().index.is_empty();
-            if waiting && self.asked_token_at.is_none_or(|t| now.duration_since(t) >= settings.resend_interval) {
+            if self.shared.lock().index.is_empty() {
+                // Nothing to send: a new token or a new alert unparks the worker.
+                return Err(Next::Park(None));
+            }
+            if self.asked_token_at.is_none_or(|t| now.duration_since(t) >= settings.resend_interval) {
                 self.asked_token_at = Some(now);
                 self.request_token();
             }
-            // A new token unparks the worker.
             return Err(Next::Park(Some(settings.resend_interval)));
         }
         if let Some((generation, until)) = self.awaiting_token {

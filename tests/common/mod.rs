@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -436,6 +436,63 @@ fn serve(conn: TcpStream, st: Arc<(Mutex<ServerState>, Condvar)>) {
         if conn.write_all(resp.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// The agent with neither --server nor --stdout: the Mender client on `bus` says where.
+pub fn agent_via_mender_client(root: &Root, bus: &Bus) -> Daemon {
+    let mut cmd = command_for(&bin());
+    cmd.arg("--root").arg(root.path()).arg("run");
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
+    Daemon::spawn(root, cmd)
+}
+
+/// The python3-dbus stand-in for mender-authd; stopped by PID on drop.
+pub struct MenderClient {
+    child: Child,
+    stdin: ChildStdin,
+    out: PathBuf,
+}
+
+impl MenderClient {
+    pub fn start(root: &Root, bus: &Bus, initial: Option<(&str, &str)>) -> MenderClient {
+        let out = root.path().join("mender-auth.out");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mender-auth.py"));
+        if let Some((t, u)) = initial {
+            cmd.args([t, u]);
+        }
+        let mut child = cmd
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+            .stdin(Stdio::piped())
+            .stdout(fs::File::create(&out).unwrap())
+            .spawn()
+            .expect("/usr/bin/python3 with python3-dbus and python3-gi (scripts/test installs them)");
+        let stdin = child.stdin.take().unwrap();
+        let m = MenderClient { child, stdin, out };
+        wait_until("the Mender client stand-in to own its name", || m.said().lines().any(|l| l == "ready"));
+        m
+    }
+
+    pub fn said(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn calls(&self, method: &str) -> usize {
+        self.said().lines().filter(|l| *l == method).count()
+    }
+
+    pub fn tell(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").unwrap();
+        let ack = format!("ok {command}");
+        wait_until(&format!("the stand-in to do {command:?}"), || self.said().lines().any(|l| l == ack));
+    }
+}
+
+impl Drop for MenderClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
