@@ -191,11 +191,24 @@ fn three_waiting(tag: &str) -> (Root, AlertServer, Daemon) {
         append(log, format!("ERROR {n}\n").as_bytes());
         daemon.wait_log_count("alert CRITICAL", n);
     }
+    // In the spool (the log line comes just before the write).
+    wait_until("three alerts in the spool", || status(&root)["uplink"]["queue_depth"] == 3);
     server.wait_alert_attempts(1);
     (root, server, daemon)
 }
 
 const THREE: &[(&str, &str, &str)] = &[("CRITICAL", "a", "ERROR 1"), ("CRITICAL", "b", "ERROR 2"), ("CRITICAL", "c", "ERROR 3")];
+
+/// The alerts in order of first arrival: at-least-once delivery may repeat one.
+fn first_arrivals(alerts: &[Value]) -> Vec<(String, String, String)> {
+    let mut seen = Vec::new();
+    for a in summary(alerts) {
+        if !seen.contains(&a) {
+            seen.push(a);
+        }
+    }
+    seen
+}
 
 #[test]
 fn kill_9_with_alerts_in_the_spool_then_restart_delivers_them_in_order() {
@@ -204,22 +217,20 @@ fn kill_9_with_alerts_in_the_spool_then_restart_delivers_them_in_order() {
     server.set_reply(Reply::Accept);
     let daemon = agent_to(&root, server.url());
     daemon.wait_log("spool: 3 alerts from before the restart wait for delivery");
-    let alerts = server.wait_alerts(3);
-    // At least once, in order: nothing was delivered before the crash, so exactly once here.
-    assert_eq!(summary(&alerts), expect(THREE));
-    wait_until("the spool to drain", || status(&root)["uplink"]["queue_depth"] == 0);
-    // And nothing is sent again after another restart.
+    // At least once, in order. (A kill between spooling an alert and saving the check's read
+    // position makes the check raise it again after the restart: a repeat, never a loss.)
+    let alerts = server.wait_for("the three", |a| first_arrivals(a).len() >= 3);
+    assert_eq!(first_arrivals(&alerts), expect(THREE));
+    // After a clean stop nothing is sent again.
     let status = daemon.terminate();
     assert!(status.success());
+    let before = server.alerts().len();
     let daemon = agent_to(&root, server.url());
     assert!(!daemon.log().contains("from before the restart"), "{}", daemon.log());
-    let alert_requests = || server.requests().iter().filter(|r| r.path.ends_with("/alert")).count();
-    let before = alert_requests();
     let probe = log_check(&root, "probe", None);
     append(&probe, b"ERROR probe\n");
-    let alerts = server.wait_alerts(4);
-    assert_eq!(summary(&alerts[3..]), expect(&[("CRITICAL", "probe", "ERROR probe")]));
-    assert_eq!(alert_requests(), before + 1, "one request: the probe, no re-sent old alerts");
+    let alerts = server.wait_alerts(before + 1);
+    assert_eq!(summary(&alerts[before..]), expect(&[("CRITICAL", "probe", "ERROR probe")]));
     drop(daemon);
 }
 
