@@ -231,7 +231,7 @@ impl Status {
             let _ = writeln!(out, "  Mender client: {a}");
         }
         if let Some(w) = &u.waiting_for {
-            let _ = writeln!(out, "  waiting for {w}");
+            let _ = writeln!(out, "  delivery waits: {w}");
         }
         if let Some(t) = &u.last_delivery {
             let _ = writeln!(out, "  last delivery {t}");

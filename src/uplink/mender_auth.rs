@@ -112,7 +112,8 @@ impl MenderAuth {
         }
         self.calls.clear();
         self.fetch_deadline = None;
-        self.say(&why, "keeping the last token; retrying");
+        let then = if self.tokens > 0 { "keeping the last token; retrying" } else { "retrying" };
+        self.say(&why, then);
         self.state = why;
         self.retry_at = Some(now.plus_ms(self.delay_ms));
         self.delay_ms = (self.delay_ms * 2).min(RECONNECT_MAX_MS);

@@ -288,7 +288,7 @@ impl Uplink {
         let creds = match &destination {
             Destination::Server { url, token } => Credentials { server: url.clone(), token: token.clone(), generation: 1, problem: None },
             Destination::MenderClient => {
-                Credentials { problem: Some("waiting for the Mender client's token".into()), ..Credentials::default() }
+                Credentials { problem: Some("no token from the Mender client yet".into()), ..Credentials::default() }
             }
             Destination::Stdout => Credentials::default(),
         };

@@ -205,7 +205,7 @@ impl Worker {
         }
         if let Some((generation, until)) = self.awaiting_token {
             if creds.generation == generation && now < until {
-                self.state(|w| w.waiting_for = Some("a new token from the Mender client".into()));
+                self.state(|w| w.waiting_for = Some("a new token from the Mender client (the last one was refused)".into()));
                 return Err(Next::Park(Some(self.until(until, now))));
             }
             self.awaiting_token = None;
