@@ -43,6 +43,7 @@ fn main() {
             subject_status: "LOGCONTAINS".into(),
             details_template: None,
             default_description: "bench".into(),
+            expired_description: "bench".into(),
             level: Level::Critical,
             expiration_ms: None,
             lines_before: 30,

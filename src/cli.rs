@@ -229,11 +229,22 @@ pub fn version() -> String {
     format!("lookout {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// argh takes a lone `-` for an option and refuses it; `test-pattern PATTERN -` (stdin) means it
+/// as an operand, so a `--` is put before it when none was given.
+fn stdin_operand(args: &mut Vec<&str>) {
+    if args.contains(&"test-pattern") && !args.contains(&"--") {
+        if let Some(i) = args.iter().rposition(|a| *a == "-") {
+            args.insert(i, "--");
+        }
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     let prog = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_else(|| "lookout".into());
-    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let mut rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    stdin_operand(&mut rest);
     if prog.starts_with("mender-monitord") {
         let cli = match DaemonCli::from_args(&[&prog], &rest) {
             Ok(c) => c,

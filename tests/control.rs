@@ -169,6 +169,15 @@ fn test_pattern_shows_what_the_daemon_sends() {
     assert_eq!(without_timestamp(sent[0].clone()), without_timestamp(predicted));
     let none = root.ctl(&["test-pattern", "NOPE", log.to_str().unwrap()]);
     assert_eq!(none.status.code(), Some(1));
+    // `-` reads standard input, as the usage says (argh alone refuses a lone `-`).
+    let mut piped = command_for(&bin())
+        .args(["test-pattern", "--name", "app", "ERROR", "-"])
+        .stdin(std::process::Stdio::from(std::fs::File::open(&log).unwrap()))
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    piped.stdout.truncate(report.find('{').unwrap());
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), report[..json_start]);
     drop(daemon);
 }
 

@@ -1,8 +1,12 @@
 //! A property-based fuzz harness for the D-Bus decoder (stable Rust, runs with the tests): no
 //! byte sequence makes it panic, and whatever the encoder writes decodes back to the same value.
+//! Also the text a `dbus` check sees (every message renders to bounded lines) and match rules
+//! (any text parses or is refused, never panics; what is sent to `AddMatch` means the same).
 //! More cases: `PROPTEST_CASES=100000 cargo test --release --test dbus_fuzz`.
 
 use lookout::dbus::message::{Message, decode, message_len};
+use lookout::dbus::render::{MAX_LINES, signal_lines};
+use lookout::dbus::rule::MatchRule;
 use lookout::dbus::wire::{Decoder, Encoder, Type, Value, parse_signature};
 use proptest::prelude::*;
 
@@ -31,6 +35,16 @@ fn value() -> impl Strategy<Value = Value> {
             )),
         ]
     })
+}
+
+/// Match-rule text: mostly known keys, values with commas, apostrophes and backslashes, quoted
+/// or not, so that many parse and the rest exercise the errors.
+fn rule_text() -> impl Strategy<Value = String> {
+    let key =
+        prop::sample::select(vec!["type", "sender", "interface", "member", "arg0", "arg3path", "destination", "eavesdrop", "bogus", ""]);
+    let pair = (key, "[a-z.,/\\\\' ]{0,6}", any::<bool>())
+        .prop_map(|(k, v, quoted)| if quoted { format!("{k}='{v}'") } else { format!("{k}={}", v.replace(',', "")) });
+    prop::collection::vec(pair, 0..4).prop_map(|ps| ps.join(","))
 }
 
 proptest! {
@@ -81,8 +95,33 @@ proptest! {
         let head: [u8; 16] = bytes[..16].try_into().unwrap();
         if let Ok(n) = message_len(&head) {
             if n <= bytes.len() {
-                let _ = decode(&bytes[..n]);
+                if let Ok(m) = decode(&bytes[..n]) {
+                    let mut out = Vec::new();
+                    signal_lines(&m, 0, &mut out);
+                }
             }
+        }
+    }
+
+    #[test]
+    fn every_message_renders_to_bounded_lines(vs in prop::collection::vec(value(), 0..4), wall_ms in any::<u64>()) {
+        let m = Message::call(None, "/a", "a.b", "C", vs);
+        let mut out = Vec::new();
+        signal_lines(&m, wall_ms, &mut out);
+        prop_assert_eq!(out.last(), Some(&b'\n'));
+        let lines = out.iter().filter(|b| **b == b'\n').count();
+        prop_assert!((1..=MAX_LINES).contains(&lines));
+    }
+
+    #[test]
+    fn match_rules_parse_or_are_refused_and_keep_their_meaning(text in rule_text()) {
+        if let Ok(r) = MatchRule::parse(&text) {
+            let again = MatchRule::parse(&r.to_add_match()).unwrap();
+            let mut expected = r.pairs.clone();
+            if r.get("type").is_none() {
+                expected.insert(0, ("type".into(), "signal".into()));
+            }
+            prop_assert_eq!(again.pairs, expected);
         }
     }
 }

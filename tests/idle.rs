@@ -46,13 +46,21 @@ fn idle_agent_does_not_wake_up() {
 
 #[test]
 fn idle_agent_on_the_mender_client_does_not_wake_up() {
-    // The token comes over D-Bus; after delivering, the bus connection and the worker sleep.
+    // The token comes over D-Bus; after delivering, the bus connections and the worker sleep.
     let (root, server, log) = log_check("idle-mender", "idle", "ERROR", None);
     let bus = Bus::start(&root);
+    // A dbus check on the same bus: its connection waits for signals, it does not poll.
+    root.ctl_ok(&["create", "dbus", "quiet", "x", "", "type='signal',interface='com.example.Never'"]);
+    root.ctl_ok(&["enable", "dbus", "quiet"]);
     let _client = MenderClient::start(&root, &bus, Some(("T1", server.url())));
     let daemon = agent_via_mender_client(&root, &bus);
     append(&log, b"ERROR\n");
     server.wait_alerts(1);
+    wait_until("the dbus check to watch", || {
+        let out = root.ctl(&["status", "--json"]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        s["checks"].as_array().into_iter().flatten().any(|c| c["source"]["state"] == "watching")
+    });
     std::thread::sleep(Duration::from_millis(300));
     let before = wakeups(daemon.pid());
     std::thread::sleep(Duration::from_secs(3));

@@ -1,17 +1,20 @@
-//! A log check: a source (a followed file, or an `@command`) wired to the log detector.
+//! A log check: a source (a followed file, an `@command`, or a `dbus` check's signals) wired to
+//! the log detector.
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use super::Io;
 use crate::alert::Alert;
-use crate::config::check::{CheckId, LogCheckDef, LogSource};
+use crate::config::check::{CheckId, DbusCheckDef, LogCheckDef, LogSource};
 use crate::config::settings::Settings;
 use crate::control::status::{CheckStatus, SourceStatus};
+use crate::dbus::rule::MatchRule;
 use crate::detect::log::{CriticalState, LogDetector, LogSettings};
 use crate::detect::matcher::Matcher;
 use crate::sources::command::{CommandRunner, Stopping};
 use crate::sources::lines::LineSink;
+use crate::sources::signals::SignalWatch;
 use crate::sources::tail::{Position, Progress, Tailer};
 use crate::sources::watch::Listener;
 use crate::state::{CheckState, SavedCritical};
@@ -43,11 +46,54 @@ impl LogCheckConfig {
                 subject_status: def.status.clone().unwrap_or_else(|| "LOGCONTAINS".into()),
                 details_template: def.details.clone(),
                 default_description: format!("{} present in {}", def.pattern, def.source.as_config()),
+                expired_description: format!("{} not present in {}", def.pattern, def.source.as_config()),
                 level: def.level.unwrap_or(s.default_log_alert_level),
                 expiration_ms: (expiration_s > 0).then(|| expiration_s.saturating_mul(1000)),
                 lines_before: s.log_lines_before,
                 lines_after: s.log_lines_after,
                 after_window_ms: s.log_lines_after_window_ms,
+                max_line_bytes: s.log_max_line_bytes,
+            },
+        }
+    }
+}
+
+/// The pattern of a `dbus` check without `DBUS_PATTERN`: the first line of every signal.
+pub const EVERY_SIGNAL: &str = "^signal time=";
+
+impl LogCheckConfig {
+    /// A `dbus` check is a log check over the signals its match rule selects, written as
+    /// `dbus-monitor` prints them (what Mender Monitor grepped): `DBUS_PATTERN` is the pattern
+    /// (empty: every signal), the alert is `D-Bus signal arrived on bus <rule without
+    /// apostrophes>` (`system bus` without a rule), the subject is `DBUS_NAME`. Context lines
+    /// come from the signals' text; a CRITICAL is sent at once, with the rest of its signal.
+    pub fn from_dbus(def: &DbusCheckDef, s: &Settings) -> LogCheckConfig {
+        // The file's rule was checked when it was read; a rule that does not parse here cannot
+        // come from a loaded check, and is sent as given for the bus to judge.
+        let rule = MatchRule::parse(&def.watch).map(|r| r.to_add_match()).unwrap_or_else(|_| def.watch.clone());
+        let bus = if def.watch.trim().is_empty() { "system bus".to_string() } else { def.watch.replace('\'', "") };
+        let expiration_s = def.expiration_s.unwrap_or(s.default_dbus_alert_expiration_s);
+        let (present, absent) = if def.pattern.is_empty() {
+            (format!("a D-Bus signal matching {rule}"), format!("no D-Bus signal matching {rule}"))
+        } else {
+            (format!("{} in a D-Bus signal matching {rule}", def.pattern), format!("{} in no D-Bus signal matching {rule}", def.pattern))
+        };
+        LogCheckConfig {
+            source: LogSource::Signals(rule.clone()),
+            pattern: if def.pattern.is_empty() { EVERY_SIGNAL.into() } else { def.pattern.clone() },
+            detector: LogSettings {
+                alert_name: format!("D-Bus signal arrived on bus {bus}"),
+                subject_name: def.name.clone(),
+                subject_type: "dbus".into(),
+                subject_status: "DBUSSIGNAL".into(),
+                details_template: None,
+                default_description: present,
+                expired_description: absent,
+                level: s.default_dbus_alert_level,
+                expiration_ms: (expiration_s > 0).then(|| expiration_s.saturating_mul(1000)),
+                lines_before: s.log_lines_before,
+                lines_after: s.log_lines_after,
+                after_window_ms: 0,
                 max_line_bytes: s.log_max_line_bytes,
             },
         }
@@ -77,6 +123,7 @@ impl LineSink for Feed<'_> {
 enum Source {
     File(Box<Tailer>),
     Command(CommandRunner),
+    Signals(Box<SignalWatch>),
 }
 
 /// A log check on a file or a command's output.
@@ -110,6 +157,9 @@ impl LogCheck {
             LogSource::Command(cmd) => {
                 Source::Command(CommandRunner::new(cmd.clone(), format!("check {id}"), Listener::Check(key), now.mono))
             }
+            LogSource::Signals(rule) => {
+                Source::Signals(Box::new(SignalWatch::new(rule.clone(), format!("check {id}"), Listener::Check(key), now.mono)))
+            }
         };
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
         if let Some(c) = saved.and_then(|s| s.critical.as_ref()) {
@@ -129,7 +179,7 @@ impl LogCheck {
                 old.clear(now, "check changed", &mut |a| out.push(a));
             }
         }
-        if !detector.matcher_has_prefilter() {
+        if !detector.matcher_has_prefilter() && !matches!(config.source, LogSource::Signals(_)) {
             crate::info!("check {id}: pattern {:?} has no literal to search for; every line goes through the regex", config.pattern);
         }
         Ok(LogCheck { id, config, source, detector })
@@ -151,6 +201,10 @@ impl LogCheck {
         match &mut self.source {
             Source::File(t) => t.sync(now.mono, io.watches, io.scratch, budget, &mut feed),
             Source::Command(c) => c.on_ready(io.pipes, io.scratch, budget, &mut feed),
+            Source::Signals(w) => {
+                w.on_ready(now, io.pipes, &mut feed);
+                Progress::Done
+            }
         }
     }
 
@@ -162,6 +216,7 @@ impl LogCheck {
             match &mut self.source {
                 Source::File(_) => progress = self.on_ready(now, io, budget, out),
                 Source::Command(c) => c.on_tick(now.mono, io.pipes),
+                Source::Signals(w) => w.on_tick(now, io.system_bus, io.pipes, &mut Feed { detector: &mut self.detector, now, out }),
             }
         }
         self.detector.on_tick(now, &mut |a| out.push(a));
@@ -172,6 +227,7 @@ impl LogCheck {
         match &self.source {
             Source::File(t) => t.next_deadline(),
             Source::Command(c) => c.next_deadline(),
+            Source::Signals(w) => w.next_deadline(),
         }
     }
 
@@ -187,7 +243,7 @@ impl LogCheck {
     pub fn child(&self) -> Option<Pid> {
         match &self.source {
             Source::Command(c) => c.pid(),
-            Source::File(_) => None,
+            Source::File(_) | Source::Signals(_) => None,
         }
     }
 
@@ -219,7 +275,7 @@ impl LogCheck {
     pub fn snapshot(&self) -> CheckState {
         let position = match &self.source {
             Source::File(t) => t.position(),
-            Source::Command(_) => None,
+            Source::Command(_) | Source::Signals(_) => None,
         };
         self.snapshot_at(position)
     }
@@ -244,6 +300,10 @@ impl LogCheck {
         let (position, stopping) = match &mut self.source {
             Source::File(t) => (t.stop(io.watches), None),
             Source::Command(c) => (None, c.stop(now.mono, io.pipes)),
+            Source::Signals(w) => {
+                w.stop(io.pipes);
+                (None, None)
+            }
         };
         if let Some(why) = clear {
             self.detector.clear(now, why, &mut |a| out.push(a));
@@ -296,6 +356,18 @@ impl LogCheck {
                     exits: c.exits,
                 }
             }
+            Source::Signals(w) => {
+                let c = w.counters();
+                counters.extend(crate::control::status::counters(&[
+                    ("signals", c.signals),
+                    ("bytes", c.bytes),
+                    ("signals_cut", c.cut),
+                    ("connects", c.connects),
+                    ("disconnects", c.disconnects),
+                    ("malformed_messages", c.malformed),
+                ]));
+                SourceStatus::Bus { rule: w.rule().to_string(), state: w.state().to_string() }
+            }
         };
         CheckStatus {
             subsystem: self.id.subsystem.clone(),
@@ -326,6 +398,13 @@ impl LogCheck {
                 format!(
                     "bytes {} long-lines {} starts {} exits {} stderr-lines {} (not logged {})",
                     c.stdout.bytes, c.stdout.long_lines, c.starts, c.exits, c.stderr_lines, c.stderr_suppressed
+                )
+            }
+            Source::Signals(w) => {
+                let c = w.counters();
+                format!(
+                    "signals {} bytes {} cut {} connects {} disconnects {} malformed {}",
+                    c.signals, c.bytes, c.cut, c.connects, c.disconnects, c.malformed
                 )
             }
         };

@@ -12,7 +12,7 @@ pub use log::{LogCheck, LogCheckConfig};
 pub use service::{ServiceCheck, ServiceCheckConfig};
 
 /// What a check's source may use of the reactor: the inotify table, the pipe table, the shared
-/// read buffer and the systemd connection.
+/// read buffer, the systemd connection and where the system bus is.
 pub struct Io<'a> {
     /// inotify watches.
     pub watches: &'a mut Watches,
@@ -22,6 +22,8 @@ pub struct Io<'a> {
     pub scratch: &'a mut Scratch,
     /// Unit states.
     pub systemd: &'a mut SystemdSource,
+    /// The system bus's socket, for the connections of `dbus` checks.
+    pub system_bus: &'a std::path::Path,
 }
 
 use nix::sys::wait::WaitStatus;

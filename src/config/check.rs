@@ -74,6 +74,9 @@ pub enum LogSource {
     File(PathBuf),
     /// `@<command>`: the command's standard output.
     Command(String),
+    /// The signals of a `dbus` check, written as `dbus-monitor` prints them; the match rule as
+    /// sent to `AddMatch`. Not a `LOG_FILE` value: made from `DBUS_WATCH_EXPRESSION`.
+    Signals(String),
 }
 
 impl LogSource {
@@ -99,6 +102,7 @@ impl LogSource {
         match self {
             LogSource::File(p) => p.display().to_string(),
             LogSource::Command(c) => format!("@{c}"),
+            LogSource::Signals(rule) => format!("dbus:{rule}"),
         }
     }
 }
@@ -339,8 +343,24 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
                 }
             }
             let watch = get("DBUS_WATCH_EXPRESSION").map(|a| a.value.clone()).unwrap_or_default();
+            if let Some(a) = get("DBUS_WATCH_EXPRESSION") {
+                match crate::dbus::rule::MatchRule::parse(&a.value) {
+                    Err(e) => errors.push(err(Some(a.line), format!("DBUS_WATCH_EXPRESSION: {e}"))),
+                    Ok(r) => {
+                        if let Some(t) = r.get("type").filter(|t| *t != "signal") {
+                            warnings.push(err(
+                                Some(a.line),
+                                format!("DBUS_WATCH_EXPRESSION: type={t}: lookout watches signals only; this check will never alert"),
+                            ));
+                        }
+                    }
+                }
+            }
             if pattern.is_empty() && watch.is_empty() {
-                warnings.push(err(None, "neither DBUS_PATTERN nor DBUS_WATCH_EXPRESSION is set: every message will alert".into()));
+                warnings.push(err(
+                    None,
+                    "neither DBUS_PATTERN nor DBUS_WATCH_EXPRESSION is set: every signal on the system bus will alert".into(),
+                ));
             }
             Some(CheckDef::Dbus(DbusCheckDef {
                 name: get("DBUS_NAME").map(|a| a.value.clone()).unwrap_or_else(|| id.name.clone()),

@@ -114,6 +114,13 @@ pub enum SourceStatus {
         /// Times exited.
         exits: u64,
     },
+    /// A `dbus` check's signals on the system bus.
+    Bus {
+        /// The match rule.
+        rule: String,
+        /// Watching, or what is wrong.
+        state: String,
+    },
 }
 
 /// Alert delivery.
@@ -186,11 +193,12 @@ impl Status {
                         Some(p) => format!("pid {p} ({pidfile})"),
                         None => format!("no process ({pidfile})"),
                     },
+                    Some(SourceStatus::Bus { rule, state }) => format!("D-Bus {rule} ({state})"),
                     None => c.state.clone(),
                 };
                 let level = c.level.clone().unwrap_or_else(|| "-".into());
                 let since = c.last_match.clone().unwrap_or_else(|| "-".into());
-                let log = matches!(c.source, Some(SourceStatus::File { .. } | SourceStatus::Command { .. }));
+                let log = matches!(c.source, Some(SourceStatus::File { .. } | SourceStatus::Command { .. } | SourceStatus::Bus { .. }));
                 let expires = match (&c.level, &c.expires) {
                     (Some(l), None) if l != "OK" && log => "never".into(),
                     (_, e) => e.clone().unwrap_or_else(|| "-".into()),

@@ -82,8 +82,11 @@ pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[String]) -> 
             if !a[1].is_empty() {
                 validate_pattern(&a[1])?;
             }
+            if !a[2].is_empty() {
+                crate::dbus::rule::MatchRule::parse(&a[2]).map_err(|e| format!("watch expression: {e}"))?;
+            }
             if a[1].is_empty() && a[2].is_empty() {
-                eprintln!("warning: neither a pattern nor a watch expression: every D-Bus message will raise an alert");
+                eprintln!("warning: neither a pattern nor a watch expression: every D-Bus signal will raise an alert");
             }
             vars.push(("DBUS_NAME", a[0].clone()));
             vars.push(("DBUS_PATTERN", a[1].clone()));

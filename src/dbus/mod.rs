@@ -6,5 +6,7 @@
 pub mod address;
 pub mod conn;
 pub mod message;
+pub mod render;
+pub mod rule;
 pub mod sasl;
 pub mod wire;

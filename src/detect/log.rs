@@ -30,6 +30,8 @@ pub struct LogSettings {
     pub details_template: Option<String>,
     /// The default details text, `<pattern> present in <file>`.
     pub default_description: String,
+    /// The details of the OK after the expiry, before ` for N s`: `<pattern> not present in <file>`.
+    pub expired_description: String,
     /// Level of the raised alert.
     pub level: Level,
     /// Silence after the last match before the OK, in ms; `None`: never.
@@ -201,9 +203,7 @@ impl LogDetector {
     fn emit_ok(&mut self, now: Now, why: &str, emit: &mut impl FnMut(Alert)) {
         let s = &self.settings;
         let description = match (why, s.expiration_ms) {
-            ("expired", Some(ms)) => {
-                format!("{} for {} s", s.default_description.replacen(" present in ", " not present in ", 1), ms / 1000)
-            }
+            ("expired", Some(ms)) => format!("{} for {} s", s.expired_description, ms / 1000),
             (why, _) => format!("{} ({why})", s.default_description),
         };
         self.counters.alerts += 1;
@@ -417,6 +417,7 @@ mod tests {
             subject_status: "LOGCONTAINS".into(),
             details_template: None,
             default_description: "ERROR present in /root/crasher.log".into(),
+            expired_description: "ERROR not present in /root/crasher.log".into(),
             level: Level::Critical,
             expiration_ms: Some(5000),
             lines_before: 30,

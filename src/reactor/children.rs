@@ -25,8 +25,13 @@ impl Daemon {
             let owner = self.checks.values_mut().find(|c| c.check.child() == Some(pid));
             match owner {
                 Some(c) => {
-                    let mut io =
-                        Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
+                    let mut io = Io {
+                        watches: &mut self.watches,
+                        pipes: &mut self.pipes,
+                        scratch: &mut self.scratch,
+                        systemd: &mut self.systemd,
+                        system_bus: &self.system_bus,
+                    };
                     if let Some(group) = c.check.on_child_exit(now, &status, &mut io, out) {
                         self.reaper.adopt(group);
                     }

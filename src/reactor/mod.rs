@@ -90,8 +90,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
     register(&poll, watches.raw_fd(), INOTIFY)?;
     let pipes = Pipes::new(registry()?);
-    let systemd =
-        SystemdSource::new(system_bus(layout.root()), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry()?);
+    let bus = system_bus(layout.root());
+    let systemd = SystemdSource::new(bus.clone(), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry()?);
     // Commands' orphaned grandchildren are re-parented to us and reaped here, not left as
     // zombies under an init that may not reap them.
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -109,6 +109,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         watches,
         pipes,
         systemd,
+        system_bus: bus,
         reaper: Reaper::default(),
         state,
         checks: BTreeMap::new(),
@@ -179,6 +180,8 @@ struct Daemon {
     pipes: Pipes,
     /// Unit states from systemd, for service checks.
     systemd: SystemdSource,
+    /// The system bus's socket.
+    system_bus: PathBuf,
     /// Process groups of stopped or exited commands, until they are gone.
     reaper: Reaper,
     scratch: Scratch,
@@ -336,7 +339,13 @@ impl Daemon {
                 continue;
             };
             let mut budget = TURN_BUDGET;
-            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
+            let mut io = Io {
+                watches: &mut self.watches,
+                pipes: &mut self.pipes,
+                scratch: &mut self.scratch,
+                systemd: &mut self.systemd,
+                system_bus: &self.system_bus,
+            };
             if c.check.on_ready(now, &mut io, &mut budget, out) == Progress::More {
                 self.ready.insert(key);
             }
@@ -348,8 +357,13 @@ impl Daemon {
         for c in self.checks.values_mut() {
             if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
                 let mut budget = TURN_BUDGET;
-                let mut io =
-                    Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
+                let mut io = Io {
+                    watches: &mut self.watches,
+                    pipes: &mut self.pipes,
+                    scratch: &mut self.scratch,
+                    systemd: &mut self.systemd,
+                    system_bus: &self.system_bus,
+                };
                 if c.check.on_tick(now, &mut io, &mut budget, out) == Progress::More {
                     self.ready.insert(c.key);
                 }
@@ -480,7 +494,9 @@ impl Daemon {
                     desired
                         .insert(lc.id.clone(), CheckConfig::Service(ServiceCheckConfig::resolve(def, &self.settings, self.layout.root())));
                 }
-                Ok(CheckDef::Dbus(_)) => report.push(format!("check {}: dbus checks are not supported by this build yet", lc.id)),
+                Ok(CheckDef::Dbus(def)) => {
+                    desired.insert(lc.id.clone(), CheckConfig::Log(LogCheckConfig::from_dbus(def, &self.settings)));
+                }
                 Ok(CheckDef::Custom) => {
                     report.push(format!("check {}: lookout does not run custom subsystem scripts ({}.sh)", lc.id, lc.id.subsystem))
                 }
@@ -520,29 +536,42 @@ impl Daemon {
                 if action != "started" {
                     self.stop_check(&id, now, Some("check changed"), out);
                 }
-                self.start_check(id.clone(), config, now, out);
+                if let Err(e) = self.start_check(id.clone(), config, now, out) {
+                    let line = format!("check {id}: not started: {e}");
+                    all_problems.push(line.clone());
+                    self.problems.entry(id).or_default().push(line);
+                    continue;
+                }
             }
             crate::info!("check {id}: {action}");
         }
         all_problems
     }
 
-    fn start_check(&mut self, id: CheckId, config: CheckConfig, now: Now, out: &mut Vec<Alert>) {
+    fn start_check(&mut self, id: CheckId, config: CheckConfig, now: Now, out: &mut Vec<Alert>) -> Result<(), String> {
         let key = self.next_key;
         self.next_key += 1;
         let saved = self.parked.remove(&state_key(&id));
-        let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
+        let mut io = Io {
+            watches: &mut self.watches,
+            pipes: &mut self.pipes,
+            scratch: &mut self.scratch,
+            systemd: &mut self.systemd,
+            system_bus: &self.system_bus,
+        };
         match Check::start(id.clone(), key, config.clone(), saved.as_ref(), now, &mut io, out) {
             Ok(check) => {
                 self.by_key.insert(key, id.clone());
                 self.checks.insert(id, RunningCheck { key, config, check });
                 self.ready.insert(key);
+                Ok(())
             }
             Err(e) => {
-                crate::error!("check {id}: {e}");
+                crate::error!("check {id}: not started: {e}");
                 if let Some(s) = saved {
                     self.parked.insert(state_key(&id), s);
                 }
+                Err(e)
             }
         }
     }
@@ -551,7 +580,13 @@ impl Daemon {
         if let Some(mut c) = self.checks.remove(id) {
             self.by_key.remove(&c.key);
             self.ready.remove(&c.key);
-            let mut io = Io { watches: &mut self.watches, pipes: &mut self.pipes, scratch: &mut self.scratch, systemd: &mut self.systemd };
+            let mut io = Io {
+                watches: &mut self.watches,
+                pipes: &mut self.pipes,
+                scratch: &mut self.scratch,
+                systemd: &mut self.systemd,
+                system_bus: &self.system_bus,
+            };
             let (state, stopping) = c.check.stop(now, &mut io, clear, out);
             if let Some(s) = stopping {
                 self.reaper.adopt(s);

@@ -4,6 +4,7 @@
 pub mod command;
 pub mod lines;
 pub mod pipes;
+pub mod signals;
 pub mod systemd;
 pub mod sysv;
 pub mod tail;

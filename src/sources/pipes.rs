@@ -55,6 +55,26 @@ impl Pipes {
         Ok(token)
     }
 
+    /// Gives `listener` a fresh token and lets `register` put its own source (a D-Bus
+    /// connection) into the poll with it.
+    pub fn register_with<T>(&mut self, listener: Listener, register: impl FnOnce(&Registry, Token) -> io::Result<T>) -> io::Result<T> {
+        let token = Token(self.next);
+        self.next += 1;
+        let t = register(&self.registry, token)?;
+        self.routes.insert(token, listener);
+        Ok(t)
+    }
+
+    /// Forgets the route of `token`, whose source was removed from the poll by its owner.
+    pub fn forget(&mut self, token: Token) {
+        self.routes.remove(&token);
+    }
+
+    /// The poll's registry, for removing a source registered by [`register_with`](Self::register_with).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Removes a raw fd (registered as `token`) before it is closed.
     pub fn deregister_fd(&mut self, fd: RawFd, token: Token) {
         self.routes.remove(&token);
