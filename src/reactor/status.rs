@@ -73,7 +73,8 @@ impl Daemon {
             ("systemd_call_timeouts", sd.call_timeouts),
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
-            ("command_pipes", self.pipes.len() as u64),
+            // Command pipes, pidfds and `dbus` checks' bus connections in the poll.
+            ("check_fds", self.pipes.len() as u64),
             ("process_groups_stopping", self.reaper.len() as u64),
             ("state_saves", self.state.saves),
             ("state_save_errors", self.state.save_errors),
