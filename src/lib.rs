@@ -15,6 +15,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod crc32c;
 pub mod ctl;
 pub mod dbus;
 pub mod detect;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::tail::{FileIdentity, Position};
+use crate::sources::tail::{FileIdentity, Position, TailSum};
 
 /// The file name inside the state directory.
 pub const FILE_NAME: &str = "lookout-state.json";
@@ -27,18 +27,32 @@ pub struct SavedPosition {
     pub offset: u64,
     /// Its 1-based number.
     pub line: u64,
+    /// The last bytes read before `offset`, summed: whether the file still holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<SavedTail>,
+}
+
+/// [`TailSum`] as saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedTail {
+    /// How many bytes.
+    pub len: u8,
+    /// Their CRC-32C.
+    pub crc32c: u32,
 }
 
 impl From<Position> for SavedPosition {
     fn from(p: Position) -> Self {
-        SavedPosition { dev: p.id.dev, ino: p.id.ino, offset: p.offset, line: p.line }
+        let tail = p.tail.map(|t| SavedTail { len: t.len, crc32c: t.crc });
+        SavedPosition { dev: p.id.dev, ino: p.id.ino, offset: p.offset, line: p.line, tail }
     }
 }
 
 impl From<SavedPosition> for Position {
     fn from(p: SavedPosition) -> Self {
         // Line numbers are 1-based; a hand-edited 0 must not make them start below 1.
-        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line.max(1) }
+        let tail = p.tail.map(|t| TailSum { len: t.len, crc: t.crc32c });
+        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line.max(1), tail }
     }
 }
 
@@ -154,6 +168,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_position_saved_without_a_tail_still_loads() {
+        let p: SavedPosition = serde_json::from_str(r#"{"dev": 1, "ino": 2, "offset": 3, "line": 4}"#).unwrap();
+        assert_eq!(Position::from(p).tail, None);
+    }
+
+    #[test]
     fn round_trips_and_the_format_is_stable() {
         let tmp = crate::testutil::TempDir::new("state");
         let (mut s, w) = StateStore::load(tmp.path());
@@ -163,7 +183,7 @@ mod tests {
             "log_crasher_app".to_string(),
             CheckState {
                 source: "/root/crasher.log".into(),
-                position: Some(SavedPosition { dev: 2049, ino: 77, offset: 120, line: 5 }),
+                position: Some(SavedPosition { dev: 2049, ino: 77, offset: 120, line: 5, tail: Some(SavedTail { len: 64, crc32c: 7 }) }),
                 critical: Some(SavedCritical { alert_name: "Log file contains ERROR".into(), last_match_unix_ms: 1_795_946_400_000 }),
                 flapping: false,
             },
@@ -181,7 +201,11 @@ mod tests {
         "dev": 2049,
         "ino": 77,
         "offset": 120,
-        "line": 5
+        "line": 5,
+        "tail": {
+          "len": 64,
+          "crc32c": 7
+        }
       },
       "critical": {
         "alert_name": "Log file contains ERROR",

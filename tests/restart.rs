@@ -63,3 +63,31 @@ fn after_kill9_nothing_is_missed() {
     assert!(alerts.iter().filter(|a| a["level"] == "CRITICAL").count() >= 2);
     drop(daemon);
 }
+
+#[test]
+fn a_log_copytruncated_and_refilled_while_stopped_is_not_misread() {
+    // logrotate's copytruncate while the agent is down, and a busy writer that refills the log
+    // past the saved offset: same inode, longer file, other bytes. Resuming at the saved offset
+    // would start mid-line in new text and miss what is before it.
+    let (root, server, log) = log_check("copytruncate-stopped", "svc", "ERROR", Some("1"));
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, b"ERROR one\n");
+    server.wait_alerts(2);
+    assert!(daemon.terminate().success());
+    append(&log, b"ERROR two, after the stop\n");
+    let copy = log.with_extension("log.1");
+    std::fs::copy(&log, &copy).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    append(&log, b"ERROR three, first in the new file\nand a writer that goes on and on\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    let alerts = server.wait_alerts(3);
+    // The copy's unread line first, then the new file from its start (as lines after the match).
+    assert_eq!(matching(&alerts[2]), "ERROR two, after the stop");
+    assert_eq!(alerts[2]["subject"]["details"]["line_matching"]["line_number"], 2);
+    assert_eq!(
+        lines(&alerts[2]["subject"]["details"]["lines_after"]),
+        [(1, "ERROR three, first in the new file".to_string()), (2, "and a writer that goes on and on".to_string())]
+    );
+    daemon.wait_log("rewritten (the bytes before the saved offset changed) while stopped; reading the rest of the copy");
+    drop(daemon);
+}

@@ -110,6 +110,13 @@ impl LineAssembler {
         &self.last
     }
 
+    /// Sets the bytes handed on last (read back from the file when resuming at a saved
+    /// position), so that the fingerprint is there before the first new line.
+    pub fn seed_last(&mut self, bytes: &[u8]) {
+        self.last.clear();
+        self.last.extend_from_slice(&bytes[bytes.len().saturating_sub(FINGERPRINT)..]);
+    }
+
     /// Starts over at `offset`/`line` (the stream was truncated); returns the unterminated bytes
     /// that were pending.
     pub fn restart_at(&mut self, offset: u64, line: u64) -> Vec<u8> {

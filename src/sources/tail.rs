@@ -50,6 +50,37 @@ pub struct Position {
     pub offset: u64,
     /// 1-based number of the line starting at `offset`.
     pub line: u64,
+    /// The last bytes read before `offset`, summed (none before the first line).
+    pub tail: Option<TailSum>,
+}
+
+/// A checksum of the bytes just before a read offset. A file truncated and written again while
+/// the agent was stopped (`copytruncate` of a busy log) keeps its inode and may be longer than
+/// the saved offset; only its bytes before that offset say it is not the file that was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailSum {
+    /// How many bytes (at most [`super::lines::FINGERPRINT`]).
+    pub len: u8,
+    /// Their CRC-32C.
+    pub crc: u32,
+}
+
+impl TailSum {
+    /// The sum of `bytes`, the last ones read (at most [`super::lines::FINGERPRINT`] of them are
+    /// kept); `None` for none.
+    pub fn of(bytes: &[u8]) -> Option<TailSum> {
+        let bytes = &bytes[bytes.len().saturating_sub(super::lines::FINGERPRINT)..];
+        let len = u8::try_from(bytes.len()).ok().filter(|l| *l > 0)?;
+        Some(TailSum { len, crc: crate::crc32c::crc32c(&[bytes]) })
+    }
+
+    /// The bytes of `file` just before `offset`, if their sum is this one.
+    fn found_in(&self, file: &File, offset: u64) -> Option<Vec<u8>> {
+        let start = offset.checked_sub(u64::from(self.len))?;
+        let mut buf = vec![0; usize::from(self.len)];
+        file.read_exact_at(&mut buf, start).ok()?;
+        (TailSum::of(&buf) == Some(*self)).then_some(buf)
+    }
 }
 
 /// Counters of one tailer.
@@ -92,7 +123,7 @@ impl OpenLog {
     }
 
     fn position(&self) -> Position {
-        Position { id: self.id, offset: self.asm.offset(), line: self.asm.line() }
+        Position { id: self.id, offset: self.asm.offset(), line: self.asm.line(), tail: TailSum::of(self.asm.last()) }
     }
 
     /// Reads until end of file or until `budget` is spent. `Ok(true)` at end of file.
@@ -352,19 +383,46 @@ impl Tailer {
         }
         let mut log = OpenLog::new(file, id, 0, 1);
         if let Some(pos) = self.resume.take() {
-            if pos.id == id {
-                if meta.len() >= pos.offset {
-                    log.asm = LineAssembler::new(pos.offset, pos.line);
-                } else {
-                    crate::info!("{}: shorter than when last read (truncated while stopped); reading from the start", self.path.display());
-                    self.counters.truncations += 1;
-                }
-            } else {
+            if pos.id != id {
                 self.resume_rotated(now, pos, watches);
+            } else if meta.len() < pos.offset {
+                self.resume_truncated(now, pos, "shorter than when last read");
+            } else {
+                match pos.tail.map(|t| t.found_in(&log.file, pos.offset)) {
+                    Some(None) => self.resume_truncated(now, pos, "rewritten (the bytes before the saved offset changed)"),
+                    found => {
+                        log.asm = LineAssembler::new(pos.offset, pos.line);
+                        if let Some(Some(bytes)) = found {
+                            log.asm.seed_last(&bytes);
+                        }
+                    }
+                }
             }
         }
         self.current = Some(log);
         true
+    }
+
+    /// The file we were reading before a restart was truncated meanwhile (same inode, not the
+    /// bytes we read): the rest of what we had not read is in the copy `copytruncate` left, if
+    /// it is found by content; then the file is read from the start.
+    fn resume_truncated(&mut self, now: Instant, pos: Position, what: &str) {
+        self.counters.truncations += 1;
+        match pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, t)) {
+            Some((copy_path, file)) => {
+                self.counters.copies_recovered += 1;
+                crate::info!(
+                    "{}: {what} while stopped; reading the rest of the copy {} from byte {}, then the file from the start",
+                    self.path.display(),
+                    copy_path.display(),
+                    pos.offset
+                );
+                let id = file.metadata().map(|m| FileIdentity::of(&m)).unwrap_or(pos.id);
+                let log = OpenLog::new(file, id, pos.offset, pos.line);
+                self.retired = Some(Retired { log, watch: None, close_at: now });
+            }
+            None => crate::info!("{}: {what} while stopped; reading from the start", self.path.display()),
+        }
     }
 
     /// The file we were reading before a restart was rotated away meanwhile: find it by inode
@@ -421,7 +479,7 @@ impl Tailer {
     fn on_truncated(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink) {
         self.counters.truncations += 1;
         let Some(cur) = self.current.as_mut() else { return };
-        let copy = find_copy(&self.path, cur);
+        let copy = TailSum::of(cur.asm.last()).and_then(|t| find_copy(&self.path, cur.id, cur.asm.offset(), t));
         let (old_end, old_line, old_id) = (cur.asm.offset(), cur.asm.line(), cur.id);
         let partial = cur.asm.restart_at(0, 1);
         match copy {
@@ -448,13 +506,9 @@ impl Tailer {
     }
 }
 
-/// Finds the copy `copytruncate` left beside `path`: a file whose name extends the log's name,
-/// at least as long as what we read, whose bytes before our offset are the ones we read last.
-fn find_copy(path: &Path, cur: &OpenLog) -> Option<(PathBuf, File)> {
-    let (offset, last) = (cur.asm.offset(), cur.asm.last());
-    if offset == 0 || last.is_empty() {
-        return None;
-    }
+/// Finds the copy `copytruncate` left beside `path` (the file `id`): a file whose name extends
+/// the log's name, at least `offset` long, whose bytes before `offset` are the ones we read last.
+fn find_copy(path: &Path, id: FileIdentity, offset: u64, tail: TailSum) -> Option<(PathBuf, File)> {
     let dir = path.parent()?;
     let base = path.file_name()?.to_str()?;
     let mut best: Option<(std::time::SystemTime, PathBuf, File)> = None;
@@ -470,11 +524,7 @@ fn find_copy(path: &Path, cur: &OpenLog) -> Option<(PathBuf, File)> {
         let p = entry.path();
         let Ok(file) = File::open(&p) else { continue };
         let Ok(m) = file.metadata() else { continue };
-        if !m.is_file() || FileIdentity::of(&m) == cur.id || m.len() < offset {
-            continue;
-        }
-        let mut tail = vec![0; last.len()];
-        if file.read_exact_at(&mut tail, offset - last.len() as u64).is_err() || tail != last {
+        if !m.is_file() || FileIdentity::of(&m) == id || m.len() < offset || tail.found_in(&file, offset).is_none() {
             continue;
         }
         let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
@@ -661,6 +711,48 @@ mod tests {
         let mut t = Tailer::new(f.path.clone(), Listener::Check(3), Some(pos));
         t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
         assert_eq!(std::mem::take(&mut f.got.0), lines(&[(4, "d"), (1, "e")]));
+    }
+
+    #[test]
+    fn a_file_truncated_and_rewritten_while_stopped_is_read_from_the_start() {
+        let mut f = Fixture::new(1024);
+        f.append(b"old one\nold two\n");
+        f.sync();
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        assert!(pos.tail.is_some());
+        // Same inode, longer than the saved offset, but not what was read.
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(b"ERROR new\nand the writer goes on\n");
+        let mut t = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
+        let mut budget = usize::MAX;
+        t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
+        assert_eq!(std::mem::take(&mut f.got.0), lines(&[(1, "ERROR new"), (2, "and the writer goes on")]));
+        assert_eq!(t.counters().truncations, 1);
+        // A resumed position keeps its sum before any new line is read.
+        let pos = t.stop(&mut f.watches).unwrap();
+        let t = Tailer::new(f.path.clone(), Listener::Check(3), Some(pos));
+        assert_eq!(t.position().and_then(|p| p.tail), pos.tail);
+        let mut t = t;
+        t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
+        assert!(f.got.0.is_empty());
+        assert_eq!(t.position().and_then(|p| p.tail), pos.tail);
+    }
+
+    #[test]
+    fn copytruncate_while_stopped_reads_the_copys_rest_first() {
+        let mut f = Fixture::new(1024);
+        f.append(b"a\nb\n");
+        f.sync();
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        f.append(b"c\n"); // written while stopped, before the rotation
+        fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(b"d: a longer line than before\n");
+        let mut t = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
+        let mut budget = usize::MAX;
+        while t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got) == Progress::More {}
+        assert_eq!(std::mem::take(&mut f.got.0), lines(&[(3, "c"), (1, "d: a longer line than before")]));
+        assert_eq!(t.counters().copies_recovered, 1);
     }
 
     #[test]

@@ -20,13 +20,8 @@ pub const HEADER: usize = 20;
 /// 1 + 2 × 1000 context lines of `LOG_MAX_LINE_BYTES`, escaped; 64 MiB is far beyond that.
 pub const MAX_PAYLOAD: usize = 64 << 20;
 
-static CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-
 fn checksum(len_and_seq: &[u8], payload: &[u8]) -> u32 {
-    let mut d = CASTAGNOLI.digest();
-    d.update(len_and_seq);
-    d.update(payload);
-    d.finalize()
+    crate::crc32c::crc32c(&[len_and_seq, payload])
 }
 
 /// The bytes of one record.
