@@ -126,6 +126,16 @@ impl OpenLog {
         Position { id: self.id, offset: self.asm.offset(), line: self.asm.line(), tail: TailSum::of(self.asm.last()) }
     }
 
+    /// Whether the bytes before the read offset are no longer the ones read: the file was
+    /// truncated and written past the offset again between two reads (a short file is left to
+    /// the size check; a failed read says nothing).
+    fn rewritten(&self) -> bool {
+        let Some(sum) = TailSum::of(self.asm.last()) else { return false };
+        let mut buf = vec![0; usize::from(sum.len)];
+        let start = self.asm.offset().saturating_sub(u64::from(sum.len));
+        self.file.read_exact_at(&mut buf, start).is_ok() && TailSum::of(&buf) != Some(sum)
+    }
+
     /// Reads until end of file or until `budget` is spent. `Ok(true)` at end of file.
     fn pump(
         &mut self,
@@ -274,6 +284,11 @@ impl Tailer {
                 }
             }
             let Some(cur) = self.current.as_mut() else { return Progress::Done };
+            if cur.rewritten() {
+                // The copy's rest (if found) comes first, as for a truncation seen by size.
+                self.on_truncated(now, watches, sink);
+                continue;
+            }
             match cur.pump(scratch, budget, &mut self.counters, sink) {
                 Ok(false) => return Progress::More,
                 Ok(true) => {}
@@ -652,6 +667,30 @@ mod tests {
         f.append(b"d\n");
         assert_eq!(f.sync(), lines(&[(3, "c"), (1, "d")]));
         assert_eq!(f.tailer.counters().copies_recovered, 1);
+    }
+
+    #[test]
+    fn a_truncation_refilled_before_the_next_read_is_seen() {
+        let mut f = Fixture::new(1024);
+        f.append(b"a\nb\n");
+        f.sync();
+        f.append(b"c\n");
+        fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        // Past the old offset before the agent reads again (it was frozen, or the writer fast).
+        f.append(b"ERROR right after the truncation\n");
+        assert_eq!(f.sync(), lines(&[(3, "c"), (1, "ERROR right after the truncation")]));
+        assert_eq!(f.tailer.counters().truncations, 1);
+        assert_eq!(f.tailer.counters().copies_recovered, 1);
+        // And without a copy: from the start.
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        fs::remove_file(f.path.with_extension("log.1")).unwrap();
+        f.append(b"x: another line that is longer than the first\n");
+        assert_eq!(f.sync(), lines(&[(1, "x: another line that is longer than the first")]));
+        // An unchanged file is not taken for a rewritten one.
+        f.append(b"y\n");
+        assert_eq!(f.sync(), lines(&[(2, "y")]));
+        assert_eq!(f.tailer.counters().truncations, 2);
     }
 
     #[test]
