@@ -194,3 +194,26 @@ fn a_wrong_rule_is_named_and_a_refused_one_does_not_stop_the_agent() {
     assert_eq!(alerts[0]["subject"]["name"], "upower");
     drop(daemon);
 }
+
+#[test]
+fn a_critical_and_its_expiry_survive_an_agent_restart() {
+    let root = Root::new("dbus-restart-agent");
+    let server = AlertServer::start();
+    let bus = Bus::start(&root);
+    root.ctl_ok(&["create", "dbus", "power", "upower", "", POWER_RULE, "3"]);
+    root.ctl_ok(&["enable", "dbus", "power"]);
+    let daemon = agent(&root, &server, &bus);
+    wait_watching(&root, "power");
+    send(&bus, "com.example.Power.Changed", &["string:low"]);
+    let crit = server.wait_alerts(1)[0].clone();
+    assert!(daemon.terminate().success());
+    let daemon = agent(&root, &server, &bus);
+    // Still CRITICAL after the restart: the OK comes 3 s after the signal, not never, and no
+    // second CRITICAL is raised.
+    let alerts = server.wait_alerts(2);
+    assert_eq!(level_name(&alerts[1]), ("OK".into(), crit["name"].as_str().unwrap_or_default().to_string()));
+    let quiet = timestamp_ms(&alerts[1]) - timestamp_ms(&crit);
+    assert!(quiet >= 2900, "the OK came {quiet} ms after the CRITICAL");
+    assert_eq!(check_status(&root, "power")["level"], "OK");
+    drop(daemon);
+}
