@@ -171,6 +171,32 @@ fn a_hanging_server_times_out_and_the_agent_keeps_working() {
     drop(daemon);
 }
 
+#[test]
+fn a_request_hung_at_the_stop_does_not_hold_the_agent() {
+    let root = Root::new("uplink-hang-stop");
+    // Waiting for the hung request would take two minutes; the stop must not.
+    root.write_config("SEND_ALERT_TIMEOUT_S=120\n");
+    let server = AlertServer::start();
+    server.set_reply(Reply::Hang);
+    let app = log_check(&root, "app", None);
+    let daemon = agent_to(&root, server.url());
+    append(&app, b"ERROR hung\n");
+    daemon.wait_log("alert CRITICAL");
+    // The first request (the configuration push at start) hangs; the alert waits behind it.
+    wait_until("a request to hang", || !server.attempts().is_empty());
+    let log = daemon.stderr.clone();
+    // terminate() gives up (and fails the test) after 20 s.
+    assert!(daemon.terminate().success());
+    let said = fs::read_to_string(&log).unwrap_or_default();
+    assert!(said.contains("a request to the server is still under way; stopping without it"), "{said}");
+    // Not acknowledged, so sent again by the next run.
+    server.set_reply(Reply::Accept);
+    let daemon = agent_to(&root, server.url());
+    let alerts = server.wait_alerts(1);
+    assert_eq!(summary(&alerts), expect(&[("CRITICAL", "app", "ERROR hung")]));
+    drop(daemon);
+}
+
 fn spool_segments(root: &Root) -> Vec<PathBuf> {
     let dir = root.path().join("var/lib/mender-monitor/spool");
     let mut segs: Vec<PathBuf> =

@@ -22,6 +22,7 @@ pub mod spool;
 mod worker;
 
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -38,6 +39,9 @@ pub const MAX_BATCH: usize = 100;
 pub const MAX_BATCH_BYTES: u64 = 512 * 1024;
 /// How long a stopping agent keeps trying to deliver; the rest stays in the spool.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+/// Beyond [`SHUTDOWN_FLUSH`], how long a stop waits for a request that was already under way
+/// (its own timeout is `SEND_ALERT_TIMEOUT_S`); then the agent exits without it.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// How long the worker waits for a new token after a 401 before trying the old one again.
 pub const TOKEN_WAIT: Duration = Duration::from_millis(mender_auth::FETCH_WAIT_MS + 5_000);
 /// Drops logged one by one per minute; more are summed up (all are counted).
@@ -262,6 +266,8 @@ pub struct Uplink {
     shared: Arc<Shared>,
     writer: SpoolWriter,
     worker: JoinHandle<()>,
+    /// Disconnected when the worker thread ends.
+    worker_done: Receiver<()>,
     destination: Destination,
     appended: bool,
     last_config: Vec<u8>,
@@ -306,8 +312,21 @@ impl Uplink {
         inner.enforce(now_ms);
         let shared = Arc::new(Shared { inner: Mutex::new(inner), waker });
         let w = worker::Worker::new(Arc::clone(&shared), loaded.reader, destination.clone());
-        let worker = thread::Builder::new().name("uplink".into()).spawn(move || w.run())?;
-        Ok(Uplink { shared, writer: loaded.writer, worker, destination, appended: false, last_config: Vec::new(), config_generation: 0 })
+        let (done, worker_done) = mpsc::channel::<()>();
+        let worker = thread::Builder::new().name("uplink".into()).spawn(move || {
+            let _done = done; // dropped when the thread ends, however it ends
+            w.run()
+        })?;
+        Ok(Uplink {
+            shared,
+            writer: loaded.writer,
+            worker,
+            worker_done,
+            destination,
+            appended: false,
+            last_config: Vec::new(),
+            config_generation: 0,
+        })
     }
 
     /// Where alerts go.
@@ -404,11 +423,17 @@ impl Uplink {
     }
 
     /// Stops the worker after a last delivery attempt of at most [`SHUTDOWN_FLUSH`]; what is
-    /// not delivered stays in the spool for the next start.
+    /// not delivered stays in the spool for the next start. A request already under way when
+    /// the stop came (a server that hangs) is not waited for beyond [`SHUTDOWN_GRACE`]: the
+    /// process exits with it, and its alerts, not acknowledged, are sent again next time.
     pub fn shutdown(mut self) {
         self.commit();
         self.shared.lock().stop = true;
         self.worker.thread().unpark();
+        if let Err(RecvTimeoutError::Timeout) = self.worker_done.recv_timeout(SHUTDOWN_FLUSH + SHUTDOWN_GRACE) {
+            crate::warn!("a request to the server is still under way; stopping without it (its alerts stay in the spool)");
+            return;
+        }
         if self.worker.join().is_err() {
             crate::error!("the uplink worker panicked");
         }
