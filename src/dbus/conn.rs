@@ -154,8 +154,12 @@ impl Connection {
             return events;
         }
         if self.handshake_deadline.is_some_and(|d| d <= now) {
+            let why = match self.phase {
+                Phase::Hello { .. } => "no answer to Hello in time (does the bus's policy let us receive?)",
+                _ => "no answer to the authentication in time",
+            };
             self.phase = Phase::Closed;
-            events.push(Event::Closed("no answer to the authentication in time".into()));
+            events.push(Event::Closed(why.into()));
             return events;
         }
         let late: Vec<u32> = self.pending.iter().filter(|(_, d)| **d <= now).map(|(s, _)| *s).collect();
