@@ -20,6 +20,16 @@ fn wakeups(pid: i32) -> u64 {
     total
 }
 
+/// Watches `daemon` for 3 s (after giving the worker a moment to park after its last request)
+/// and insists that none of its threads woke up.
+fn assert_idle(daemon: &Daemon) {
+    std::thread::sleep(Duration::from_millis(300));
+    let before = wakeups(daemon.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wakeups(daemon.pid());
+    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+}
+
 #[test]
 fn idle_agent_does_not_wake_up() {
     let (root, server, log) = log_check("idle", "idle", "ERROR", Some("1"));
@@ -33,12 +43,7 @@ fn idle_agent_does_not_wake_up() {
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR\n");
     server.wait_alerts(2); // CRITICAL, then OK: no deadline is left
-    // Give the worker a moment to park after its last request, then watch.
-    std::thread::sleep(Duration::from_millis(300));
-    let before = wakeups(daemon.pid());
-    std::thread::sleep(Duration::from_secs(3));
-    let after = wakeups(daemon.pid());
-    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+    assert_idle(&daemon);
     drop(daemon);
     let _ = svc.kill();
     let _ = svc.wait();
@@ -61,11 +66,7 @@ fn idle_agent_on_the_mender_client_does_not_wake_up() {
         let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         s["checks"].as_array().into_iter().flatten().any(|c| c["source"]["state"] == "watching")
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let before = wakeups(daemon.pid());
-    std::thread::sleep(Duration::from_secs(3));
-    let after = wakeups(daemon.pid());
-    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+    assert_idle(&daemon);
     drop(daemon);
 }
 
@@ -78,10 +79,6 @@ fn idle_agent_waiting_for_a_token_does_not_wake_up() {
     let bus = Bus::start(&root);
     let daemon = agent_via_mender_client(&root, &bus);
     daemon.wait_log("is not on the system bus");
-    std::thread::sleep(Duration::from_millis(300));
-    let before = wakeups(daemon.pid());
-    std::thread::sleep(Duration::from_secs(3));
-    let after = wakeups(daemon.pid());
-    assert_eq!(after, before, "the idle agent woke up {} times in 3 s", after - before);
+    assert_idle(&daemon);
     drop(daemon);
 }

@@ -199,10 +199,10 @@ impl LogCheck {
     pub fn on_ready(&mut self, now: Now, io: &mut Io, budget: &mut usize, out: &mut Vec<Alert>) -> Progress {
         let mut feed = Feed { detector: &mut self.detector, now, out };
         match &mut self.source {
-            Source::File(t) => t.sync(now.mono, io.watches, io.scratch, budget, &mut feed),
-            Source::Command(c) => c.on_ready(io.pipes, io.scratch, budget, &mut feed),
+            Source::File(t) => t.sync(now.mono, &mut io.watches, &mut io.scratch, budget, &mut feed),
+            Source::Command(c) => c.on_ready(&mut io.pipes, &mut io.scratch, budget, &mut feed),
             Source::Signals(w) => {
-                w.on_ready(now, io.pipes, &mut feed);
+                w.on_ready(now, &mut io.pipes, &mut feed);
                 Progress::Done
             }
         }
@@ -215,8 +215,8 @@ impl LogCheck {
         if self.source_deadline().is_some_and(|d| d <= now.mono) {
             match &mut self.source {
                 Source::File(_) => progress = self.on_ready(now, io, budget, out),
-                Source::Command(c) => c.on_tick(now.mono, io.pipes),
-                Source::Signals(w) => w.on_tick(now, io.system_bus, io.pipes, &mut Feed { detector: &mut self.detector, now, out }),
+                Source::Command(c) => c.on_tick(now.mono, &mut io.pipes),
+                Source::Signals(w) => w.on_tick(now, &io.system_bus, &mut io.pipes, &mut Feed { detector: &mut self.detector, now, out }),
             }
         }
         self.detector.on_tick(now, &mut |a| out.push(a));
@@ -251,7 +251,7 @@ impl LogCheck {
     pub fn on_child_exit(&mut self, now: Now, status: &WaitStatus, io: &mut Io, out: &mut Vec<Alert>) -> Option<Stopping> {
         let Source::Command(c) = &mut self.source else { return None };
         let mut feed = Feed { detector: &mut self.detector, now, out };
-        c.on_exit(now.mono, status, io.pipes, io.scratch, &mut feed)
+        c.on_exit(now.mono, status, &mut io.pipes, &mut io.scratch, &mut feed)
     }
 
     /// Applies a changed config to a running check with the same source: the source (position,
@@ -298,10 +298,10 @@ impl LogCheck {
     /// command's process group if one must still be reaped.
     pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> (CheckState, Option<Stopping>) {
         let (position, stopping) = match &mut self.source {
-            Source::File(t) => (t.stop(io.watches), None),
-            Source::Command(c) => (None, c.stop(now.mono, io.pipes)),
+            Source::File(t) => (t.stop(&mut io.watches), None),
+            Source::Command(c) => (None, c.stop(now.mono, &mut io.pipes)),
             Source::Signals(w) => {
-                w.stop(io.pipes);
+                w.stop(&mut io.pipes);
                 (None, None)
             }
         };

@@ -12,18 +12,19 @@ pub use log::{LogCheck, LogCheckConfig};
 pub use service::{ServiceCheck, ServiceCheckConfig};
 
 /// What a check's source may use of the reactor: the inotify table, the pipe table, the shared
-/// read buffer, the systemd connection and where the system bus is.
-pub struct Io<'a> {
+/// read buffer, the systemd connection and where the system bus is. The reactor keeps them in
+/// one value, so lending it to a check borrows one field of the daemon.
+pub struct Io {
     /// inotify watches.
-    pub watches: &'a mut Watches,
-    /// Child pipes registered with the poll.
-    pub pipes: &'a mut Pipes,
+    pub watches: Watches,
+    /// Per-check fds registered with the poll (pipes, pidfds, `dbus` checks' connections).
+    pub pipes: Pipes,
     /// The shared read buffer.
-    pub scratch: &'a mut Scratch,
+    pub scratch: Scratch,
     /// Unit states.
-    pub systemd: &'a mut SystemdSource,
+    pub systemd: SystemdSource,
     /// The system bus's socket, for the connections of `dbus` checks.
-    pub system_bus: &'a std::path::Path,
+    pub system_bus: std::path::PathBuf,
 }
 
 use nix::sys::wait::WaitStatus;

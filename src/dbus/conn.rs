@@ -21,6 +21,64 @@ pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Most bytes waiting to be written before the peer is considered stuck.
 pub const MAX_OUTPUT: usize = 4 * MAX_MESSAGE;
 
+/// When to connect again after a connection was lost or could not be made: 1 s after the first
+/// failure, doubling to 30 s, and back to 1 s once a connection works. Every D-Bus client of the
+/// agent (systemd, the Mender client, `dbus` checks) redials this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redial {
+    at: Option<Instant>,
+    delay_ms: u64,
+}
+
+impl Redial {
+    /// First delay.
+    pub const FIRST_MS: u64 = 1_000;
+    /// Longest delay.
+    pub const MAX_MS: u64 = 30_000;
+
+    /// Nothing scheduled.
+    pub fn idle() -> Self {
+        Redial { at: None, delay_ms: Self::FIRST_MS }
+    }
+
+    /// A first dial due at `now`.
+    pub fn due_at(now: Instant) -> Self {
+        Redial { at: Some(now), delay_ms: Self::FIRST_MS }
+    }
+
+    /// A connection failed at `now`: schedules the next dial; returns its delay.
+    pub fn failed(&mut self, now: Instant) -> u64 {
+        let delay = self.delay_ms;
+        self.at = Some(now.plus_ms(delay));
+        self.delay_ms = (delay * 2).min(Self::MAX_MS);
+        delay
+    }
+
+    /// A connection works: the next failure waits the first delay again.
+    pub fn succeeded(&mut self) {
+        self.delay_ms = Self::FIRST_MS;
+    }
+
+    /// When the next dial is due, if one is scheduled.
+    pub fn at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Whether a dial is due at `now`; if so it is no longer scheduled (the caller dials).
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        let due = self.at.is_some_and(|t| t <= now);
+        if due {
+            self.at = None;
+        }
+        due
+    }
+
+    /// Drops a scheduled dial (nothing needs the connection any more, or it is being made).
+    pub fn cancel(&mut self) {
+        self.at = None;
+    }
+}
+
 /// What happened on a connection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -247,8 +305,7 @@ impl Connection {
                     self.output.extend_from_slice(sasl::BEGIN);
                     if self.is_bus {
                         let serial = self.serial();
-                        let hello =
-                            Message::call(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", vec![]);
+                        let hello = Message::to_bus("Hello", vec![]);
                         self.output.extend(hello.encode(serial).map_err(|e| e.to_string())?);
                         self.phase = Phase::Hello { serial };
                     } else {
@@ -315,5 +372,28 @@ impl Connection {
             // if we had no name, and we have nothing to offer.
             Kind::Call => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redial_doubles_to_thirty_seconds_and_starts_over_after_a_success() {
+        let mut r = Redial::idle();
+        let t0 = Instant::from_millis(1_000);
+        assert_eq!(r.at(), None);
+        let delays: Vec<u64> = (0..7).map(|_| r.failed(t0)).collect();
+        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert_eq!(r.at(), Some(t0.plus_ms(30_000)));
+        assert!(!r.take_due(t0.plus_ms(29_999)));
+        assert!(r.take_due(t0.plus_ms(30_000)));
+        assert_eq!(r.at(), None, "a due dial is taken once");
+        r.succeeded();
+        assert_eq!(r.failed(t0), 1_000);
+        r.cancel();
+        assert_eq!(r.at(), None);
+        assert!(Redial::due_at(t0).take_due(t0));
     }
 }

@@ -80,6 +80,16 @@ impl Message {
         }
     }
 
+    /// A call to the bus itself (`org.freedesktop.DBus`).
+    pub fn to_bus(member: &str, body: Vec<Value>) -> Self {
+        Message::call(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", "org.freedesktop.DBus", member, body)
+    }
+
+    /// `AddMatch(rule)`: asks the bus for the signals `rule` selects.
+    pub fn add_match(rule: String) -> Self {
+        Message::to_bus("AddMatch", vec![Value::Str(rule)])
+    }
+
     /// The body's signature.
     pub fn signature(&self) -> String {
         self.body.iter().map(|v| v.type_of().signature()).collect()

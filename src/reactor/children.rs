@@ -11,7 +11,6 @@ use nix::unistd::Pid;
 
 use super::Daemon;
 use crate::alert::Alert;
-use crate::checks::Io;
 use crate::sources::command::{KILL_GRACE_MS, group_is_empty};
 use crate::time::{Clock, Now};
 
@@ -25,14 +24,7 @@ impl Daemon {
             let owner = self.checks.values_mut().find(|c| c.check.child() == Some(pid));
             match owner {
                 Some(c) => {
-                    let mut io = Io {
-                        watches: &mut self.watches,
-                        pipes: &mut self.pipes,
-                        scratch: &mut self.scratch,
-                        systemd: &mut self.systemd,
-                        system_bus: &self.system_bus,
-                    };
-                    if let Some(group) = c.check.on_child_exit(now, &status, &mut io, out) {
+                    if let Some(group) = c.check.on_child_exit(now, &status, &mut self.io, out) {
                         self.reaper.adopt(group);
                     }
                     self.dirty_since.get_or_insert(now.mono);

@@ -102,14 +102,10 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         crate::warn!("{w}");
     }
     let mut daemon = Daemon {
-        scratch: Scratch::new(settings.log_max_line_bytes),
+        io: Io { watches, pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus },
         parked: state.entries(),
         layout,
         settings,
-        watches,
-        pipes,
-        systemd,
-        system_bus: bus,
         reaper: Reaper::default(),
         state,
         checks: BTreeMap::new(),
@@ -176,15 +172,10 @@ struct RunningCheck {
 struct Daemon {
     layout: Layout,
     settings: Settings,
-    watches: Watches,
-    pipes: Pipes,
-    /// Unit states from systemd, for service checks.
-    systemd: SystemdSource,
-    /// The system bus's socket.
-    system_bus: PathBuf,
+    /// inotify, pipes, the read buffer, systemd and the bus: what checks use (lent whole).
+    io: Io,
     /// Process groups of stopped or exited commands, until they are gone.
     reaper: Reaper,
-    scratch: Scratch,
     state: StateStore,
     /// Saved states of checks that are not running (disabled, broken), kept for when they run.
     parked: BTreeMap<String, CheckState>,
@@ -249,7 +240,7 @@ impl Daemon {
                     }
                     INOTIFY => self.on_inotify(now),
                     DBUS => {
-                        let updates = self.systemd.on_ready(now.mono);
+                        let updates = self.io.systemd.on_ready(now.mono);
                         self.on_units(now, updates, &mut out);
                     }
                     AUTH_DBUS => {
@@ -270,7 +261,7 @@ impl Daemon {
                     }
                     t if ControlServer::owns(t) => self.on_control(t, now, &mut out),
                     t if t.0 >= FIRST_PIPE_TOKEN => {
-                        if let Some(Listener::Check(key)) = self.pipes.route(t) {
+                        if let Some(Listener::Check(key)) = self.io.pipes.route(t) {
                             self.ready.insert(key);
                         }
                     }
@@ -311,7 +302,7 @@ impl Daemon {
     }
 
     fn on_inotify(&mut self, now: Now) {
-        let routed = self.watches.read();
+        let routed = self.io.watches.read();
         if routed.overflow {
             self.ready.extend(self.checks.values().map(|c| c.key));
             self.schedule_rescan(now);
@@ -339,14 +330,7 @@ impl Daemon {
                 continue;
             };
             let mut budget = TURN_BUDGET;
-            let mut io = Io {
-                watches: &mut self.watches,
-                pipes: &mut self.pipes,
-                scratch: &mut self.scratch,
-                systemd: &mut self.systemd,
-                system_bus: &self.system_bus,
-            };
-            if c.check.on_ready(now, &mut io, &mut budget, out) == Progress::More {
+            if c.check.on_ready(now, &mut self.io, &mut budget, out) == Progress::More {
                 self.ready.insert(key);
             }
             self.dirty_since.get_or_insert(now.mono);
@@ -357,14 +341,7 @@ impl Daemon {
         for c in self.checks.values_mut() {
             if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
                 let mut budget = TURN_BUDGET;
-                let mut io = Io {
-                    watches: &mut self.watches,
-                    pipes: &mut self.pipes,
-                    scratch: &mut self.scratch,
-                    systemd: &mut self.systemd,
-                    system_bus: &self.system_bus,
-                };
-                if c.check.on_tick(now, &mut io, &mut budget, out) == Progress::More {
+                if c.check.on_tick(now, &mut self.io, &mut budget, out) == Progress::More {
                     self.ready.insert(c.key);
                 }
             }
@@ -373,8 +350,8 @@ impl Daemon {
             self.reaper.on_tick(now.mono);
         }
         self.notifier.on_tick(now.mono);
-        if self.systemd.next_deadline().is_some_and(|d| d <= now.mono) {
-            let updates = self.systemd.on_tick(now.mono);
+        if self.io.systemd.next_deadline().is_some_and(|d| d <= now.mono) {
+            let updates = self.io.systemd.on_tick(now.mono);
             self.on_units(now, updates, out);
         }
         if let Some(a) = self.auth.as_mut().filter(|a| a.next_deadline().is_some_and(|d| d <= now.mono)) {
@@ -402,7 +379,7 @@ impl Daemon {
             .chain(save)
             .chain(self.reaper.next_deadline())
             .chain(self.notifier.next_deadline())
-            .chain(self.systemd.next_deadline())
+            .chain(self.io.systemd.next_deadline())
             .chain(self.auth.as_ref().and_then(MenderAuth::next_deadline))
             .chain(self.control.as_ref().and_then(|c| c.next_deadline()))
             .min()
@@ -456,7 +433,7 @@ impl Daemon {
         if settings != self.settings {
             crate::info!("{}: settings changed", self.layout.config_sh().display());
             crate::logging::set_level(settings.log_level);
-            self.scratch.set_max_line(settings.log_max_line_bytes);
+            self.io.scratch.set_max_line(settings.log_max_line_bytes);
             self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall_ms);
             self.settings = settings;
         }
@@ -552,14 +529,7 @@ impl Daemon {
         let key = self.next_key;
         self.next_key += 1;
         let saved = self.parked.remove(&state_key(&id));
-        let mut io = Io {
-            watches: &mut self.watches,
-            pipes: &mut self.pipes,
-            scratch: &mut self.scratch,
-            systemd: &mut self.systemd,
-            system_bus: &self.system_bus,
-        };
-        match Check::start(id.clone(), key, config.clone(), saved.as_ref(), now, &mut io, out) {
+        match Check::start(id.clone(), key, config.clone(), saved.as_ref(), now, &mut self.io, out) {
             Ok(check) => {
                 self.by_key.insert(key, id.clone());
                 self.checks.insert(id, RunningCheck { key, config, check });
@@ -580,14 +550,7 @@ impl Daemon {
         if let Some(mut c) = self.checks.remove(id) {
             self.by_key.remove(&c.key);
             self.ready.remove(&c.key);
-            let mut io = Io {
-                watches: &mut self.watches,
-                pipes: &mut self.pipes,
-                scratch: &mut self.scratch,
-                systemd: &mut self.systemd,
-                system_bus: &self.system_bus,
-            };
-            let (state, stopping) = c.check.stop(now, &mut io, clear, out);
+            let (state, stopping) = c.check.stop(now, &mut self.io, clear, out);
             if let Some(s) = stopping {
                 self.reaper.adopt(s);
             }
@@ -612,13 +575,13 @@ impl Daemon {
         }
         for dir in dirs {
             if let Some(i) = self.config_watches.iter().position(|(d, _)| *d == dir) {
-                if self.watches.is_live(&self.config_watches[i].1) {
+                if self.io.watches.is_live(&self.config_watches[i].1) {
                     continue;
                 }
                 let (_, h) = self.config_watches.swap_remove(i);
-                self.watches.unwatch(h);
+                self.io.watches.unwatch(h);
             }
-            match self.watches.watch_dir(&dir, None, Listener::Config) {
+            match self.io.watches.watch_dir(&dir, None, Listener::Config) {
                 Ok(h) => self.config_watches.push((dir, h)),
                 Err(e) => crate::debug!("not watching {}: {e}", dir.display()),
             }

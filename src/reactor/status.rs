@@ -60,11 +60,11 @@ impl Daemon {
                 ("config_pushes", rq.config_pushes),
             ]),
         };
-        let watch = self.watches.counters();
+        let watch = self.io.watches.counters();
         let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
-        let sd = self.systemd.counters();
+        let sd = self.io.systemd.counters();
         let agent: BTreeMap<String, u64> = crate::control::status::counters(&[
-            ("systemd_connected", u64::from(self.systemd.connected())),
+            ("systemd_connected", u64::from(self.io.systemd.connected())),
             ("systemd_connects", sd.connects),
             ("systemd_disconnects", sd.disconnects),
             ("systemd_failed_calls", sd.failed_calls),
@@ -74,7 +74,7 @@ impl Daemon {
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
             // Command pipes, pidfds and `dbus` checks' bus connections in the poll.
-            ("check_fds", self.pipes.len() as u64),
+            ("check_fds", self.io.pipes.len() as u64),
             ("process_groups_stopping", self.reaper.len() as u64),
             ("state_saves", self.state.saves),
             ("state_save_errors", self.state.save_errors),

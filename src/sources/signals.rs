@@ -19,18 +19,13 @@ use mio::Token;
 use super::lines::LineSink;
 use super::pipes::Pipes;
 use super::watch::Listener;
-use crate::dbus::conn::{Connection, Event};
+use crate::dbus::conn::{Connection, Event, Redial};
 use crate::dbus::message::Message;
 use crate::dbus::render::signal_lines;
-use crate::dbus::wire::Value;
 use crate::time::{Instant, Now};
 
 /// Time allowed for `AddMatch`.
 pub const CALL_TIMEOUT_MS: u64 = 10_000;
-/// First reconnect delay.
-pub const RECONNECT_FIRST_MS: u64 = 1_000;
-/// Longest reconnect delay.
-pub const RECONNECT_MAX_MS: u64 = 30_000;
 
 /// Counters of a signal source.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +61,7 @@ pub struct SignalWatch {
     label: String,
     listener: Listener,
     link: Option<Link>,
-    retry_at: Option<Instant>,
-    delay_ms: u64,
+    redial: Redial,
     /// What the source is doing, for `status`.
     state: String,
     /// The last problem said, to say it once.
@@ -85,8 +79,7 @@ impl SignalWatch {
             label,
             listener,
             link: None,
-            retry_at: Some(now),
-            delay_ms: RECONNECT_FIRST_MS,
+            redial: Redial::due_at(now),
             state: "connecting to the system bus".into(),
             said: None,
             next_line: 1,
@@ -115,7 +108,7 @@ impl SignalWatch {
 
     /// When [`on_tick`](Self::on_tick) has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.retry_at.into_iter().chain(self.link.as_ref().and_then(|l| l.conn.next_deadline())).min()
+        self.redial.at().into_iter().chain(self.link.as_ref().and_then(|l| l.conn.next_deadline())).min()
     }
 
     /// Reads what the bus sent and passes the signals on as lines.
@@ -127,7 +120,7 @@ impl SignalWatch {
 
     /// Connects when due, and times out `AddMatch`.
     pub fn on_tick(&mut self, now: Now, bus: &Path, pipes: &mut Pipes, sink: &mut impl LineSink) {
-        if self.retry_at.is_some_and(|t| t <= now.mono) {
+        if self.redial.take_due(now.mono) {
             self.connect(now.mono, bus, pipes);
             return;
         }
@@ -137,7 +130,6 @@ impl SignalWatch {
     }
 
     fn connect(&mut self, now: Instant, bus: &Path, pipes: &mut Pipes) {
-        self.retry_at = None;
         let link = pipes.register_with(self.listener, |registry, token| {
             Connection::connect(bus, true, registry, token, now).map(|conn| Link { conn, token, adding: None })
         });
@@ -156,13 +148,7 @@ impl SignalWatch {
             match e {
                 Event::Ready => {
                     let Some(l) = self.link.as_mut() else { return };
-                    let add = Message::call(
-                        Some("org.freedesktop.DBus"),
-                        "/org/freedesktop/DBus",
-                        "org.freedesktop.DBus",
-                        "AddMatch",
-                        vec![Value::Str(self.rule.clone())],
-                    );
+                    let add = Message::add_match(self.rule.clone());
                     match l.conn.call(&add, now.mono, CALL_TIMEOUT_MS) {
                         Ok(serial) => l.adding = Some(serial),
                         Err(e) => return self.lost(now.mono, pipes, format!("cannot send AddMatch: {e}")),
@@ -177,7 +163,7 @@ impl SignalWatch {
                             if let Some(l) = self.link.as_mut() {
                                 l.adding = None;
                             }
-                            self.delay_ms = RECONNECT_FIRST_MS;
+                            self.redial.succeeded();
                             self.state = "watching".into();
                             if self.said.take().is_some() {
                                 crate::info!("{}: watching D-Bus signals again", self.label);
@@ -240,14 +226,13 @@ impl SignalWatch {
             self.said = Some(why.clone());
         }
         self.state = format!("{why}; retrying");
-        self.retry_at = Some(now.plus_ms(self.delay_ms));
-        self.delay_ms = (self.delay_ms * 2).min(RECONNECT_MAX_MS);
+        self.redial.failed(now);
     }
 
     /// Closes the connection.
     pub fn stop(&mut self, pipes: &mut Pipes) {
         self.close(pipes);
-        self.retry_at = None;
+        self.redial.cancel();
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use mio::{Registry, Token};
 
-use crate::dbus::conn::{Connection, Event};
+use crate::dbus::conn::{Connection, Event, Redial};
 use crate::dbus::message::{Kind, Message};
 use crate::dbus::wire::Value;
 use crate::time::Instant;
@@ -26,10 +26,6 @@ use crate::time::Instant;
 pub const DBUS: Token = Token(3);
 /// Time allowed for one call.
 pub const CALL_TIMEOUT_MS: u64 = 10_000;
-/// First reconnect delay.
-pub const RECONNECT_FIRST_MS: u64 = 1_000;
-/// Longest reconnect delay.
-pub const RECONNECT_MAX_MS: u64 = 30_000;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
@@ -124,8 +120,7 @@ pub struct SystemdSource {
     registry: Registry,
     conn: Option<Connection>,
     via_bus: bool,
-    retry_at: Option<Instant>,
-    delay_ms: u64,
+    redial: Redial,
     units: BTreeMap<String, Unit>,
     calls: HashMap<u32, Call>,
     shutting_down: bool,
@@ -143,8 +138,7 @@ impl SystemdSource {
             registry,
             conn: None,
             via_bus: false,
-            retry_at: None,
-            delay_ms: RECONNECT_FIRST_MS,
+            redial: Redial::idle(),
             units: BTreeMap::new(),
             calls: HashMap::new(),
             shutting_down: false,
@@ -191,7 +185,7 @@ impl SystemdSource {
         match self.conn.as_ref().map(Connection::is_ready) {
             Some(true) => self.load(unit, now),
             Some(false) => {} // loaded once the connection is ready
-            None if self.retry_at.is_none() => self.connect(now),
+            None if self.redial.at().is_none() => self.connect(now),
             None => {}
         }
     }
@@ -206,13 +200,13 @@ impl SystemdSource {
         }
         if self.units.is_empty() {
             self.close();
-            self.retry_at = None;
+            self.redial.cancel();
             self.calls.clear();
         }
     }
 
     fn connect(&mut self, now: Instant) {
-        self.retry_at = None;
+        self.redial.cancel();
         let attempts = [(self.bus.clone(), true), (self.private.clone(), false)];
         let mut errors = Vec::new();
         for (path, is_bus) in attempts {
@@ -231,25 +225,22 @@ impl SystemdSource {
     }
 
     fn schedule_retry(&mut self, now: Instant, why: String) {
+        let delay_ms = self.redial.failed(now);
         if self.said.as_deref() != Some(why.as_str()) {
-            crate::warn!("{why}; retrying, first in {} s", self.delay_ms / 1000);
+            crate::warn!("{why}; retrying, first in {} s", delay_ms / 1000);
             self.said = Some(why);
         }
-        self.retry_at = Some(now.plus_ms(self.delay_ms));
-        self.delay_ms = (self.delay_ms * 2).min(RECONNECT_MAX_MS);
     }
 
     /// When [`on_tick`](Self::on_tick) has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.retry_at.or_else(|| self.conn.as_ref().and_then(Connection::next_deadline))
+        self.redial.at().or_else(|| self.conn.as_ref().and_then(Connection::next_deadline))
     }
 
     /// Reconnects when due; times out calls.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Update> {
-        if self.retry_at.is_some_and(|t| t <= now) {
-            if self.units.is_empty() {
-                self.retry_at = None;
-            } else {
+        if self.redial.take_due(now) {
+            if !self.units.is_empty() {
                 self.connect(now);
             }
             return Vec::new();
@@ -303,7 +294,7 @@ impl SystemdSource {
     }
 
     fn on_connected(&mut self, now: Instant) {
-        self.delay_ms = RECONNECT_FIRST_MS;
+        self.redial.succeeded();
         if self.said.take().is_some() {
             crate::info!("connected to systemd again ({})", if self.via_bus { "system bus" } else { "private socket" });
         }
@@ -315,13 +306,7 @@ impl SystemdSource {
                 format!("type='signal',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobNew'"),
                 format!("type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='{SYSTEMD}'"),
             ] {
-                let m = Message::call(
-                    Some("org.freedesktop.DBus"),
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus",
-                    "AddMatch",
-                    vec![Value::Str(rule)],
-                );
+                let m = Message::add_match(rule);
                 self.call(m, Call::Setup, now);
             }
         }

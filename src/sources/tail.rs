@@ -130,10 +130,11 @@ impl OpenLog {
     /// truncated and written past the offset again between two reads (a short file is left to
     /// the size check; a failed read says nothing).
     fn rewritten(&self) -> bool {
-        let Some(sum) = TailSum::of(self.asm.last()) else { return false };
-        let mut buf = vec![0; usize::from(sum.len)];
-        let start = self.asm.offset().saturating_sub(u64::from(sum.len));
-        self.file.read_exact_at(&mut buf, start).is_ok() && TailSum::of(&buf) != Some(sum)
+        let last = self.asm.last();
+        let mut buf = [0u8; super::lines::FINGERPRINT];
+        let Some(buf) = buf.get_mut(..last.len()).filter(|b| !b.is_empty()) else { return false };
+        let start = self.asm.offset().saturating_sub(last.len() as u64);
+        self.file.read_exact_at(buf, start).is_ok() && *buf != *last
     }
 
     /// Reads until end of file or until `budget` is spent. `Ok(true)` at end of file.

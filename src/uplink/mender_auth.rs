@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use mio::{Registry, Token};
 
-use crate::dbus::conn::{Connection, Event};
+use crate::dbus::conn::{Connection, Event, Redial};
 use crate::dbus::message::{Kind, Message};
 use crate::dbus::wire::Value;
 use crate::time::Instant;
@@ -31,8 +31,6 @@ const IFACE: &str = "io.mender.Authentication1";
 pub const CALL_TIMEOUT_MS: u64 = 10_000;
 /// How long a `FetchJwtToken` may take before the token is read again.
 pub const FETCH_WAIT_MS: u64 = 30_000;
-const RECONNECT_FIRST_MS: u64 = 1_000;
-const RECONNECT_MAX_MS: u64 = 30_000;
 
 /// What the reactor passes on to the uplink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +59,7 @@ pub struct MenderAuth {
     bus: PathBuf,
     registry: Registry,
     conn: Option<Connection>,
-    retry_at: Option<Instant>,
-    delay_ms: u64,
+    redial: Redial,
     calls: HashMap<u32, Call>,
     /// After a `FetchJwtToken`: when to read the token again if no signal came.
     fetch_deadline: Option<Instant>,
@@ -81,8 +78,7 @@ impl MenderAuth {
             bus,
             registry,
             conn: None,
-            retry_at: None,
-            delay_ms: RECONNECT_FIRST_MS,
+            redial: Redial::idle(),
             calls: HashMap::new(),
             fetch_deadline: None,
             said: None,
@@ -99,7 +95,7 @@ impl MenderAuth {
     }
 
     fn connect(&mut self, now: Instant) {
-        self.retry_at = None;
+        self.redial.cancel();
         match Connection::connect(&self.bus, true, &self.registry, AUTH_DBUS, now) {
             Ok(c) => self.conn = Some(c),
             Err(e) => self.lost(now, format!("cannot reach the system bus at {}: {e}", self.bus.display())),
@@ -115,8 +111,7 @@ impl MenderAuth {
         let then = if self.tokens > 0 { "keeping the last token; retrying" } else { "retrying" };
         self.say(&why, then);
         self.state = why;
-        self.retry_at = Some(now.plus_ms(self.delay_ms));
-        self.delay_ms = (self.delay_ms * 2).min(RECONNECT_MAX_MS);
+        self.redial.failed(now);
     }
 
     fn say(&mut self, why: &str, then: &str) {
@@ -128,12 +123,12 @@ impl MenderAuth {
 
     /// When [`on_tick`](Self::on_tick) has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.retry_at, self.fetch_deadline, self.conn.as_ref().and_then(Connection::next_deadline)].into_iter().flatten().min()
+        [self.redial.at(), self.fetch_deadline, self.conn.as_ref().and_then(Connection::next_deadline)].into_iter().flatten().min()
     }
 
     /// Reconnects when due, times out calls, reads the token again after a fetch without news.
     pub fn on_tick(&mut self, now: Instant) -> Vec<AuthUpdate> {
-        if self.retry_at.is_some_and(|t| t <= now) {
+        if self.redial.take_due(now) {
             self.connect(now);
             return Vec::new();
         }
@@ -200,18 +195,12 @@ impl MenderAuth {
     }
 
     fn on_connected(&mut self, now: Instant) {
-        self.delay_ms = RECONNECT_FIRST_MS;
+        self.redial.succeeded();
         for rule in [
             format!("type='signal',sender='{NAME}',path='{PATH}',interface='{IFACE}',member='JwtTokenStateChange'"),
             format!("type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='{NAME}'"),
         ] {
-            let m = Message::call(
-                Some("org.freedesktop.DBus"),
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "AddMatch",
-                vec![Value::Str(rule)],
-            );
+            let m = Message::add_match(rule);
             self.send(m, Call::Setup, now);
         }
         self.call(Call::Get, "GetJwtToken", now);
