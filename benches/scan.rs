@@ -17,9 +17,9 @@ struct Feed<'a> {
 }
 
 impl LineSink for Feed<'_> {
-    fn lines(&mut self, buf: &[u8], first_line: u64) -> u64 {
+    fn lines(&mut self, buf: &[u8], first_line: u64, count: u64) {
         let alerts = &mut *self.alerts;
-        self.detector.on_lines(Now::at(0), buf, first_line, &mut |a| alerts.push(a))
+        self.detector.on_lines(Now::at(0), buf, first_line, count, &mut |a| alerts.push(a));
     }
     fn line(&mut self, line: &[u8], number: u64) {
         let alerts = &mut *self.alerts;

@@ -82,3 +82,63 @@ macro_rules! info { ($($t:tt)*) => { $crate::logging::write($crate::logging::Lev
 /// Logs at DEBUG.
 #[macro_export]
 macro_rules! debug { ($($t:tt)*) => { $crate::logging::write($crate::logging::Level::Debug, format_args!($($t)*)) } }
+
+/// A rate limit for one kind of repeated log line (a file rotated in a loop, a path that keeps
+/// failing): at most `per_minute` lines in a minute; the rest are counted and summed up in the
+/// first line of a later minute. Pure: the caller passes the time.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Limiter {
+    window_start_ms: u64,
+    logged: u32,
+    suppressed: u64,
+}
+
+/// What a [`Limiter`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Write the line.
+    Log {
+        /// Lines left out since the last one written: say so first, if any.
+        left_out: u64,
+    },
+    /// Leave it out (it is counted).
+    Suppress,
+}
+
+impl Limiter {
+    /// Whether a line may be written at `now_ms`.
+    pub fn admit(&mut self, now_ms: u64, per_minute: u32) -> Admit {
+        if now_ms.saturating_sub(self.window_start_ms) >= 60_000 || self.window_start_ms == 0 {
+            let left_out = std::mem::take(&mut self.suppressed);
+            *self = Limiter { window_start_ms: now_ms.max(1), logged: 1, suppressed: 0 };
+            return Admit::Log { left_out };
+        }
+        if self.logged < per_minute {
+            self.logged += 1;
+            Admit::Log { left_out: 0 }
+        } else {
+            self.suppressed += 1;
+            Admit::Suppress
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limiter_lets_a_few_through_a_minute_and_sums_the_rest() {
+        let mut l = Limiter::default();
+        let t0 = 5_000;
+        assert_eq!(l.admit(t0, 3), Admit::Log { left_out: 0 });
+        assert_eq!(l.admit(t0 + 1, 3), Admit::Log { left_out: 0 });
+        assert_eq!(l.admit(t0 + 2, 3), Admit::Log { left_out: 0 });
+        for i in 0..100 {
+            assert_eq!(l.admit(t0 + 3 + i, 3), Admit::Suppress);
+        }
+        assert_eq!(l.admit(t0 + 59_999, 3), Admit::Suppress);
+        assert_eq!(l.admit(t0 + 60_000, 3), Admit::Log { left_out: 101 });
+        assert_eq!(l.admit(t0 + 60_001, 3), Admit::Log { left_out: 0 });
+    }
+}

@@ -108,9 +108,9 @@ struct Feed<'a> {
 }
 
 impl LineSink for Feed<'_> {
-    fn lines(&mut self, buf: &[u8], first_line: u64) -> u64 {
+    fn lines(&mut self, buf: &[u8], first_line: u64, count: u64) {
         let out = &mut *self.out;
-        self.detector.on_lines(self.now, buf, first_line, &mut |a| out.push(a))
+        self.detector.on_lines(self.now, buf, first_line, count, &mut |a| out.push(a));
     }
 
     fn line(&mut self, line: &[u8], number: u64) {
@@ -332,6 +332,7 @@ impl LogCheck {
                     ("truncations", c.truncations),
                     ("copies_recovered", c.copies_recovered),
                     ("read_errors", c.errors),
+                    ("rotation_notes_not_logged", c.notes_suppressed),
                 ]));
                 let pos = t.reading();
                 SourceStatus::File {
@@ -339,6 +340,7 @@ impl LogCheck {
                     inode: pos.map(|p| p.id.ino),
                     offset: pos.map(|p| p.offset),
                     line: pos.map(|p| p.line),
+                    problem: t.problem().map(str::to_string),
                 }
             }
             Source::Command(r) => {

@@ -76,6 +76,9 @@ pub enum SourceStatus {
         /// Number of the next line.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<u64>,
+        /// Why the path cannot be read now (missing, not a regular file, no permission).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        problem: Option<String>,
     },
     /// A systemd unit.
     Unit {
@@ -173,8 +176,10 @@ impl Status {
             .iter()
             .map(|c| {
                 let source = match &c.source {
-                    Some(SourceStatus::File { path, inode, offset, line }) => match (inode, offset, line) {
-                        (Some(i), Some(o), Some(l)) => format!("{path} (inode {i}, offset {o}, line {l})"),
+                    Some(SourceStatus::File { path, inode, offset, line, problem }) => match (inode, offset, line, problem) {
+                        (Some(i), Some(o), Some(l), None) => format!("{path} (inode {i}, offset {o}, line {l})"),
+                        (Some(i), Some(o), Some(l), Some(p)) => format!("{path} (inode {i}, offset {o}, line {l}; the path {p})"),
+                        (_, _, _, Some(p)) => format!("{path} ({p})"),
                         _ => format!("{path} (waiting for it)"),
                     },
                     Some(SourceStatus::Command { command, pid, starts, exits }) => match pid {

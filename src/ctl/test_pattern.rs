@@ -56,10 +56,10 @@ impl<W: Write> Show<'_, W> {
 }
 
 impl<W: Write> LineSink for Show<'_, W> {
-    fn lines(&mut self, buf: &[u8], first_line: u64) -> u64 {
+    fn lines(&mut self, buf: &[u8], first_line: u64, count: u64) {
         self.print_matches(buf, first_line);
         let alerts = &mut *self.alerts;
-        self.detector.on_lines(self.now, buf, first_line, &mut |a| alerts.push(a))
+        self.detector.on_lines(self.now, buf, first_line, count, &mut |a| alerts.push(a));
     }
 
     fn line(&mut self, line: &[u8], number: u64) {

@@ -236,13 +236,15 @@ impl LogDetector {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line);
         buf.push(b'\n');
-        self.on_lines(now, &buf, number, emit);
+        self.on_lines(now, &buf, number, 1, emit);
     }
 
-    /// A buffer of complete lines (`buf` ends with `\n`), the first numbered `first_line`.
-    /// Returns the number of lines in `buf`.
-    pub fn on_lines(&mut self, now: Now, buf: &[u8], first_line: u64, emit: &mut impl FnMut(Alert)) -> u64 {
+    /// A buffer of `count` complete lines (`buf` ends with `\n`), the first numbered
+    /// `first_line` (the source counted them).
+    pub fn on_lines(&mut self, now: Now, buf: &[u8], first_line: u64, count: u64, emit: &mut impl FnMut(Alert)) {
         debug_assert!(buf.last() == Some(&b'\n'));
+        debug_assert_eq!(count, count_lines(buf));
+        let end_line = first_line + count;
         let mut pos = 0;
         let mut line_no = first_line;
         while pos < buf.len() {
@@ -265,7 +267,7 @@ impl LogDetector {
             }
             let hay = &buf[pos..];
             let Some((start, end)) = self.matcher.find_line(hay) else {
-                line_no += count_lines(hay);
+                line_no = end_line;
                 break;
             };
             let match_no = line_no + count_lines(&hay[..start]);
@@ -274,17 +276,16 @@ impl LogDetector {
                 // Already CRITICAL: the match only restarts the expiry, and every line of this
                 // buffer arrived at the same `now`, so the rest need not be searched.
                 self.touch(now);
-                line_no = match_no + count_lines(&hay[start..]);
+                line_no = end_line;
                 break;
             }
             self.raise(now, buf, pos + start, pos + end, match_no, emit);
             pos += end + 1;
             line_no = match_no + 1;
         }
-        let lines = line_no - first_line;
-        self.counters.lines += lines;
-        self.remember_tail(buf, line_no);
-        lines
+        debug_assert_eq!(line_no, end_line);
+        self.counters.lines += count;
+        self.remember_tail(buf, end_line);
     }
 
     fn touch(&mut self, now: Now) {
@@ -434,7 +435,7 @@ mod tests {
     /// Feeds `text` at `at` ms, returns the alerts.
     fn feed(d: &mut LogDetector, at: u64, text: &str, first: u64) -> Vec<Alert> {
         let mut out = Vec::new();
-        d.on_lines(Now::at(at), text.as_bytes(), first, &mut |a| out.push(a));
+        d.on_lines(Now::at(at), text.as_bytes(), first, count_lines(text.as_bytes()), &mut |a| out.push(a));
         out
     }
 
@@ -598,7 +599,7 @@ mod tests {
         let mut buf = b"\xff\xfebad\n".to_vec();
         buf.extend_from_slice("ERROR ééééé\n".as_bytes());
         let mut out = Vec::new();
-        d.on_lines(Now::at(0), &buf, 1, &mut |a| out.push(a));
+        d.on_lines(Now::at(0), &buf, 1, count_lines(&buf), &mut |a| out.push(a));
         let det = out[0].subject.details.as_ref().unwrap();
         assert_eq!(det.lines_before.as_ref().unwrap()[0].data, "\u{fffd}\u{fffd}bad");
         assert_eq!(det.line_matching.as_ref().unwrap().data, "ERROR éé", "cut at a character boundary");
@@ -646,7 +647,7 @@ mod tests {
             let (first, second) = lines.split_at(cut);
             for (part, start) in [(first.concat(), 1u64), (second.concat(), 1 + cut as u64)] {
                 if !part.is_empty() {
-                    d.on_lines(Now::at(0), part.as_bytes(), start, &mut |a| out.push(a));
+                    d.on_lines(Now::at(0), part.as_bytes(), start, count_lines(part.as_bytes()), &mut |a| out.push(a));
                 }
             }
             d.on_tick(Now::at(1_000), &mut |a| out.push(a));

@@ -213,13 +213,10 @@ impl StderrLog<'_> {
 }
 
 impl LineSink for StderrLog<'_> {
-    fn lines(&mut self, buf: &[u8], _first_line: u64) -> u64 {
-        let mut n = 0;
+    fn lines(&mut self, buf: &[u8], _first_line: u64, _count: u64) {
         for line in buf.split_inclusive(|&b| b == b'\n') {
             self.one(&line[..line.len() - 1]);
-            n += 1;
         }
-        n
     }
 
     fn line(&mut self, line: &[u8], _number: u64) {

@@ -1,34 +1,39 @@
-//! Turning a byte stream into lines: shared by the file tailer and the command runner.
+//! Turning a byte stream into lines: shared by the file tailer, the command runner and
+//! `test-pattern`.
 //!
-//! The assembler keeps the unterminated tail of what it read until its newline arrives, hands
-//! complete lines to a [`LineSink`] in large buffers (one call per read, not per line), counts
-//! lines, and cuts a line that does not fit the read buffer (`max_line + READ_CHUNK` bytes): its
-//! first `max_line` bytes are handed on as one line and the rest up to the newline is skipped,
-//! counted. Which lines are cut depends only on their length, never on how reads fell; lines
-//! between `max_line` and the buffer size are handed on whole (the detector cuts them to
-//! `max_line` in alerts). Reads go through a closure, so the
-//! same code serves `pread` on a file and `read` on a non-blocking pipe, and never exceeds the
-//! caller's byte budget.
+//! The assembler owns everything about lines: it keeps the unterminated tail of what it read
+//! until its newline arrives, counts lines, applies the length bound, and keeps the offset and
+//! the fingerprint of the bytes just before it. A [`LineSink`] only receives: complete lines in
+//! large buffers (one call per read, not per line) with their count.
+//!
+//! A line that does not fit the read buffer (`max_line + READ_CHUNK` bytes) is cut: its first
+//! `max_line` bytes are handed on as one line and the rest up to the newline is skipped, counted.
+//! Which lines are cut depends only on their length, never on how reads fell; lines between
+//! `max_line` and the buffer size are handed on whole (the detector cuts them to `max_line` in
+//! alerts). The bound may change between two pumps (a reload): an unfinished line that no longer
+//! fits is cut by the same rule. Reads go through a closure, so the same code serves `pread` on a
+//! file and `read` on a non-blocking pipe, and never exceeds the caller's byte budget.
 
 use std::io;
 
 /// Bytes read per call beyond the length bound (the read buffer is `max_line + READ_CHUNK`;
 /// 128 KiB measured best of 64-512 KiB, BENCHMARKS.md).
 pub const READ_CHUNK: usize = 128 * 1024;
-/// Length of the fingerprint kept of the last bytes handed on.
+/// Length of the fingerprint kept of the last bytes consumed.
 pub const FINGERPRINT: usize = 64;
 
-/// Receives what an assembler reads.
+/// Receives what an assembler reads. It decides nothing about lines: numbering, counting and
+/// cutting are the assembler's.
 pub trait LineSink {
-    /// Complete lines (`buf` ends with `\n`); the first is number `first_line`. Returns how many
-    /// lines `buf` holds.
-    fn lines(&mut self, buf: &[u8], first_line: u64) -> u64;
+    /// `count` complete lines (`buf` ends with `\n`); the first is number `first_line`.
+    fn lines(&mut self, buf: &[u8], first_line: u64, count: u64);
     /// One line without a newline: a line cut at the length bound, or the unterminated end of a
     /// stream that will not be read again.
     fn line(&mut self, line: &[u8], number: u64);
 }
 
-/// The shared read buffer: `max_line + READ_CHUNK` bytes, reused by every source.
+/// The shared read buffer: `max_line + READ_CHUNK` bytes, reused by every source (the reactor
+/// is single-threaded, so one buffer serves every check).
 #[derive(Debug)]
 pub struct Scratch {
     buf: Box<[u8]>,
@@ -41,11 +46,17 @@ impl Scratch {
         Scratch { buf: vec![0; max_line + READ_CHUNK].into_boxed_slice(), max_line }
     }
 
-    /// Resizes for a new length bound.
+    /// Resizes for a new length bound. Assemblers holding an unfinished line apply the new
+    /// bound to it at their next pump.
     pub fn set_max_line(&mut self, max_line: usize) {
         if max_line != self.max_line {
             *self = Scratch::new(max_line);
         }
+    }
+
+    /// The length bound.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 }
 
@@ -70,6 +81,11 @@ pub enum Pumped {
 }
 
 /// The line state of one stream.
+///
+/// Invariants: `partial` holds the bytes at `offset..` that were read and do not end in a
+/// newline (never while `discarding`); `last` is the up to [`FINGERPRINT`] bytes of the stream
+/// just before `offset`; `line` is the number of the line starting at `offset` (or, while
+/// `discarding`, of the line after the one being skipped).
 #[derive(Debug, Default)]
 pub struct LineAssembler {
     /// Stream offset of the first byte not yet handed on (nor skipped).
@@ -80,7 +96,7 @@ pub struct LineAssembler {
     partial: Vec<u8>,
     /// Inside a line longer than the bound: skipping to its newline.
     discarding: bool,
-    /// The last bytes handed on (up to [`FINGERPRINT`]), ending at `offset`.
+    /// The last bytes consumed (handed on or skipped), ending at `offset`.
     last: Vec<u8>,
 }
 
@@ -90,7 +106,8 @@ impl LineAssembler {
         LineAssembler { offset, line, ..Default::default() }
     }
 
-    /// Offset of the next line's start.
+    /// Offset of the next byte to consume: the next line's start, or inside a line being
+    /// skipped.
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -105,12 +122,12 @@ impl LineAssembler {
         self.partial.len()
     }
 
-    /// The last bytes handed on, ending at `offset`.
+    /// The last bytes consumed, ending at `offset`.
     pub fn last(&self) -> &[u8] {
         &self.last
     }
 
-    /// Sets the bytes handed on last (read back from the file when resuming at a saved
+    /// Sets the bytes consumed last (read back from the file when resuming at a saved
     /// position), so that the fingerprint is there before the first new line.
     pub fn seed_last(&mut self, bytes: &[u8]) {
         self.last.clear();
@@ -125,6 +142,30 @@ impl LineAssembler {
         partial
     }
 
+    /// Moves the offset past `bytes`, the next bytes of the stream, keeping the fingerprint.
+    fn consume(&mut self, bytes: &[u8]) {
+        self.offset += bytes.len() as u64;
+        if bytes.len() >= FINGERPRINT {
+            self.last.clear();
+            self.last.extend_from_slice(&bytes[bytes.len() - FINGERPRINT..]);
+        } else {
+            let keep = FINGERPRINT - bytes.len();
+            let drop = self.last.len().saturating_sub(keep);
+            self.last.drain(..drop);
+            self.last.extend_from_slice(bytes);
+        }
+    }
+
+    /// Cuts the line that fills `buf[..filled]`: its first `max_line` bytes go on as one line,
+    /// the rest up to its newline is skipped.
+    fn cut(&mut self, buf: &[u8], max_line: usize, counters: &mut ReadCounters, sink: &mut dyn LineSink) {
+        counters.long_lines += 1;
+        sink.line(&buf[..max_line.min(buf.len())], self.line);
+        self.line += 1;
+        self.consume(buf);
+        self.discarding = true;
+    }
+
     /// Reads with `read(buf, stream_position)` until end of stream, `WouldBlock`, or until
     /// `budget` is spent, handing complete lines to `sink`.
     pub fn pump(
@@ -137,9 +178,15 @@ impl LineAssembler {
     ) -> io::Result<Pumped> {
         let max_line = scratch.max_line;
         let buf = &mut scratch.buf;
-        let mut filled = self.partial.len();
-        buf[..filled].copy_from_slice(&self.partial);
-        self.partial.clear();
+        let partial = std::mem::take(&mut self.partial);
+        let mut filled = 0;
+        if partial.len() >= buf.len() {
+            // The bound shrank (a reload) under an unfinished line that no longer fits.
+            self.cut(&partial, max_line, counters, sink);
+        } else {
+            buf[..partial.len()].copy_from_slice(&partial);
+            filled = partial.len();
+        }
         let result = loop {
             if *budget == 0 {
                 break Ok(Pumped::Budget);
@@ -162,7 +209,7 @@ impl LineAssembler {
             if self.discarding {
                 match memchr::memchr(b'\n', &buf[fresh..filled]) {
                     None => {
-                        self.offset += filled as u64;
+                        self.consume(&buf[..filled]);
                         filled = 0;
                         continue;
                     }
@@ -172,42 +219,38 @@ impl LineAssembler {
                     }
                 }
             }
-            let search_from = fresh.max(start);
-            if let Some(i) = memchr::memrchr(b'\n', &buf[search_from..filled]) {
-                let end = search_from + i + 1;
-                self.line += sink.lines(&buf[start..end], self.line);
-                let fp_start = end.saturating_sub(FINGERPRINT).max(start);
-                self.last.clear();
-                self.last.extend_from_slice(&buf[fp_start..end]);
-                start = end;
+            let mut end = start;
+            if let Some(i) = memchr::memrchr(b'\n', &buf[fresh.max(start)..filled]) {
+                end = fresh.max(start) + i + 1;
+                let count = bytecount::count(&buf[start..end], b'\n') as u64;
+                sink.lines(&buf[start..end], self.line, count);
+                self.line += count;
             }
-            if start > 0 {
-                self.offset += start as u64;
-                buf.copy_within(start..filled, 0);
-                filled -= start;
+            if end > 0 {
+                self.consume(&buf[..end]);
+                buf.copy_within(end..filled, 0);
+                filled -= end;
             }
             if filled == buf.len() {
                 // No newline in a full buffer: the line is longer than anything we keep whole.
-                counters.long_lines += 1;
-                sink.line(&buf[..max_line], self.line);
-                self.line += 1;
-                self.offset += filled as u64;
+                self.cut(&buf[..filled], max_line, counters, sink);
                 filled = 0;
-                self.discarding = true;
             }
         };
+        self.partial = partial;
+        self.partial.clear();
         self.partial.extend_from_slice(&buf[..filled]);
         result
     }
 
     /// Hands on an unterminated last line; called when the stream will not be read again.
     pub fn finish(&mut self, sink: &mut dyn LineSink) {
-        if !self.partial.is_empty() && !self.discarding {
-            sink.line(&self.partial, self.line);
+        let partial = std::mem::take(&mut self.partial);
+        if !partial.is_empty() && !self.discarding {
+            sink.line(&partial, self.line);
             self.line += 1;
-            self.offset += self.partial.len() as u64;
+            self.consume(&partial);
         }
-        self.partial.clear();
     }
 }
 
@@ -219,48 +262,68 @@ mod tests {
     struct Record(Vec<(u64, Vec<u8>)>);
 
     impl LineSink for Record {
-        fn lines(&mut self, buf: &[u8], first_line: u64) -> u64 {
-            let mut n = 0;
-            for l in buf.split_inclusive(|&b| b == b'\n') {
-                self.0.push((first_line + n, l[..l.len() - 1].to_vec()));
-                n += 1;
+        fn lines(&mut self, buf: &[u8], first_line: u64, count: u64) {
+            let before = self.0.len();
+            for (n, l) in buf.split_inclusive(|&b| b == b'\n').enumerate() {
+                self.0.push((first_line + n as u64, l[..l.len() - 1].to_vec()));
             }
-            n
+            assert_eq!((self.0.len() - before) as u64, count, "the count handed on is the buffer's");
         }
         fn line(&mut self, line: &[u8], number: u64) {
             self.0.push((number, line.to_vec()));
         }
     }
 
-    /// Feeds `input` in reads of at most `chunk` bytes, with a WouldBlock between reads.
-    fn run(input: &[u8], chunk: usize, max_line: usize) -> Vec<(u64, Vec<u8>)> {
+    /// Reads of at most `chunk` bytes from `input`, with a WouldBlock between reads.
+    struct Feeder<'a> {
+        input: &'a [u8],
+        chunk: usize,
+        blocked: bool,
+    }
+
+    impl Feeder<'_> {
+        fn read(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+            self.blocked = !self.blocked;
+            if !self.blocked {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let at = at as usize;
+            let n = self.chunk.min(buf.len()).min(self.input.len() - at);
+            buf[..n].copy_from_slice(&self.input[at..at + n]);
+            Ok(n)
+        }
+    }
+
+    /// The fingerprint is always the bytes of the stream just before the offset.
+    fn assert_fingerprint(asm: &LineAssembler, input: &[u8]) {
+        let end = asm.offset() as usize;
+        let want = &input[end.saturating_sub(FINGERPRINT)..end];
+        assert_eq!(asm.last(), want, "fingerprint at offset {end}");
+    }
+
+    /// Feeds `input` in reads of at most `chunk` bytes and pumps of at most `budget` bytes.
+    fn run_with(input: &[u8], chunk: usize, max_line: usize, budget: usize) -> Vec<(u64, Vec<u8>)> {
         let mut asm = LineAssembler::new(0, 1);
         let mut scratch = Scratch::new(max_line);
         let mut counters = ReadCounters::default();
         let mut out = Record::default();
-        let mut pos = 0;
-        let mut blocked = false;
+        let mut feeder = Feeder { input, chunk, blocked: false };
         loop {
-            let mut budget = usize::MAX;
-            let mut read = |buf: &mut [u8], _at: u64| -> io::Result<usize> {
-                if blocked {
-                    blocked = false;
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                blocked = true;
-                let n = chunk.min(buf.len()).min(input.len() - pos);
-                buf[..n].copy_from_slice(&input[pos..pos + n]);
-                pos += n;
-                Ok(n)
-            };
-            match asm.pump(&mut scratch, &mut budget, &mut counters, &mut out, &mut read).unwrap() {
-                Pumped::Eof => break,
-                Pumped::WouldBlock | Pumped::Budget => {}
+            let mut left = budget;
+            let r = asm.pump(&mut scratch, &mut left, &mut counters, &mut out, &mut |b, at| feeder.read(b, at)).unwrap();
+            assert_fingerprint(&asm, input);
+            if r == Pumped::Eof {
+                break;
             }
         }
         asm.finish(&mut out);
         assert_eq!(counters.bytes, input.len() as u64);
+        assert_eq!(asm.offset(), input.len() as u64);
         out.0
+    }
+
+    fn run(input: &[u8], chunk: usize, max_line: usize) -> Vec<(u64, Vec<u8>)> {
+        run_with(input, chunk, max_line, usize::MAX)
     }
 
     /// Every way of cutting the input into reads gives the same lines.
@@ -284,6 +347,93 @@ mod tests {
         let want = run(small, small.len(), 100);
         for chunk in 1..small.len() {
             assert_eq!(run(small, chunk, 100), want, "reads of {chunk} bytes");
+        }
+    }
+
+    /// A line longer than what one pump may read (the reactor's per-turn budget) is skipped over
+    /// several pumps, and the fingerprint follows the skipped bytes: the tailer must not take
+    /// the file for a rewritten one (issue 11, defect 6).
+    #[test]
+    fn a_line_longer_than_the_budget_is_skipped_over_several_pumps() {
+        let mut input = b"ab\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 1 << 20));
+        input.extend_from_slice(b"\nkernel PANIC here\n");
+        for budget in [4096, 100_000, 1 << 20] {
+            let got = run_with(&input, input.len(), 100, budget);
+            assert_eq!(got, vec![(1, b"ab".to_vec()), (2, vec![b'x'; 100]), (3, b"kernel PANIC here".to_vec())], "budget {budget}");
+        }
+    }
+
+    /// A reload that shrinks the bound under an unfinished line cuts that line instead of
+    /// overrunning the smaller buffer (issue 11, defect 7: a slice panic aborted the daemon).
+    #[test]
+    fn a_shrinking_bound_cuts_the_line_in_flight() {
+        let mut input = b"first\n".to_vec();
+        input.extend(std::iter::repeat_n(b'z', 200_000));
+        let split = input.len();
+        input.extend_from_slice(b" end\nnext\n");
+        let mut asm = LineAssembler::new(0, 1);
+        let mut scratch = Scratch::new(1 << 20);
+        let mut counters = ReadCounters::default();
+        let mut out = Record::default();
+        let mut feeder = Feeder { input: &input[..split], chunk: usize::MAX, blocked: false };
+        let mut budget = usize::MAX;
+        while asm.pump(&mut scratch, &mut budget, &mut counters, &mut out, &mut |b, at| feeder.read(b, at)).unwrap() != Pumped::Eof {}
+        assert_eq!(asm.pending(), 200_000);
+        scratch.set_max_line(1000);
+        let mut feeder = Feeder { input: &input, chunk: usize::MAX, blocked: false };
+        while asm.pump(&mut scratch, &mut budget, &mut counters, &mut out, &mut |b, at| feeder.read(b, at)).unwrap() != Pumped::Eof {}
+        assert_fingerprint(&asm, &input);
+        assert_eq!(out.0, vec![(1, b"first".to_vec()), (2, vec![b'z'; 1000]), (3, b"next".to_vec())]);
+        assert_eq!(counters.long_lines, 1);
+        // Growing the bound keeps a partial line whole.
+        let mut asm = LineAssembler::new(0, 1);
+        let mut out = Record::default();
+        let mut feeder = Feeder { input: b"abc", chunk: usize::MAX, blocked: false };
+        asm.pump(&mut scratch, &mut budget, &mut counters, &mut out, &mut |b, at| feeder.read(b, at)).unwrap();
+        scratch.set_max_line(5000);
+        let mut feeder = Feeder { input: b"abcdef\n", chunk: usize::MAX, blocked: false };
+        asm.pump(&mut scratch, &mut budget, &mut counters, &mut out, &mut |b, at| feeder.read(b, at)).unwrap();
+        assert_eq!(out.0, vec![(1, b"abcdef".to_vec())]);
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The lines a reader must see: split on newlines, each cut to `max_line` if it does
+        /// not fit the buffer; an unterminated tail is a line too.
+        fn expected(input: &[u8], max_line: usize) -> Vec<(u64, Vec<u8>)> {
+            let mut out = Vec::new();
+            for (i, l) in input.split_inclusive(|&b| b == b'\n').enumerate() {
+                let body = l.strip_suffix(b"\n").unwrap_or(l);
+                let terminated = l.ends_with(b"\n");
+                let fits = if terminated { l.len() <= max_line + READ_CHUNK } else { body.len() < max_line + READ_CHUNK };
+                out.push((i as u64 + 1, if fits { body.to_vec() } else { body[..max_line].to_vec() }));
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn any_input_any_reads_any_budget(
+                parts in proptest::collection::vec((0usize..3, 0usize..READ_CHUNK + 300), 0..12),
+                chunk in 1usize..200_000,
+                budget in 1usize..300_000,
+            ) {
+                let mut input = Vec::new();
+                for (kind, len) in parts {
+                    match kind {
+                        0 => input.extend(std::iter::repeat_n(b'a', len % 50)),
+                        1 => input.extend(std::iter::repeat_n(b'b', len)),
+                        _ => {}
+                    }
+                    input.push(b'\n');
+                }
+                input.extend_from_slice(b"tail");
+                prop_assert_eq!(run_with(&input, chunk, 100, budget), expected(&input, 100));
+            }
         }
     }
 }

@@ -204,7 +204,9 @@ impl SignalWatch {
             return;
         }
         self.counters.bytes += text.len() as u64;
-        self.next_line += sink.lines(text, self.next_line);
+        let count = crate::detect::log::count_lines(text);
+        sink.lines(text, self.next_line, count);
+        self.next_line += count;
         text.clear();
     }
 

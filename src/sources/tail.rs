@@ -1,16 +1,25 @@
 //! Following one log file by path, across rotation, truncation, deletion and restarts.
 //!
 //! Position is (device, inode, byte offset, line number). The tailer reads with `pread` from its
-//! own offset until end of file, hands complete lines to a [`LineSink`], and keeps a partial last
-//! line until its newline arrives. When the path names another inode (rename + create rotation,
-//! delete + recreate), the old file is read to its end first and kept open for a grace period as
-//! "retired", so lines a writer still appends to it are not lost. When the file shrinks below
-//! the offset (truncation, `copytruncate`), the rotated copy is found by content and its tail is
-//! read before the file is read again from the start.
+//! own offset until end of file and hands what it reads to a [`LineSink`] through a
+//! [`LineAssembler`], which owns lines, their numbers and their bound. What to do when the file
+//! system changed is decided by the pure functions of [`super::rotation`]; this module makes the
+//! observations (`fstat`, `stat(path)`, a `pread` of the bytes before the offset) and carries the
+//! steps out:
 //!
-//! Lines longer than the bound are cut: the first `max_line` bytes are handed on as one line and
-//! the rest up to the newline is skipped, counted. A read never exceeds the caller's budget, so
-//! one busy file cannot starve the others.
+//! - the path names another inode (rename + create rotation, delete + recreate): the old file is
+//!   read to its end, then kept open as "retired" for a grace period, so lines a writer still
+//!   appends to it are not lost;
+//! - the file shrank below the offset, or the bytes before the offset changed (truncation,
+//!   `copytruncate`): the rotated copy is found by content and its rest is read first, then the
+//!   file from the start.
+//!
+//! Invariants: at most one retired file (a second rotation within the grace period closes the
+//! first, read to its end), and it is read before the current file, so lines come in the order
+//! they were written. Only regular files are opened, without blocking (see
+//! [`super::regular_file`]): a FIFO or a device at the path is named in the log and in `status`,
+//! and waited out like a missing file. A read never exceeds the caller's budget, so one busy
+//! file cannot starve the others.
 
 use std::fs::{self, File};
 use std::io;
@@ -19,13 +28,22 @@ use std::path::{Path, PathBuf};
 
 use super::lines::{LineAssembler, Pumped, ReadCounters};
 pub use super::lines::{LineSink, Scratch};
+use super::regular_file::{self, OpenError};
+use super::rotation::{self, AtEof, AtPath, Resume, Step, TailCheck};
 use super::watch::{Listener, WatchError, WatchHandle, Watches};
+use crate::logging::{Admit, Limiter};
 use crate::time::Instant;
 
 /// How long a rotated-away file is still read after the switch to the new one.
 pub const RETIRE_GRACE_MS: u64 = 10_000;
 /// How often a file is re-read when inotify could not watch it (watch limit).
 pub const FALLBACK_POLL_MS: u64 = 1_000;
+/// Rotations and truncations logged per minute and file; more are counted and summed.
+pub const NOTES_PER_MINUTE: u32 = 10;
+/// Rotations or truncations handled in one call; a path that keeps changing is looked at again
+/// at the next turn.
+const PASSES_PER_SYNC: usize = 4;
+
 /// The identity of a file, stable across renames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
@@ -74,12 +92,12 @@ impl TailSum {
         Some(TailSum { len, crc: crate::crc32c::crc32c(&[bytes]) })
     }
 
-    /// The bytes of `file` just before `offset`, if their sum is this one.
-    fn found_in(&self, file: &File, offset: u64) -> Option<Vec<u8>> {
-        let start = offset.checked_sub(u64::from(self.len))?;
+    /// The bytes of `file` just before `offset`, if they are there and their sum is this one.
+    fn found_in(&self, file: &File, offset: u64) -> Result<Vec<u8>, TailCheck> {
+        let start = offset.checked_sub(u64::from(self.len)).ok_or(TailCheck::Unreadable)?;
         let mut buf = vec![0; usize::from(self.len)];
-        file.read_exact_at(&mut buf, start).ok()?;
-        (TailSum::of(&buf) == Some(*self)).then_some(buf)
+        file.read_exact_at(&mut buf, start).map_err(|_| TailCheck::Unreadable)?;
+        if TailSum::of(&buf) == Some(*self) { Ok(buf) } else { Err(TailCheck::Changed) }
     }
 }
 
@@ -96,6 +114,8 @@ pub struct TailCounters {
     pub copies_recovered: u64,
     /// Read or open errors.
     pub errors: u64,
+    /// Log lines about rotations and truncations left out by the rate limit.
+    pub notes_suppressed: u64,
 }
 
 #[derive(Debug)]
@@ -126,15 +146,35 @@ impl OpenLog {
         Position { id: self.id, offset: self.asm.offset(), line: self.asm.line(), tail: TailSum::of(self.asm.last()) }
     }
 
-    /// Whether the bytes before the read offset are no longer the ones read: the file was
-    /// truncated and written past the offset again between two reads (a short file is left to
-    /// the size check; a failed read says nothing).
-    fn rewritten(&self) -> bool {
+    /// Whether the bytes before the read offset are still the ones read.
+    fn tail_check(&self) -> TailCheck {
         let last = self.asm.last();
         let mut buf = [0u8; super::lines::FINGERPRINT];
-        let Some(buf) = buf.get_mut(..last.len()).filter(|b| !b.is_empty()) else { return false };
+        let Some(buf) = buf.get_mut(..last.len()).filter(|b| !b.is_empty()) else { return TailCheck::Intact };
         let start = self.asm.offset().saturating_sub(last.len() as u64);
-        self.file.read_exact_at(buf, start).is_ok() && *buf != *last
+        match self.file.read_exact_at(buf, start) {
+            Ok(()) if *buf == *last => TailCheck::Intact,
+            Ok(()) => TailCheck::Changed,
+            Err(_) => TailCheck::Unreadable,
+        }
+    }
+
+    /// What the file system shows of this file and `path` after reading to the end.
+    fn at_eof(&self, path: &Path) -> AtEof {
+        let at_path = match fs::metadata(path) {
+            Ok(m) if !m.is_file() => AtPath::NotRegular,
+            Ok(m) if FileIdentity::of(&m) == self.id => AtPath::Same,
+            Ok(m) => AtPath::Other(FileIdentity::of(&m)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => AtPath::Missing,
+            Err(_) => AtPath::Unknown,
+        };
+        AtEof {
+            offset: self.asm.offset(),
+            pending: self.asm.pending() as u64,
+            len: self.file.metadata().map(|m| m.len()).ok(),
+            tail: self.tail_check(),
+            at_path,
+        }
     }
 
     /// Reads until end of file or until `budget` is spent. `Ok(true)` at end of file.
@@ -167,6 +207,7 @@ pub struct Tailer {
     listener: Listener,
     current: Option<OpenLog>,
     current_watch: Option<WatchHandle>,
+    /// At most one rotated-away file, read before `current`.
     retired: Option<Retired>,
     /// The watched directory (the parent, or the nearest existing ancestor) and its handle.
     dir_watch: Option<(PathBuf, WatchHandle)>,
@@ -176,7 +217,10 @@ pub struct Tailer {
     fallback_poll: bool,
     /// When [`sync`](Self::sync) last ran (the fallback timer counts from there).
     synced_at: Instant,
-    waiting_logged: bool,
+    /// Why the path cannot be read now (for `status`); logged when it changes.
+    problem: Option<String>,
+    /// Rate limit of the log lines about rotations and truncations.
+    notes: Limiter,
     counters: TailCounters,
 }
 
@@ -193,7 +237,8 @@ impl Tailer {
             resume,
             fallback_poll: false,
             synced_at: Instant::default(),
-            waiting_logged: false,
+            problem: None,
+            notes: Limiter::default(),
             counters: TailCounters::default(),
         }
     }
@@ -206,6 +251,12 @@ impl Tailer {
     /// Counters so far.
     pub fn counters(&self) -> TailCounters {
         self.counters
+    }
+
+    /// Why the path cannot be read now, if it cannot (missing, not a regular file, no
+    /// permission).
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
     }
 
     /// The position to save: the retired file's while it has unread data, else the current
@@ -257,23 +308,9 @@ impl Tailer {
     ) -> Progress {
         self.synced_at = now;
         self.ensure_dir_watch(watches);
-        // Each pass handles at most one rotation or truncation; a path that keeps changing is
-        // looked at again next turn.
-        for _ in 0..4 {
-            if let Some(r) = self.retired.as_mut() {
-                match r.log.pump(scratch, budget, &mut self.counters, sink) {
-                    Ok(false) => return Progress::More,
-                    Ok(true) => {
-                        if now >= r.close_at {
-                            self.close_retired(watches, sink);
-                        }
-                    }
-                    Err(e) => {
-                        self.counters.errors += 1;
-                        crate::warn!("{}: reading the rotated file failed: {e}", self.path.display());
-                        self.close_retired(watches, sink);
-                    }
-                }
+        for _ in 0..PASSES_PER_SYNC {
+            if !self.read_retired(now, watches, scratch, budget, sink) {
+                return Progress::More;
             }
             if self.current.is_none() {
                 if !self.open_current(now, watches) {
@@ -285,9 +322,8 @@ impl Tailer {
                 }
             }
             let Some(cur) = self.current.as_mut() else { return Progress::Done };
-            if cur.rewritten() {
-                // The copy's rest (if found) comes first, as for a truncation seen by size.
-                self.on_truncated(now, watches, sink);
+            if rotation::classify_before_read(cur.tail_check()) == Step::Refilled {
+                self.on_truncated(now, watches, sink, "truncated and written again");
                 continue;
             }
             match cur.pump(scratch, budget, &mut self.counters, sink) {
@@ -300,23 +336,87 @@ impl Tailer {
                     return Progress::Done;
                 }
             }
-            let len = cur.file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-            if len < cur.asm.offset() + cur.asm.pending() as u64 {
-                self.on_truncated(now, watches, sink);
-                continue;
-            }
-            match fs::metadata(&self.path) {
-                Ok(m) if FileIdentity::of(&m) != cur.id => {
+            let seen = cur.at_eof(&self.path);
+            match rotation::classify_at_eof(&seen) {
+                Step::Refilled => self.on_truncated(now, watches, sink, "truncated and written again"),
+                Step::Shrank => self.on_truncated(now, watches, sink, "truncated"),
+                Step::Replaced => {
                     self.counters.rotations += 1;
-                    crate::info!("{}: rotated (new inode {}); reading the old file to its end first", self.path.display(), m.ino());
+                    if let AtPath::Other(id) = seen.at_path {
+                        self.note(now, &format!("rotated (new inode {}); reading the old file to its end first", id.ino));
+                    }
                     self.retire_current(now, watches, sink);
-                    continue;
                 }
-                // Deleted or renamed away and not re-created yet: the open file may still grow.
-                _ => return Progress::Done,
+                // Deleted, renamed away or replaced by something unreadable: the open file may
+                // still grow, and the directory watch says when the path changes again.
+                Step::Vanished => {
+                    if seen.at_path == AtPath::NotRegular {
+                        let what = fs::metadata(&self.path).map(|m| regular_file::kind(&m)).unwrap_or("not a file");
+                        self.set_problem(Some(unreadable(&OpenError::NotRegular(what))));
+                    }
+                    return Progress::Done;
+                }
+                Step::Idle | Step::Read => return Progress::Done,
             }
         }
         Progress::More
+    }
+
+    /// Reads the retired file to its end and closes it when its grace period is over (or at
+    /// once if it cannot be read). `false` if the budget ran out first.
+    fn read_retired(
+        &mut self,
+        now: Instant,
+        watches: &mut Watches,
+        scratch: &mut Scratch,
+        budget: &mut usize,
+        sink: &mut dyn LineSink,
+    ) -> bool {
+        let Some(r) = self.retired.as_mut() else { return true };
+        match r.log.pump(scratch, budget, &mut self.counters, sink) {
+            Ok(false) => return false,
+            Ok(true) => {
+                if now >= r.close_at {
+                    self.close_retired(watches, sink);
+                }
+            }
+            Err(e) => {
+                self.counters.errors += 1;
+                crate::warn!("{}: reading the rotated file failed: {e}", self.path.display());
+                self.close_retired(watches, sink);
+            }
+        }
+        true
+    }
+
+    /// Logs a rotation or truncation, at most [`NOTES_PER_MINUTE`] a minute.
+    fn note(&mut self, now: Instant, what: &str) {
+        match self.notes.admit(now.as_millis(), NOTES_PER_MINUTE) {
+            Admit::Log { left_out } => {
+                if left_out > 0 {
+                    crate::info!("{}: {left_out} more rotations or truncations in the last minute(s) were not logged", self.path.display());
+                }
+                crate::info!("{}: {what}", self.path.display());
+            }
+            Admit::Suppress => self.counters.notes_suppressed += 1,
+        }
+    }
+
+    /// Records why the path cannot be read; logs it when it changes (a missing file at INFO:
+    /// logs appear late as a matter of course).
+    fn set_problem(&mut self, problem: Option<(String, bool)>) {
+        if problem.as_ref().map(|p| &p.0) == self.problem.as_ref() {
+            return;
+        }
+        match &problem {
+            Some((p, true)) => crate::warn!("{}: {p}", self.path.display()),
+            Some((p, false)) => crate::info!("{}: {p}", self.path.display()),
+            None if self.problem.as_ref().is_some_and(|p| !p.starts_with(MISSING)) => {
+                crate::info!("{}: readable again", self.path.display())
+            }
+            None => {}
+        }
+        self.problem = problem.map(|p| p.0);
     }
 
     fn ensure_dir_watch(&mut self, watches: &mut Watches) {
@@ -347,7 +447,14 @@ impl Tailer {
                 }
                 Err(WatchError::NotFound) => target = dir,
                 Err(e) => {
-                    crate::warn!("{}: cannot watch {}: {e}; re-reading every {} ms", self.path.display(), dir.display(), FALLBACK_POLL_MS);
+                    if !self.fallback_poll {
+                        crate::warn!(
+                            "{}: cannot watch {}: {e}; re-reading every {} ms",
+                            self.path.display(),
+                            dir.display(),
+                            FALLBACK_POLL_MS
+                        );
+                    }
                     self.fallback_poll = true;
                     return;
                 }
@@ -355,36 +462,19 @@ impl Tailer {
         }
     }
 
-    /// Opens the file at the path; `false` if it is not there (yet).
+    /// Opens the file at the path; `false` if it is not there (yet) or cannot be read.
     fn open_current(&mut self, now: Instant, watches: &mut Watches) -> bool {
-        let file = match File::open(&self.path) {
+        let (file, meta) = match regular_file::open(&self.path) {
             Ok(f) => f,
             Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound {
+                if !matches!(e, OpenError::NotFound) {
                     self.counters.errors += 1;
-                    crate::warn!("{}: cannot open: {e}", self.path.display());
-                } else if !self.waiting_logged {
-                    crate::info!("{}: does not exist yet; waiting for it", self.path.display());
                 }
-                self.waiting_logged = true;
+                self.set_problem(Some(unreadable(&e)));
                 return false;
             }
         };
-        let meta = match file.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                crate::warn!("{}: cannot stat: {e}", self.path.display());
-                return false;
-            }
-        };
-        if meta.is_dir() {
-            if !self.waiting_logged {
-                crate::warn!("{}: is a directory, not a log file", self.path.display());
-            }
-            self.waiting_logged = true;
-            return false;
-        }
-        self.waiting_logged = false;
+        self.set_problem(None);
         let id = FileIdentity::of(&meta);
         match watches.watch_file(&self.path, self.listener) {
             Ok(h) => {
@@ -393,51 +483,50 @@ impl Tailer {
                 }
             }
             Err(e) => {
-                crate::warn!("{}: cannot watch: {e}; re-reading every {} ms", self.path.display(), FALLBACK_POLL_MS);
+                if !self.fallback_poll {
+                    crate::warn!("{}: cannot watch: {e}; re-reading every {} ms", self.path.display(), FALLBACK_POLL_MS);
+                }
                 self.fallback_poll = true;
             }
         }
         let mut log = OpenLog::new(file, id, 0, 1);
         if let Some(pos) = self.resume.take() {
-            if pos.id != id {
-                self.resume_rotated(now, pos, watches);
-            } else if meta.len() < pos.offset {
-                self.resume_truncated(now, pos, "shorter than when last read");
-            } else {
-                match pos.tail.map(|t| t.found_in(&log.file, pos.offset)) {
-                    Some(None) => self.resume_truncated(now, pos, "rewritten (the bytes before the saved offset changed)"),
-                    found => {
-                        log.asm = LineAssembler::new(pos.offset, pos.line);
-                        if let Some(Some(bytes)) = found {
-                            log.asm.seed_last(&bytes);
-                        }
+            let found = pos.tail.map(|t| t.found_in(&log.file, pos.offset));
+            let tail = found.as_ref().map(|f| f.as_ref().err().copied().unwrap_or(TailCheck::Intact));
+            match rotation::resume(&pos, id, meta.len(), tail) {
+                Resume::Continue => {
+                    log.asm = LineAssembler::new(pos.offset, pos.line);
+                    if let Some(Ok(bytes)) = found {
+                        log.asm.seed_last(&bytes);
                     }
                 }
+                Resume::Rotated => self.resume_rotated(now, pos, watches),
+                Resume::Truncated(what) => self.resume_truncated(now, pos, what),
             }
         }
         self.current = Some(log);
         true
     }
-
     /// The file we were reading before a restart was truncated meanwhile (same inode, not the
     /// bytes we read): the rest of what we had not read is in the copy `copytruncate` left, if
     /// it is found by content; then the file is read from the start.
     fn resume_truncated(&mut self, now: Instant, pos: Position, what: &str) {
         self.counters.truncations += 1;
         match pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, t)) {
-            Some((copy_path, file)) => {
+            Some((copy_path, file, id)) => {
                 self.counters.copies_recovered += 1;
-                crate::info!(
-                    "{}: {what} while stopped; reading the rest of the copy {} from byte {}, then the file from the start",
-                    self.path.display(),
-                    copy_path.display(),
-                    pos.offset
+                self.note(
+                    now,
+                    &format!(
+                        "{what} while stopped; reading the rest of the copy {} from byte {}, then the file from the start",
+                        copy_path.display(),
+                        pos.offset
+                    ),
                 );
-                let id = file.metadata().map(|m| FileIdentity::of(&m)).unwrap_or(pos.id);
                 let log = OpenLog::new(file, id, pos.offset, pos.line);
                 self.retired = Some(Retired { log, watch: None, close_at: now });
             }
-            None => crate::info!("{}: {what} while stopped; reading from the start", self.path.display()),
+            None => self.note(now, &format!("{what} while stopped; reading from the start")),
         }
     }
 
@@ -451,9 +540,10 @@ impl Tailer {
                 (m.is_file() && FileIdentity::of(&m) == pos.id).then_some(p)
             })
         });
-        match found.and_then(|p| File::open(&p).ok().map(|f| (p, f))) {
+        let opened = found.and_then(|p| regular_file::open(&p).ok().filter(|(_, m)| FileIdentity::of(m) == pos.id).map(|(f, _)| (p, f)));
+        match opened {
             Some((p, file)) => {
-                crate::info!("{}: rotated while stopped; reading the rest of {} first", self.path.display(), p.display());
+                self.note(now, &format!("rotated while stopped; reading the rest of {} first", p.display()));
                 self.counters.rotations += 1;
                 let watch = watches.watch_file(&p, self.listener).ok();
                 let log = OpenLog::new(file, pos.id, pos.offset, pos.line);
@@ -468,6 +558,8 @@ impl Tailer {
     }
 
     fn retire_current(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink) {
+        // At most one retired file: a second rotation within the grace period closes the first,
+        // which was read to its end before the current file was read.
         self.close_retired(watches, sink);
         if let Some(log) = self.current.take() {
             self.retired = Some(Retired { log, watch: self.current_watch.take(), close_at: now.plus_ms(RETIRE_GRACE_MS) });
@@ -490,30 +582,32 @@ impl Tailer {
         }
     }
 
-    /// The file shrank below what we read: `copytruncate`, or a writer that truncates. Lines
-    /// written after our last read and before the truncation are only in the copy, if any.
-    fn on_truncated(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink) {
+    /// The file shrank below what we read, or was refilled past it: `copytruncate`, or a writer
+    /// that truncates. Lines written after our last read and before the truncation are only in
+    /// the copy, if any.
+    fn on_truncated(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink, what: &str) {
         self.counters.truncations += 1;
         let Some(cur) = self.current.as_mut() else { return };
         let copy = TailSum::of(cur.asm.last()).and_then(|t| find_copy(&self.path, cur.id, cur.asm.offset(), t));
-        let (old_end, old_line, old_id) = (cur.asm.offset(), cur.asm.line(), cur.id);
+        let (old_end, old_line) = (cur.asm.offset(), cur.asm.line());
         let partial = cur.asm.restart_at(0, 1);
         match copy {
-            Some((copy_path, file)) => {
+            Some((copy_path, file, id)) => {
                 self.counters.copies_recovered += 1;
-                crate::info!(
-                    "{}: truncated (copytruncate); reading the rest of the copy {} from byte {old_end}, then the file from the start",
-                    self.path.display(),
-                    copy_path.display()
+                self.note(
+                    now,
+                    &format!(
+                        "{what} (copytruncate); reading the rest of the copy {} from byte {old_end}, then the file from the start",
+                        copy_path.display()
+                    ),
                 );
                 self.close_retired(watches, sink);
-                let id = file.metadata().map(|m| FileIdentity::of(&m)).unwrap_or(old_id);
                 let log = OpenLog::new(file, id, old_end, old_line);
                 // The copy is complete once the original is truncated: read it once, close it.
                 self.retired = Some(Retired { log, watch: None, close_at: now });
             }
             None => {
-                crate::info!("{}: truncated; reading from the start", self.path.display());
+                self.note(now, &format!("{what}; reading from the start"));
                 if !partial.is_empty() {
                     sink.line(&partial, old_line);
                 }
@@ -522,33 +616,43 @@ impl Tailer {
     }
 }
 
-/// Finds the copy `copytruncate` left beside `path` (the file `id`): a file whose name extends
-/// the log's name, at least `offset` long, whose bytes before `offset` are the ones we read last.
-fn find_copy(path: &Path, id: FileIdentity, offset: u64, tail: TailSum) -> Option<(PathBuf, File)> {
+const MISSING: &str = "does not exist yet";
+
+/// Why the path cannot be followed, for the log and `status`, and whether that is a warning.
+fn unreadable(e: &OpenError) -> (String, bool) {
+    match e {
+        OpenError::NotFound => (format!("{MISSING}; waiting for it"), false),
+        e => (format!("cannot be read: {e}; waiting for a regular file"), true),
+    }
+}
+
+/// Finds the copy `copytruncate` left beside `path` (the file `id`): a regular file whose name
+/// extends the log's name, at least `offset` long, whose bytes before `offset` are the ones we
+/// read last. Candidates are opened without blocking: a FIFO among them is skipped.
+fn find_copy(path: &Path, id: FileIdentity, offset: u64, tail: TailSum) -> Option<(PathBuf, File, FileIdentity)> {
     let dir = path.parent()?;
-    let base = path.file_name()?.to_str()?;
-    let mut best: Option<(std::time::SystemTime, PathBuf, File)> = None;
+    let base = path.file_name()?.as_encoded_bytes();
+    let mut best: Option<(std::time::SystemTime, PathBuf, File, FileIdentity)> = None;
     for entry in fs::read_dir(dir).ok()?.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+        let name = name.as_encoded_bytes();
         if name == base || !name.starts_with(base) {
             continue;
         }
-        if [".gz", ".xz", ".bz2", ".zst", ".lz4", ".Z"].iter().any(|s| name.ends_with(s)) {
+        if [".gz", ".xz", ".bz2", ".zst", ".lz4", ".Z"].iter().any(|s| name.ends_with(s.as_bytes())) {
             continue;
         }
         let p = entry.path();
-        let Ok(file) = File::open(&p) else { continue };
-        let Ok(m) = file.metadata() else { continue };
-        if !m.is_file() || FileIdentity::of(&m) == id || m.len() < offset || tail.found_in(&file, offset).is_none() {
+        let Ok((file, m)) = regular_file::open(&p) else { continue };
+        if FileIdentity::of(&m) == id || m.len() < offset || tail.found_in(&file, offset).is_err() {
             continue;
         }
         let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
         if best.as_ref().is_none_or(|b| mtime > b.0) {
-            best = Some((mtime, p, file));
+            best = Some((mtime, p, file, FileIdentity::of(&m)));
         }
     }
-    best.map(|(_, p, f)| (p, f))
+    best.map(|(_, p, f, id)| (p, f, id))
 }
 
 #[cfg(test)]
@@ -561,13 +665,10 @@ mod tests {
     struct Record(Vec<(u64, String)>);
 
     impl LineSink for Record {
-        fn lines(&mut self, buf: &[u8], first_line: u64) -> u64 {
-            let mut n = 0;
-            for l in buf.split_inclusive(|&b| b == b'\n') {
-                self.0.push((first_line + n, String::from_utf8_lossy(&l[..l.len() - 1]).into_owned()));
-                n += 1;
+        fn lines(&mut self, buf: &[u8], first_line: u64, _count: u64) {
+            for (n, l) in buf.split_inclusive(|&b| b == b'\n').enumerate() {
+                self.0.push((first_line + n as u64, String::from_utf8_lossy(&l[..l.len() - 1]).into_owned()));
             }
-            n
         }
         fn line(&mut self, line: &[u8], number: u64) {
             self.0.push((number, String::from_utf8_lossy(line).into_owned()));

@@ -1,0 +1,172 @@
+//! Hostile and unlucky log sources (issue 11): what a local user can put at a watched path, and
+//! lines no buffer holds. Each case: the agent stays up and answers `status`, the other checks
+//! keep alerting, and the problem is named in the log and in `status`.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// `status --json`, failing the test instead of hanging if the agent does not answer in time.
+fn status_within(root: &Root, limit: Duration) -> Value {
+    let mut child = command_for(&bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["status", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("status did not answer within {limit:?}: the agent is frozen");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out: Output = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn check<'a>(s: &'a Value, name: &str) -> &'a Value {
+    s["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name} in {s}"))
+}
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+}
+
+/// CPU time (user + system) the process has used, in ms.
+fn cpu_ms(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks * 1000 / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64
+}
+
+/// A second check that must keep alerting whatever happens to the first.
+fn bystander(root: &Root) -> std::path::PathBuf {
+    let log = root.log("bystander.log");
+    root.ctl_ok(&["create", "log", "bystander", "ERROR", log.to_str().unwrap(), "1"]);
+    root.ctl_ok(&["enable", "log", "bystander"]);
+    log
+}
+
+/// `rm app.log; mkfifo app.log` under a running agent, and a link to /dev/kmsg: a plain `open`
+/// of the FIFO blocked the reactor (every check stopped, `status` hung, SIGTERM was ignored).
+#[test]
+fn a_log_replaced_by_a_fifo_or_a_device_does_not_freeze_the_agent() {
+    let (root, server, log) = log_check("fifo", "app", "ERROR", Some("1"));
+    let other = bystander(&root);
+    append(&log, b"hello\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    wait_until("the log to be read", || check(&status_within(&root, PATIENCE), "app")["source"]["line"] == 2);
+    fs::remove_file(&log).unwrap();
+    mkfifo(&log);
+    append(&other, b"ERROR one\n");
+    let alerts = server.wait_alerts(1);
+    assert_eq!(alerts[0]["subject"]["name"], "bystander");
+    wait_until("status to name the FIFO", || {
+        check(&status_within(&root, Duration::from_secs(5)), "app")["source"]["problem"].as_str().is_some_and(|p| p.contains("a FIFO"))
+    });
+    daemon.wait_log("app.log: cannot be read: is a FIFO");
+    // A link to a device that never ends or blocks.
+    fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/dev/kmsg", &log).unwrap();
+    wait_until("status to name the device", || {
+        check(&status_within(&root, Duration::from_secs(5)), "app")["source"]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("a character device"))
+    });
+    // A regular file again: followed from its start.
+    fs::remove_file(&log).unwrap();
+    append(&log, b"ERROR back\n");
+    let alerts = server.wait_for("the CRITICAL of app", |a| a.iter().any(|a| a["subject"]["name"] == "app"));
+    let app = alerts.iter().find(|a| a["subject"]["name"] == "app").unwrap();
+    assert_eq!(app["subject"]["details"]["line_matching"]["data"], "ERROR back");
+    assert!(check(&status_within(&root, PATIENCE), "app")["source"]["problem"].is_null());
+    assert!(daemon.terminate().success(), "SIGTERM is heard");
+}
+
+/// A check whose file is a FIFO from the start, and one on /dev/zero and /dev/urandom: refused
+/// and named, without a blocked start-up or a core burnt reading a device that never ends.
+#[test]
+fn fifos_and_endless_devices_are_refused_from_the_start() {
+    let root = Root::new("devices");
+    let server = AlertServer::start();
+    let fifo = root.log("pipe.log");
+    mkfifo(&fifo);
+    root.ctl_ok(&["create", "log", "pipe", "ERROR", fifo.to_str().unwrap()]);
+    root.ctl_ok(&["create", "log", "zero", "ERROR", "/dev/zero"]);
+    root.ctl_ok(&["create", "log", "random", "ERROR", "/dev/urandom"]);
+    for c in ["pipe", "zero", "random"] {
+        root.ctl_ok(&["enable", "log", c]);
+    }
+    let other = bystander(&root);
+    let daemon = Daemon::start(&root, Some(&server));
+    let s = status_within(&root, Duration::from_secs(5));
+    assert!(check(&s, "pipe")["source"]["problem"].as_str().unwrap().contains("a FIFO"), "{s}");
+    assert!(check(&s, "zero")["source"]["problem"].as_str().unwrap().contains("a character device"), "{s}");
+    assert!(check(&s, "random")["source"]["problem"].as_str().unwrap().contains("a character device"), "{s}");
+    let cpu_before = cpu_ms(daemon.pid());
+    let t = Instant::now();
+    append(&other, b"ERROR still alerting\n");
+    server.wait_alerts(1);
+    std::thread::sleep(Duration::from_millis(1500)); // a window to measure CPU over, not a sync
+    let cpu = cpu_ms(daemon.pid()) - cpu_before;
+    let wall = t.elapsed().as_millis() as u64;
+    assert!(cpu * 4 < wall, "the agent used {cpu} ms of CPU in {wall} ms with devices as logs");
+    let log = daemon.log();
+    assert_eq!(log.matches("/dev/zero: cannot be read").count(), 1, "said once:\n{log}");
+    assert!(!log.contains("truncated"), "{log}");
+    assert!(daemon.terminate().success());
+}
+
+/// `ab`, a line of 1 MiB (more than one turn may read), then `kernel PANIC here`: the long line
+/// is cut and the PANIC alerted, written before and after the check is enabled. It looped
+/// forever ("truncated; reading from the start" thousands of times a second).
+#[test]
+fn a_line_longer_than_a_turns_budget_is_cut_and_the_next_line_alerted() {
+    let mut text = b"ab\n".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 1 << 20));
+    text.extend_from_slice(b"\nkernel PANIC here\n");
+    for written_before_enable in [true, false] {
+        let root = Root::new("longline");
+        let server = AlertServer::start();
+        let log = root.log("kern.log");
+        if written_before_enable {
+            append(&log, &text);
+        } else {
+            append(&log, b"start\n");
+        }
+        root.ctl_ok(&["create", "log", "kern", "PANIC", log.to_str().unwrap()]);
+        root.ctl_ok(&["enable", "log", "kern"]);
+        let daemon = Daemon::start(&root, Some(&server));
+        if !written_before_enable {
+            wait_until("the first line to be read", || check(&status_within(&root, PATIENCE), "kern")["source"]["line"] == 2);
+            append(&log, &text);
+        }
+        let alerts = server.wait_alerts(1);
+        let first = if written_before_enable { 1 } else { 2 };
+        assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["data"], "kernel PANIC here");
+        assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["line_number"], first + 2);
+        let s = status_within(&root, PATIENCE);
+        let c = &check(&s, "kern")["counters"];
+        assert_eq!(c["truncations"].as_u64().unwrap_or(0), 0, "{s}");
+        assert_eq!(c["long_lines_cut"], 1, "{s}");
+        let size = fs::metadata(&log).unwrap().len();
+        assert_eq!(check(&s, "kern")["source"]["offset"], size);
+        assert_eq!(c["bytes"], size, "every byte read once");
+        assert!(!daemon.log().contains("truncated"));
+        drop(daemon);
+        drop(server);
+    }
+}
