@@ -170,3 +170,24 @@ fn a_line_longer_than_a_turns_budget_is_cut_and_the_next_line_alerted() {
         drop(server);
     }
 }
+
+/// A reload that shrinks LOG_MAX_LINE_BYTES while a line is half read: the line in flight is cut
+/// by the new bound. It panicked on a slice, and with `panic = "abort"` the daemon died
+/// (issue 11, defect 7).
+#[test]
+fn shrinking_the_line_bound_under_a_half_read_line_is_safe() {
+    let (root, server, log) = log_check("shrink", "app", "PANIC", None);
+    root.write_config("LOG_MAX_LINE_BYTES=1048576\n");
+    append(&log, b"first\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, &vec![b'z'; 300_000]);
+    wait_until("the half line to be read", || check(&status_within(&root, PATIENCE), "app")["counters"]["bytes"] == 300_006);
+    root.write_config("LOG_MAX_LINE_BYTES=1024\n");
+    daemon.wait_log("settings changed");
+    append(&log, b" PANIC in the cut part\nPANIC next\n");
+    let alerts = server.wait_alerts(1);
+    assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["data"], "PANIC next");
+    assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["line_number"], 3);
+    assert_eq!(check(&status_within(&root, PATIENCE), "app")["counters"]["long_lines_cut"], 1);
+    assert!(daemon.terminate().success(), "still running, and stops cleanly");
+}

@@ -91,3 +91,85 @@ fn a_log_copytruncated_and_refilled_while_stopped_is_not_misread() {
     daemon.wait_log("rewritten (the bytes before the saved offset changed) while stopped; reading the rest of the copy");
     drop(daemon);
 }
+
+/// The status of a check, from `status --json`.
+fn check_status(root: &Root, name: &str) -> Value {
+    let out = root.ctl(&["status", "--json"]);
+    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    s["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_default()
+}
+
+/// A CRITICAL still waiting for its after-lines when SIGTERM comes is sent (or spooled) as it
+/// stands; it was lost (`echo ERR >> log; sleep 0.05; kill $PID` lost 5 of 5: issue 11, defect 1).
+#[test]
+fn sigterm_while_a_critical_waits_for_its_after_lines_loses_nothing() {
+    let (root, server, log) = log_check("sigterm-pending", "svc", "ERROR", Some("60"));
+    // A long window, so that the stop surely comes inside it.
+    root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, b"before\nERROR one\nafter\n");
+    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 4);
+    assert!(server.alerts().is_empty(), "the CRITICAL waits for its after-lines");
+    assert!(daemon.terminate().success());
+    let daemon = Daemon::start(&root, Some(&server));
+    let alerts = server.wait_alerts(1);
+    assert_eq!(level_name(&alerts[0]).0, "CRITICAL");
+    assert_eq!(matching(&alerts[0]), "ERROR one");
+    assert_eq!(lines(&alerts[0]["subject"]["details"]["lines_after"]), [(3, "after".to_string())], "as it stood");
+    assert_eq!(check_status(&root, "svc")["level"], "CRITICAL");
+    drop(daemon);
+    assert_eq!(server.alerts().len(), 1, "sent once");
+}
+
+/// kill -9 while a CRITICAL waits for its after-lines, after another check's alert made the
+/// agent save its state: the saved position was past the match and the check marked CRITICAL,
+/// so the CRITICAL was never sent (issue 11, defect 1). Now the position stays before the match
+/// until the CRITICAL is in the spool, and the restart raises it.
+#[test]
+fn kill9_while_a_critical_waits_for_its_after_lines_loses_nothing() {
+    let (root, server, log) = log_check("kill9-pending", "svc", "ERROR", Some("60"));
+    root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\nDEFAULT_LOG_LINES_AFTER=2\n");
+    let other = root.log("other.log");
+    root.ctl_ok(&["create", "log", "other", "FAIL", other.to_str().unwrap()]);
+    root.ctl_ok(&["enable", "log", "other"]);
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, b"ERROR one\n");
+    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    // The other check's CRITICAL is complete at once (its two after-lines are there): it is
+    // spooled, sent, and the state is saved while svc's CRITICAL still waits.
+    append(&other, b"FAIL\nx\ny\n");
+    let alerts = server.wait_alerts(1);
+    assert_eq!(alerts[0]["subject"]["name"], "other");
+    let state = root.path().join("var/lib/mender-monitor/lookout-state.json");
+    wait_until("the state to be saved with other's CRITICAL", || {
+        std::fs::read_to_string(&state).is_ok_and(|s| s.contains("Log file contains FAIL"))
+    });
+    daemon.kill9();
+    let daemon = Daemon::start(&root, Some(&server));
+    // Its after-lines complete the CRITICAL raised again from the saved position.
+    append(&log, b"a\nb\n");
+    let alerts = server.wait_for("svc's CRITICAL", |a| a.iter().any(|x| x["subject"]["name"] == "svc"));
+    let svc: Vec<&Value> = alerts.iter().filter(|a| a["subject"]["name"] == "svc").collect();
+    assert_eq!(matching(svc[0]), "ERROR one");
+    assert_eq!(svc[0]["subject"]["details"]["line_matching"]["line_number"], 1);
+    assert_eq!(lines(&svc[0]["subject"]["details"]["lines_after"]), [(2, "a".to_string()), (3, "b".to_string())]);
+    drop(daemon);
+}
+
+/// A reload that changes a check (same file) while its CRITICAL waits for its after-lines: the
+/// CRITICAL leaves as it stands instead of being dropped with the old detector.
+#[test]
+fn a_reload_while_a_critical_waits_for_its_after_lines_loses_nothing() {
+    let (root, server, log) = log_check("reload-pending", "svc", "ERROR", Some("60"));
+    root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, b"ERROR one\nafter\n");
+    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 3);
+    root.ctl_ok(&["create", "log", "svc", "ERROR", log.to_str().unwrap(), "120"]);
+    let alerts = server.wait_alerts(1);
+    assert_eq!(matching(&alerts[0]), "ERROR one");
+    assert_eq!(lines(&alerts[0]["subject"]["details"]["lines_after"]), [(2, "after".to_string())]);
+    assert_eq!(check_status(&root, "svc")["level"], "CRITICAL", "still CRITICAL under its unchanged name");
+    drop(daemon);
+}

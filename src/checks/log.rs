@@ -261,6 +261,9 @@ impl LogCheck {
         debug_assert_eq!(config.source, self.config.source);
         let matcher = Matcher::new(&config.pattern)?;
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
+        // A CRITICAL still waiting for its after-lines leaves as it stands, not with the old
+        // detector.
+        self.detector.flush(&mut |a| out.push(a));
         match self.detector.critical_state() {
             Some(c) if config.detector.alert_name == self.config.detector.alert_name => detector.restore(now, c),
             _ => self.detector.clear(now, "check changed", &mut |a| out.push(a)),
@@ -269,6 +272,16 @@ impl LogCheck {
         self.detector = detector;
         self.config = config;
         Ok(())
+    }
+
+    /// Whether a CRITICAL waits for its after-lines (see [`LogDetector::awaiting_context`]).
+    pub fn awaiting_context(&self) -> bool {
+        self.detector.awaiting_context()
+    }
+
+    /// Sends a CRITICAL that waits for its after-lines as it stands.
+    pub fn flush(&mut self, out: &mut Vec<Alert>) {
+        self.detector.flush(&mut |a| out.push(a));
     }
 
     /// What to save for a restart.

@@ -153,6 +153,22 @@ impl Check {
         }
     }
 
+    /// Whether an alert was raised that is not out yet (a log CRITICAL waiting for its
+    /// after-lines): the state past it must not be saved.
+    pub fn awaiting_context(&self) -> bool {
+        match self {
+            Check::Log(c) => c.awaiting_context(),
+            Check::Service(_) => false,
+        }
+    }
+
+    /// Sends what waits as it stands (the agent stops).
+    pub fn flush(&mut self, out: &mut Vec<Alert>) {
+        if let Check::Log(c) = self {
+            c.flush(out);
+        }
+    }
+
     /// What to save for a restart.
     pub fn snapshot(&self, now: Now) -> CheckState {
         match self {

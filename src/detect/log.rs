@@ -220,6 +220,18 @@ impl LogDetector {
         });
     }
 
+    /// Whether a CRITICAL was raised and waits for its "after" lines: it is not out yet, so the
+    /// read position past its match must not be saved (a crash would lose it).
+    pub fn awaiting_context(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Sends a CRITICAL that waits for its "after" lines as it stands (the agent stops, or the
+    /// detector is replaced by a reload).
+    pub fn flush(&mut self, emit: &mut impl FnMut(Alert)) {
+        self.flush_pending(emit);
+    }
+
     fn flush_pending(&mut self, emit: &mut impl FnMut(Alert)) {
         if let Some(mut p) = self.pending.take() {
             if let Some(d) = p.alert.subject.details.as_mut() {

@@ -410,7 +410,16 @@ impl Daemon {
             }
         }
         for (id, c) in &self.checks {
-            all.insert(state_key(id), c.check.snapshot(now));
+            let key = state_key(id);
+            if c.check.awaiting_context() {
+                // Its CRITICAL is not in the spool yet: keep what was saved before its match, so
+                // that after a crash the match is read again and the CRITICAL raised again.
+                if let Some(before) = self.state.get(&key) {
+                    all.insert(key, before.clone());
+                }
+                continue;
+            }
+            all.insert(key, c.check.snapshot(now));
         }
         if let Err(e) = self.state.save(all) {
             crate::error!("cannot save read positions: {e}");
@@ -606,7 +615,13 @@ impl Daemon {
                 crate::info!("check {id}: {}", c.check.summary());
             }
         }
-        // Stopping the agent is not a change of any check: no alerts, CRITICAL states are kept.
+        // A CRITICAL still waiting for its after-lines leaves as it stands, before the state past
+        // it is saved. Otherwise stopping the agent is not a change of any check: no alerts,
+        // CRITICAL states are kept.
+        for c in self.checks.values_mut() {
+            c.check.flush(&mut out);
+        }
+        self.deliver(now, std::mem::take(&mut out));
         self.save_state(now);
         for id in ids {
             self.stop_check(&id, now, None, &mut out);
