@@ -8,6 +8,7 @@
 //! due. When idle there are no deadlines and `poll` sleeps without a timeout.
 
 mod children;
+pub mod plan;
 pub mod signals;
 mod status;
 
@@ -20,8 +21,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::alert::Alert;
-use crate::checks::{Check, CheckConfig, Io, LogCheckConfig, ServiceCheckConfig};
-use crate::config::check::{CheckDef, CheckId};
+use crate::checks::{Check, CheckConfig, Io};
+use crate::config::check::CheckId;
 use crate::config::layout::Layout;
 use crate::config::settings::Settings;
 use crate::config::store;
@@ -48,6 +49,16 @@ pub const TURN_BUDGET: usize = 1 << 20;
 pub const RESCAN_DEBOUNCE_MS: u64 = 20;
 
 pub use crate::uplink::Destination;
+use plan::Action;
+
+/// What executing one step of a reload plan came to.
+enum Outcome {
+    Done,
+    /// A problem to report for the check.
+    Problem(CheckId, String),
+    /// The check could not start (already logged).
+    StartFailed(CheckId, String),
+}
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
@@ -426,26 +437,13 @@ impl Daemon {
         }
     }
 
-    /// Re-reads config.sh and monitor.d and brings the running checks in line. Returns every
-    /// problem found (each is logged once, when it first appears).
+    /// Re-reads config.sh and monitor.d and brings the running checks in line (the decisions
+    /// are [`plan::plan`]'s). Returns every problem found (each is logged once, when it first
+    /// appears).
     fn rescan(&mut self, now: Now, out: &mut Vec<Alert>) -> Vec<String> {
         self.ensure_config_watches();
-        let (settings, errors) = Settings::load(&self.layout.config_sh());
-        let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        if messages != self.config_errors {
-            for m in &messages {
-                crate::warn!("{m}");
-            }
-            self.config_errors = messages;
-        }
+        self.reload_settings(now);
         let mut all_problems = self.config_errors.clone();
-        if settings != self.settings {
-            crate::info!("{}: settings changed", self.layout.config_sh().display());
-            crate::logging::set_level(settings.log_level);
-            self.io.scratch.set_max_line(settings.log_max_line_bytes);
-            self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall_ms);
-            self.settings = settings;
-        }
         let loaded = match store::load_enabled(&self.layout) {
             Ok(l) => l,
             Err(e) => {
@@ -458,80 +456,110 @@ impl Daemon {
         self.available = store::check_ids(&self.layout.available()).unwrap_or_default().into_iter().collect();
         let parsed = loaded.iter().filter_map(|lc| lc.def.as_ref().ok().map(|d| (&lc.id, d)));
         self.uplink.set_config(crate::uplink::confpush::body(parsed, self.settings.default_log_pattern_expiration_s));
-        let mut desired: BTreeMap<CheckId, CheckConfig> = BTreeMap::new();
-        let mut keep: BTreeSet<CheckId> = BTreeSet::new();
+        let wanted = plan::wanted(&loaded, &self.settings, self.layout.root());
+        let running: BTreeMap<CheckId, CheckConfig> = self.checks.iter().map(|(id, c)| (id.clone(), c.config.clone())).collect();
+        // What the files say, then what the plan makes of them.
         let mut problems: BTreeMap<CheckId, Vec<String>> = BTreeMap::new();
-        for lc in loaded {
-            let mut report: Vec<String> = lc.warnings.iter().map(|w| format!("warning: {w}")).collect();
-            match &lc.def {
-                Err(errors) => {
-                    report.extend(errors.iter().map(|e| e.to_string()));
-                    if self.checks.contains_key(&lc.id) {
-                        report.push(format!("check {}: keeping the previous version running", lc.id));
-                        keep.insert(lc.id.clone());
-                    } else {
-                        report.push(format!("check {}: not started", lc.id));
-                    }
-                }
-                Ok(CheckDef::Log(def)) => {
-                    desired.insert(lc.id.clone(), CheckConfig::Log(LogCheckConfig::resolve(def, &self.settings)));
-                }
-                Ok(CheckDef::Service(def)) => {
-                    desired
-                        .insert(lc.id.clone(), CheckConfig::Service(ServiceCheckConfig::resolve(def, &self.settings, self.layout.root())));
-                }
-                Ok(CheckDef::Dbus(def)) => {
-                    desired.insert(lc.id.clone(), CheckConfig::Log(LogCheckConfig::from_dbus(def, &self.settings)));
-                }
-                Ok(CheckDef::Custom) => {
-                    report.push(format!("check {}: lookout does not run custom subsystem scripts ({}.sh)", lc.id, lc.id.subsystem))
-                }
-            }
-            if self.problems.get(&lc.id) != Some(&report) {
-                for line in &report {
-                    crate::warn!("{line}");
-                }
-            }
-            all_problems.extend(report.iter().cloned());
+        for lc in &loaded {
+            let report: Vec<String> = lc
+                .warnings
+                .iter()
+                .map(|w| format!("warning: {w}"))
+                .chain(lc.def.as_ref().err().into_iter().flatten().map(|e| e.to_string()))
+                .collect();
             if !report.is_empty() {
                 problems.insert(lc.id.clone(), report);
             }
         }
-        self.problems = problems;
-        let gone: Vec<CheckId> = self.checks.keys().filter(|id| !desired.contains_key(*id) && !keep.contains(*id)).cloned().collect();
-        for id in gone {
-            let why = if self.available.contains(&id) { "check disabled" } else { "check deleted" };
-            self.stop_check(&id, now, Some(why), out);
-            crate::info!("check {id}: stopped ({why})");
+        let mut failed_starts = Vec::new();
+        for action in plan::plan(&running, &wanted, &self.available) {
+            match self.execute(action, now, out) {
+                Outcome::Done => {}
+                Outcome::Problem(id, line) => problems.entry(id).or_default().push(line),
+                Outcome::StartFailed(id, line) => failed_starts.push((id, line)),
+            }
         }
-        for (id, config) in desired {
-            let action = match self.checks.get(&id) {
-                None => "started",
-                Some(c) if c.config == config => continue,
-                Some(c) if c.config.same_source(&config) => "reconfigured",
-                Some(_) => "restarted on a new source",
-            };
-            if action == "reconfigured" {
+        for (id, report) in &problems {
+            if self.problems.get(id) != Some(report) {
+                for line in report {
+                    crate::warn!("{line}");
+                }
+            }
+        }
+        // A failed start was logged as it happened.
+        for (id, line) in failed_starts {
+            problems.entry(id).or_default().push(line);
+        }
+        all_problems.extend(problems.values().flatten().cloned());
+        self.problems = problems;
+        all_problems
+    }
+
+    /// Re-reads config.sh; applies what changed.
+    fn reload_settings(&mut self, now: Now) {
+        let (settings, errors) = Settings::load(&self.layout.config_sh());
+        let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        if messages != self.config_errors {
+            for m in &messages {
+                crate::warn!("{m}");
+            }
+            self.config_errors = messages;
+        }
+        if settings != self.settings {
+            crate::info!("{}: settings changed", self.layout.config_sh().display());
+            crate::logging::set_level(settings.log_level);
+            self.io.scratch.set_max_line(settings.log_max_line_bytes);
+            self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall_ms);
+            self.settings = settings;
+        }
+    }
+
+    /// Carries out one step of a reload plan.
+    fn execute(&mut self, action: Action, now: Now, out: &mut Vec<Alert>) -> Outcome {
+        let (id, config, what) = match action {
+            Action::Stop(id, gone) => {
+                self.stop_check(&id, now, Some(gone.reason()), out);
+                crate::info!("check {id}: stopped ({})", gone.reason());
+                return Outcome::Done;
+            }
+            Action::KeepPrevious(id) => {
+                let line = format!("check {id}: keeping the previous version running");
+                return Outcome::Problem(id, line);
+            }
+            Action::NotStarted(id) => {
+                let line = format!("check {id}: not started");
+                return Outcome::Problem(id, line);
+            }
+            Action::Unsupported(id) => {
+                let line = format!("check {id}: lookout does not run custom subsystem scripts ({}.sh)", id.subsystem);
+                return Outcome::Problem(id, line);
+            }
+            Action::Reconfigure(id, config) => {
                 if let Some(c) = self.checks.get_mut(&id) {
                     c.config = config.clone();
                     if let Err(e) = c.check.reconfigure(config, now, out) {
                         crate::error!("check {id}: {e}");
                     }
                 }
-            } else {
-                if action != "started" {
-                    self.stop_check(&id, now, Some("check changed"), out);
-                }
-                if let Err(e) = self.start_check(id.clone(), config, now, out) {
-                    let line = format!("check {id}: not started: {e}");
-                    all_problems.push(line.clone());
-                    self.problems.entry(id).or_default().push(line);
-                    continue;
-                }
+                crate::info!("check {id}: reconfigured");
+                return Outcome::Done;
             }
-            crate::info!("check {id}: {action}");
+            Action::Start(id, config) => (id, config, "started"),
+            Action::Restart(id, config) => {
+                self.stop_check(&id, now, Some("check changed"), out);
+                (id, config, "restarted on a new source")
+            }
+        };
+        match self.start_check(id.clone(), config, now, out) {
+            Ok(()) => {
+                crate::info!("check {id}: {what}");
+                Outcome::Done
+            }
+            Err(e) => {
+                let line = format!("check {id}: not started: {e}");
+                Outcome::StartFailed(id, line)
+            }
         }
-        all_problems
     }
 
     fn start_check(&mut self, id: CheckId, config: CheckConfig, now: Now, out: &mut Vec<Alert>) -> Result<(), String> {
