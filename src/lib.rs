@@ -19,6 +19,7 @@ pub mod crc32c;
 pub mod ctl;
 pub mod dbus;
 pub mod detect;
+pub mod fdlimit;
 pub mod reactor;
 pub mod sdnotify;
 pub mod sources;

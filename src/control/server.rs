@@ -25,6 +25,8 @@ pub const FIRST_CONNECTION: usize = 1 << 30;
 pub const MAX_CLIENTS: usize = 16;
 /// Time a client has for its request and for reading the answer.
 pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
+/// How soon a failed `accept` (no descriptor left) is tried again.
+pub const ACCEPT_RETRY_MS: u64 = 250;
 
 /// Counters of the control socket.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct ControlCounters {
     pub timed_out: u64,
     /// Requests that were too long or not understood.
     pub bad_requests: u64,
+    /// `accept` failures (out of file descriptors): retried on a timer.
+    pub accept_errors: u64,
 }
 
 #[derive(Debug)]
@@ -67,6 +71,9 @@ pub struct ControlServer {
     conns: HashMap<Token, Conn>,
     next: usize,
     counters: ControlCounters,
+    /// An `accept` failed: when to try again. The listener is edge-triggered, so a connection
+    /// left in the backlog would otherwise never be served.
+    accept_retry_at: Option<Instant>,
 }
 
 impl ControlServer {
@@ -98,6 +105,7 @@ impl ControlServer {
             conns: HashMap::new(),
             next: FIRST_CONNECTION,
             counters: ControlCounters::default(),
+            accept_retry_at: None,
         })
     }
 
@@ -113,6 +121,7 @@ impl ControlServer {
 
     /// Accepts every pending connection.
     pub fn on_listener(&mut self, now: Instant) {
+        let retrying = self.accept_retry_at.take().is_some();
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
@@ -141,7 +150,11 @@ impl ControlServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    crate::warn!("{}: accept failed: {e}", self.path.display());
+                    if !retrying {
+                        crate::warn!("{}: accept failed: {e}; trying again every {ACCEPT_RETRY_MS} ms", self.path.display());
+                    }
+                    self.counters.accept_errors += 1;
+                    self.accept_retry_at = Some(now.plus_ms(ACCEPT_RETRY_MS));
                     return;
                 }
             }
@@ -223,11 +236,14 @@ impl ControlServer {
 
     /// When the next slow client is to be closed.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.conns.values().map(|c| c.deadline).min()
+        self.conns.values().map(|c| c.deadline).chain(self.accept_retry_at).min()
     }
 
     /// Closes the connections whose time is up.
     pub fn on_tick(&mut self, now: Instant) {
+        if self.accept_retry_at.is_some_and(|t| t <= now) {
+            self.on_listener(now);
+        }
         let late: Vec<Token> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
         for t in late {
             self.counters.timed_out += 1;

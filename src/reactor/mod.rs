@@ -62,6 +62,11 @@ enum Outcome {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
+    match crate::fdlimit::raise() {
+        Ok(l) if l.now > l.was => crate::info!("open files limit raised from {} to {}", l.was, l.now),
+        Ok(_) => {}
+        Err(e) => crate::warn!("{e}"),
+    }
     let signals = signals::Signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))?;
     let clock = Clock::default();
     let started = clock.now();

@@ -83,6 +83,8 @@ impl Daemon {
             ("control_refused_too_many", control.refused),
             ("control_timed_out", control.timed_out),
             ("control_bad_requests", control.bad_requests),
+            ("control_accept_errors", control.accept_errors),
+            ("open_files_limit", crate::fdlimit::limit()),
         ]);
         Status {
             version: crate::cli::version(),

@@ -11,6 +11,7 @@
 //! it to the reactor's [`Reaper`], which sends SIGKILL after a grace period.
 
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -329,12 +330,21 @@ impl CommandRunner {
             }
         };
         let pid = Pid::from_raw(child.id() as i32);
-        let stdout = Stream::open(child.stdout.take(), pipes, self.listener);
-        let stderr = Stream::open(child.stderr.take(), pipes, self.listener);
+        // The pipes are the newest descriptors: if they eat into the agent's reserve, the command
+        // is stopped and started again later (see crate::fdlimit).
+        let shortage = [child.stdout.as_ref().map(|p| p.as_raw_fd()), child.stderr.as_ref().map(|p| p.as_raw_fd())]
+            .into_iter()
+            .flatten()
+            .find_map(|fd| crate::fdlimit::check_may_hold(fd).err());
+        let (stdout, stderr) = match shortage {
+            None => (Stream::open(child.stdout.take(), pipes, self.listener), Stream::open(child.stderr.take(), pipes, self.listener)),
+            Some(why) => (Err(io::Error::other(why.clone())), Err(io::Error::other(why))),
+        };
         let (stdout, stderr) = match (stdout, stderr) {
             (Ok(o), Ok(e)) => (o, e),
             (o, e) => {
-                crate::error!("{}: cannot watch the command's output; stopping it", self.what);
+                let why = o.as_ref().err().or(e.as_ref().err()).map(|e| e.to_string()).unwrap_or_default();
+                crate::error!("{}: cannot watch the command's output ({why}); stopping it", self.what);
                 for s in [o.ok(), e.ok()].into_iter().flatten() {
                     s.close(pipes);
                 }

@@ -24,6 +24,19 @@ pub enum OpenError {
     NotRegular(&'static str),
     /// `open` or `fstat` failed otherwise.
     Io(io::Error),
+    /// A descriptor was had, but checks may not hold it (see [`crate::fdlimit`]).
+    NoDescriptor(String),
+}
+
+impl OpenError {
+    /// Whether there was no file descriptor to be had (try again later).
+    pub fn is_exhaustion(&self) -> bool {
+        match self {
+            OpenError::NoDescriptor(_) => true,
+            OpenError::Io(e) => crate::fdlimit::is_exhaustion(e),
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Display for OpenError {
@@ -32,6 +45,7 @@ impl std::fmt::Display for OpenError {
             OpenError::NotFound => write!(f, "does not exist"),
             OpenError::NotRegular(kind) => write!(f, "is {kind}, not a regular file; only regular files are read"),
             OpenError::Io(e) => write!(f, "{e}"),
+            OpenError::NoDescriptor(why) => write!(f, "{why}"),
         }
     }
 }

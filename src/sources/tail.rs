@@ -23,6 +23,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,9 @@ pub const RETIRE_GRACE_MS: u64 = 10_000;
 pub const FALLBACK_POLL_MS: u64 = 1_000;
 /// Rotations and truncations logged per minute and file; more are counted and summed.
 pub const NOTES_PER_MINUTE: u32 = 10;
+/// First and longest delay before trying again to open a file when no descriptor was left.
+const FD_RETRY_FIRST_MS: u64 = 1_000;
+const FD_RETRY_MAX_MS: u64 = 30_000;
 /// Rotations or truncations handled in one call; a path that keeps changing is looked at again
 /// at the next turn.
 const PASSES_PER_SYNC: usize = 4;
@@ -221,6 +225,8 @@ pub struct Tailer {
     problem: Option<String>,
     /// Rate limit of the log lines about rotations and truncations.
     notes: Limiter,
+    /// No file descriptor could be had for the file: when to try again, and the next delay.
+    fd_retry: Option<(Instant, u64)>,
     counters: TailCounters,
 }
 
@@ -239,6 +245,7 @@ impl Tailer {
             synced_at: Instant::default(),
             problem: None,
             notes: Limiter::default(),
+            fd_retry: None,
             counters: TailCounters::default(),
         }
     }
@@ -279,10 +286,7 @@ impl Tailer {
     pub fn next_deadline(&self) -> Option<Instant> {
         let retire = self.retired.as_ref().map(|r| r.close_at);
         let poll = self.fallback_poll.then(|| self.synced_at.plus_ms(FALLBACK_POLL_MS));
-        match (retire, poll) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [retire, poll, self.fd_retry.map(|r| r.0)].into_iter().flatten().min()
     }
 
     /// Releases every watch and file; returns the position to save.
@@ -464,16 +468,26 @@ impl Tailer {
 
     /// Opens the file at the path; `false` if it is not there (yet) or cannot be read.
     fn open_current(&mut self, now: Instant, watches: &mut Watches) -> bool {
-        let (file, meta) = match regular_file::open(&self.path) {
+        let opened = regular_file::open(&self.path).and_then(|(f, m)| match crate::fdlimit::check_may_hold(f.as_raw_fd()) {
+            Ok(()) => Ok((f, m)),
+            Err(why) => Err(OpenError::NoDescriptor(why)),
+        });
+        let (file, meta) = match opened {
             Ok(f) => f,
             Err(e) => {
                 if !matches!(e, OpenError::NotFound) {
                     self.counters.errors += 1;
                 }
+                self.fd_retry = e.is_exhaustion().then(|| {
+                    // No event may come when descriptors are freed: try again, less often.
+                    let delay = self.fd_retry.map_or(FD_RETRY_FIRST_MS, |r| (r.1 * 2).min(FD_RETRY_MAX_MS));
+                    (now.plus_ms(delay), delay)
+                });
                 self.set_problem(Some(unreadable(&e)));
                 return false;
             }
         };
+        self.fd_retry = None;
         self.set_problem(None);
         let id = FileIdentity::of(&meta);
         match watches.watch_file(&self.path, self.listener) {
@@ -622,6 +636,7 @@ const MISSING: &str = "does not exist yet";
 fn unreadable(e: &OpenError) -> (String, bool) {
     match e {
         OpenError::NotFound => (format!("{MISSING}; waiting for it"), false),
+        e if e.is_exhaustion() => (format!("cannot be opened: {e}; trying again"), true),
         e => (format!("cannot be read: {e}; waiting for a regular file"), true),
     }
 }
