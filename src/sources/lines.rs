@@ -122,6 +122,11 @@ impl LineAssembler {
         self.partial.len()
     }
 
+    /// Those bytes.
+    pub fn pending_bytes(&self) -> &[u8] {
+        &self.partial
+    }
+
     /// The last bytes consumed, ending at `offset`.
     pub fn last(&self) -> &[u8] {
         &self.last

@@ -10,4 +10,6 @@ pub mod signals;
 pub mod systemd;
 pub mod sysv;
 pub mod tail;
+#[cfg(test)]
+mod tail_model;
 pub mod watch;

@@ -150,17 +150,26 @@ impl OpenLog {
         Position { id: self.id, offset: self.asm.offset(), line: self.asm.line(), tail: TailSum::of(self.asm.last()) }
     }
 
-    /// Whether the bytes before the read offset are still the ones read.
+    /// Whether the bytes around the read offset are still the ones read: up to
+    /// [`FINGERPRINT`](super::lines::FINGERPRINT) bytes before it and as many of an unterminated
+    /// line read after it (a file truncated and refilled under a half-read line must not have
+    /// its new bytes glued to the old half).
     fn tail_check(&self) -> TailCheck {
-        let last = self.asm.last();
-        let mut buf = [0u8; super::lines::FINGERPRINT];
-        let Some(buf) = buf.get_mut(..last.len()).filter(|b| !b.is_empty()) else { return TailCheck::Intact };
-        let start = self.asm.offset().saturating_sub(last.len() as u64);
+        let (before, after) = self.around();
+        let mut buf = [0u8; 2 * super::lines::FINGERPRINT];
+        let Some(buf) = buf.get_mut(..before.len() + after.len()).filter(|b| !b.is_empty()) else { return TailCheck::Intact };
+        let start = self.asm.offset().saturating_sub(before.len() as u64);
         match self.file.read_exact_at(buf, start) {
-            Ok(()) if *buf == *last => TailCheck::Intact,
+            Ok(()) if buf[..before.len()] == *before && buf[before.len()..] == *after => TailCheck::Intact,
             Ok(()) => TailCheck::Changed,
             Err(_) => TailCheck::Unreadable,
         }
+    }
+
+    /// The bytes read just before the offset and the first of those read after it.
+    fn around(&self) -> (&[u8], &[u8]) {
+        let pending = self.asm.pending_bytes();
+        (self.asm.last(), &pending[..pending.len().min(super::lines::FINGERPRINT)])
     }
 
     /// What the file system shows of this file and `path` after reading to the end.
@@ -318,6 +327,11 @@ impl Tailer {
             }
             if self.current.is_none() {
                 if !self.open_current(now, watches) {
+                    if self.retired.as_ref().is_some_and(|r| !r.log.at_eof) {
+                        // Not at the path, but the file read before a restart was found by
+                        // identity: its rest comes now, not when a new file appears.
+                        continue;
+                    }
                     return Progress::Done;
                 }
                 if self.retired.as_ref().is_some_and(|r| !r.log.at_eof) {
@@ -477,6 +491,9 @@ impl Tailer {
             Err(e) => {
                 if !matches!(e, OpenError::NotFound) {
                     self.counters.errors += 1;
+                } else if let Some(pos) = self.resume.take() {
+                    // Rotated away while we were stopped, and nothing new at the path yet.
+                    self.resume_rotated(now, pos, watches);
                 }
                 self.fd_retry = e.is_exhaustion().then(|| {
                     // No event may come when descriptors are freed: try again, less often.
@@ -526,7 +543,7 @@ impl Tailer {
     /// it is found by content; then the file is read from the start.
     fn resume_truncated(&mut self, now: Instant, pos: Position, what: &str) {
         self.counters.truncations += 1;
-        match pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, t)) {
+        match pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, &Around::Sum(t))) {
             Some((copy_path, file, id)) => {
                 self.counters.copies_recovered += 1;
                 self.note(
@@ -557,14 +574,29 @@ impl Tailer {
         let opened = found.and_then(|p| regular_file::open(&p).ok().filter(|(_, m)| FileIdentity::of(m) == pos.id).map(|(f, _)| (p, f)));
         match opened {
             Some((p, file)) => {
-                self.note(now, &format!("rotated while stopped; reading the rest of {} first", p.display()));
                 self.counters.rotations += 1;
                 let watch = watches.watch_file(&p, self.listener).ok();
-                let log = OpenLog::new(file, pos.id, pos.offset, pos.line);
+                let log = match pos.tail.map(|t| t.found_in(&file, pos.offset)) {
+                    Some(Err(_)) => {
+                        // Rotated, and truncated and written again before that: what it holds
+                        // now was never read.
+                        self.counters.truncations += 1;
+                        self.note(now, &format!("rotated while stopped, and rewritten before; reading {} from its start", p.display()));
+                        OpenLog::new(file, pos.id, 0, 1)
+                    }
+                    found => {
+                        self.note(now, &format!("rotated while stopped; reading the rest of {} first", p.display()));
+                        let mut log = OpenLog::new(file, pos.id, pos.offset, pos.line);
+                        if let Some(Ok(bytes)) = found {
+                            log.asm.seed_last(&bytes);
+                        }
+                        log
+                    }
+                };
                 self.retired = Some(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS) });
             }
             None => crate::warn!(
-                "{}: replaced while stopped and the old file (inode {}) is gone; reading the new file from the start",
+                "{}: rotated or deleted while stopped, and the file read before (inode {}) is gone; its unread rest is lost",
                 self.path.display(),
                 pos.id.ino
             ),
@@ -602,7 +634,9 @@ impl Tailer {
     fn on_truncated(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink, what: &str) {
         self.counters.truncations += 1;
         let Some(cur) = self.current.as_mut() else { return };
-        let copy = TailSum::of(cur.asm.last()).and_then(|t| find_copy(&self.path, cur.id, cur.asm.offset(), t));
+        let (before, after) = cur.around();
+        let around = Around::Bytes { before, after };
+        let copy = find_copy(&self.path, cur.id, cur.asm.offset(), &around);
         let (old_end, old_line) = (cur.asm.offset(), cur.asm.line());
         let partial = cur.asm.restart_at(0, 1);
         match copy {
@@ -641,10 +675,34 @@ fn unreadable(e: &OpenError) -> (String, bool) {
     }
 }
 
+/// What is known of the bytes around a read offset, to recognise a copy of the file by.
+enum Around<'a> {
+    /// The sum of the bytes before it (a saved position).
+    Sum(TailSum),
+    /// The bytes before it, and those read after it (an unterminated line).
+    Bytes { before: &'a [u8], after: &'a [u8] },
+}
+
+impl Around<'_> {
+    /// Whether `file` holds these bytes around `offset`. Nothing known matches nothing.
+    fn found_in(&self, file: &File, offset: u64) -> bool {
+        match self {
+            Around::Sum(t) => t.found_in(file, offset).is_ok(),
+            Around::Bytes { before, after } => {
+                let (Some(start), false) = (offset.checked_sub(before.len() as u64), before.is_empty() && after.is_empty()) else {
+                    return false;
+                };
+                let mut buf = vec![0; before.len() + after.len()];
+                file.read_exact_at(&mut buf, start).is_ok() && buf[..before.len()] == **before && buf[before.len()..] == **after
+            }
+        }
+    }
+}
+
 /// Finds the copy `copytruncate` left beside `path` (the file `id`): a regular file whose name
-/// extends the log's name, at least `offset` long, whose bytes before `offset` are the ones we
-/// read last. Candidates are opened without blocking: a FIFO among them is skipped.
-fn find_copy(path: &Path, id: FileIdentity, offset: u64, tail: TailSum) -> Option<(PathBuf, File, FileIdentity)> {
+/// extends the log's name and whose bytes around `offset` are the ones we read last. Candidates
+/// are opened without blocking: a FIFO among them is skipped.
+fn find_copy(path: &Path, id: FileIdentity, offset: u64, around: &Around<'_>) -> Option<(PathBuf, File, FileIdentity)> {
     let dir = path.parent()?;
     let base = path.file_name()?.as_encoded_bytes();
     let mut best: Option<(std::time::SystemTime, PathBuf, File, FileIdentity)> = None;
@@ -659,7 +717,7 @@ fn find_copy(path: &Path, id: FileIdentity, offset: u64, tail: TailSum) -> Optio
         }
         let p = entry.path();
         let Ok((file, m)) = regular_file::open(&p) else { continue };
-        if FileIdentity::of(&m) == id || m.len() < offset || tail.found_in(&file, offset).is_err() {
+        if FileIdentity::of(&m) == id || m.len() < offset || !around.found_in(&file, offset) {
             continue;
         }
         let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
