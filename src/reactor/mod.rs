@@ -51,6 +51,32 @@ pub const RESCAN_DEBOUNCE_MS: u64 = 20;
 pub use crate::uplink::Destination;
 use plan::Action;
 
+/// Everything in the daemon that has deadlines. [`Daemon::deadline`] and [`Daemon::fire`] match
+/// on it exhaustively, so a new component cannot be left out of one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Every check's own timers (after-window, expiry, retired files, restarts, ...).
+    Checks,
+    /// Process groups of stopped commands that get SIGKILL.
+    Reaper,
+    /// systemd's watchdog ping.
+    Watchdog,
+    /// The systemd connection (calls, reconnects).
+    Systemd,
+    /// The Mender client's connection.
+    MenderAuth,
+    /// Control clients that took too long, a failed accept.
+    Control,
+    /// A change in monitor.d or config.sh, after its debounce.
+    Rescan,
+    /// Read positions that changed.
+    StateSave,
+}
+
+/// The order timers fire in within a turn: sources first, the rescan last.
+const TIMERS: [Timer; 8] =
+    [Timer::Checks, Timer::Reaper, Timer::Watchdog, Timer::Systemd, Timer::MenderAuth, Timer::Control, Timer::Rescan, Timer::StateSave];
+
 /// What executing one step of a reload plan came to.
 enum Outcome {
     Done,
@@ -353,52 +379,76 @@ impl Daemon {
         }
     }
 
+    /// Fires every timer that is due, in [`TIMERS`] order.
     fn run_deadlines(&mut self, now: Now, out: &mut Vec<Alert>) {
-        for c in self.checks.values_mut() {
-            if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
-                let mut budget = TURN_BUDGET;
-                if c.check.on_tick(now, &mut self.io, &mut budget, out) == Progress::More {
-                    self.ready.insert(c.key);
-                }
+        for timer in TIMERS {
+            if self.deadline(timer, now.mono).is_some_and(|d| d <= now.mono) {
+                self.fire(timer, now, out);
             }
-        }
-        if self.reaper.next_deadline().is_some_and(|d| d <= now.mono) {
-            self.reaper.on_tick(now.mono);
-        }
-        self.notifier.on_tick(now.mono);
-        if self.io.systemd.next_deadline().is_some_and(|d| d <= now.mono) {
-            let updates = self.io.systemd.on_tick(now.mono);
-            self.on_units(now, updates, out);
-        }
-        if let Some(a) = self.auth.as_mut().filter(|a| a.next_deadline().is_some_and(|d| d <= now.mono)) {
-            for u in a.on_tick(now.mono) {
-                self.uplink.set_credentials(u);
-            }
-        }
-        if let Some(c) = self.control.as_mut() {
-            if c.next_deadline().is_some_and(|d| d <= now.mono) {
-                c.on_tick(now.mono);
-            }
-        }
-        if self.rescan_at.is_some_and(|t| t <= now.mono) {
-            self.rescan_at = None;
-            self.rescan(now, out);
         }
     }
 
+    /// The earliest deadline of all: how long the poll may sleep (`None`: until an event).
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let save = self.dirty_since.map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)));
-        self.checks
-            .values()
-            .filter_map(|c| c.check.next_deadline(now))
-            .chain(self.rescan_at)
-            .chain(save)
-            .chain(self.reaper.next_deadline())
-            .chain(self.notifier.next_deadline())
-            .chain(self.io.systemd.next_deadline())
-            .chain(self.auth.as_ref().and_then(MenderAuth::next_deadline))
-            .chain(self.control.as_ref().and_then(|c| c.next_deadline()))
-            .min()
+        TIMERS.into_iter().filter_map(|t| self.deadline(t, now)).min()
+    }
+
+    /// When `timer` is due next.
+    fn deadline(&self, timer: Timer, now: Instant) -> Option<Instant> {
+        match timer {
+            Timer::Checks => self.checks.values().filter_map(|c| c.check.next_deadline(now)).min(),
+            Timer::Reaper => self.reaper.next_deadline(),
+            Timer::Watchdog => self.notifier.next_deadline(),
+            Timer::Systemd => self.io.systemd.next_deadline(),
+            Timer::MenderAuth => self.auth.as_ref().and_then(MenderAuth::next_deadline),
+            Timer::Control => self.control.as_ref().and_then(ControlServer::next_deadline),
+            Timer::Rescan => self.rescan_at,
+            Timer::StateSave => self.save_due(),
+        }
+    }
+
+    /// Runs what `timer` has due at `now`.
+    fn fire(&mut self, timer: Timer, now: Now, out: &mut Vec<Alert>) {
+        match timer {
+            Timer::Checks => {
+                for c in self.checks.values_mut() {
+                    if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
+                        let mut budget = TURN_BUDGET;
+                        if c.check.on_tick(now, &mut self.io, &mut budget, out) == Progress::More {
+                            self.ready.insert(c.key);
+                        }
+                    }
+                }
+            }
+            Timer::Reaper => self.reaper.on_tick(now.mono),
+            Timer::Watchdog => self.notifier.on_tick(now.mono),
+            Timer::Systemd => {
+                let updates = self.io.systemd.on_tick(now.mono);
+                self.on_units(now, updates, out);
+            }
+            Timer::MenderAuth => {
+                for u in self.auth.as_mut().map(|a| a.on_tick(now.mono)).unwrap_or_default() {
+                    self.uplink.set_credentials(u);
+                }
+            }
+            Timer::Control => {
+                if let Some(c) = self.control.as_mut() {
+                    c.on_tick(now.mono);
+                }
+            }
+            Timer::Rescan => {
+                self.rescan_at = None;
+                self.rescan(now, out);
+            }
+            // Saved by `deliver` at the end of the turn, after this turn's alerts are in the
+            // spool: saving here would put read positions past alerts not yet accepted.
+            Timer::StateSave => {}
+        }
+    }
+
+    /// When read positions that changed must be saved (at most `STATE_SAVE_INTERVAL_S` late).
+    fn save_due(&self) -> Option<Instant> {
+        self.dirty_since.map(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)))
     }
 
     /// Hands alerts to the uplink (spooled, synced once for the turn); an alert changes a
@@ -410,7 +460,7 @@ impl Daemon {
             self.uplink.push(a, now.wall_ms);
         }
         self.uplink.commit();
-        let due = self.dirty_since.is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
+        let due = self.save_due().is_some_and(|t| t <= now.mono);
         if urgent || due {
             self.save_state(now);
         }
