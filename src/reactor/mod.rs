@@ -380,6 +380,9 @@ impl Daemon {
                 c.on_tick(now.mono);
             }
         }
+        if self.uplink.next_deadline().is_some_and(|d| d <= now.mono) {
+            self.uplink.on_tick(now);
+        }
         if self.rescan_at.is_some_and(|t| t <= now.mono) {
             self.rescan_at = None;
             self.rescan(now, out);
@@ -392,7 +395,8 @@ impl Daemon {
             .values()
             .filter_map(|c| c.check.next_deadline(now))
             .chain(self.rescan_at)
-            .chain(save)
+            .chain(save.filter(|_| self.uplink.all_durable()))
+            .chain(self.uplink.next_deadline())
             .chain(self.reaper.next_deadline())
             .chain(self.notifier.next_deadline())
             .chain(self.io.systemd.next_deadline())
@@ -407,12 +411,16 @@ impl Daemon {
         let urgent = !out.is_empty();
         for a in &out {
             crate::info!("alert {} {:?} ({})", a.level.as_str(), a.name, a.subject.name);
-            self.uplink.push(a, now.wall_ms);
+            self.uplink.push(a, now);
         }
-        self.uplink.commit();
+        // Alerts held in memory only (spool disk full): no position is saved past them, so a
+        // crash reads their lines again.
+        let durable = self.uplink.commit();
         let due = self.dirty_since.is_some_and(|t| t.plus_ms(self.settings.state_save_interval_s.saturating_mul(1000)) <= now.mono);
-        if urgent || due {
+        if (urgent || due) && durable {
             self.save_state(now);
+        } else if urgent {
+            self.dirty_since.get_or_insert(now.mono);
         }
     }
 
@@ -650,12 +658,15 @@ impl Daemon {
         }
         // A CRITICAL still waiting for its after-lines leaves as it stands, before the state past
         // it is saved. Otherwise stopping the agent is not a change of any check: no alerts,
-        // CRITICAL states are kept.
+        // CRITICAL states are kept (unless alerts are held in memory only, the spool's disk
+        // being full: then their lines must be read again).
         for c in self.checks.values_mut() {
             c.check.flush(&mut out);
         }
         self.deliver(now, std::mem::take(&mut out));
-        self.save_state(now);
+        if self.uplink.all_durable() {
+            self.save_state(now);
+        }
         for id in ids {
             self.stop_check(&id, now, None, &mut out);
         }
