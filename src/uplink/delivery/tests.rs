@@ -431,3 +431,74 @@ fn an_unreadable_record_is_dropped_and_the_batch_goes_on() {
     assert_eq!((r.g.worker.in_flight, r.g.requests.requests), (0, 1));
     assert_eq!(r.step(1), Action::Wait(None));
 }
+
+mod replies_that_lie {
+    //! Any reply a server (or something posing as one) can give: status, `Retry-After` of any
+    //! bytes, any body. Parsing never panics, what is logged stays short, and the machine's
+    //! next attempt is never later than the longest wait it allows.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::uplink::sink::{BODY_QUOTED, Reply, interpret};
+
+    fn retry_after() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop_oneof![
+            Just(None),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(Some),
+            "[0-9]{0,30}".prop_map(|s| Some(s.into_bytes())),
+            "(Mon|Sun|Xyz), [0-9]{1,3} (Jan|Feb|Nov|Foo) [0-9]{1,5} [0-9]{2}:[0-9]{2}:[0-9]{2} (GMT|UTC)"
+                .prop_map(|s| Some(s.into_bytes())),
+            proptest::collection::vec(any::<u8>(), 4096..8192).prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_reply_gives_a_bounded_outcome_and_a_bounded_wait(
+            status in any::<u16>(),
+            after in retry_after(),
+            body in proptest::collection::vec(any::<u8>(), 0..3000),
+            wall_offset in any::<u64>(),
+            batch in 1usize..5,
+        ) {
+            let url = "http://proxy/api/devices/v1/devicemonitor/alert";
+            let outcome = interpret(url, Reply { status, retry_after: after.as_deref(), body: &body });
+            let why = match &outcome {
+                Outcome::Delivered => String::new(),
+                Outcome::Refused(w) | Outcome::Unauthorized(w) => w.clone(),
+                Outcome::Retry { why, after } => {
+                    let delay = after.map(|a| a.delay(wall_offset));
+                    prop_assert!(delay.is_none_or(|d| d <= MAX_RETRY_AFTER));
+                    why.clone()
+                }
+            };
+            // Every quoted byte becomes at most one replacement character (3 bytes); one line.
+            prop_assert!(why.len() <= url.len() + 20 + 3 * BODY_QUOTED, "{}", why.len());
+            let one_line = !why.chars().any(char::is_control);
+            prop_assert!(one_line);
+
+            let mut r = Rig::new(true, true, server("T", 1));
+            r.alerts(batch, 10);
+            let now = Now { mono: t(1_000), wall_ms: wall_offset };
+            let sends = matches!(r.d.step(now, &mut r.g), Action::Send { .. });
+            prop_assert!(sends);
+            r.d.on_outcome(now, &mut r.g, outcome);
+            prop_assert!(r.waiting() <= batch, "nothing appears");
+            prop_assert_eq!(r.g.worker.in_flight, 0);
+            let longest = ms(MAX_RETRY_AFTER).max(ms(TOKEN_WAIT)).max(ms(settings().max_interval));
+            for _ in 0..3 {
+                match r.d.step(now, &mut r.g) {
+                    Action::Wait(Some(w)) => {
+                        let wait = t(1_000).until(w);
+                        prop_assert!(wait <= longest, "waits {} ms", wait);
+                    }
+                    Action::Wait(None) => prop_assert_eq!(r.waiting(), 0, "sleeps only with nothing to send"),
+                    Action::AskToken | Action::Send { .. } => {}
+                    Action::PushConfig { .. } | Action::Exit => prop_assert!(false, "neither a push nor an exit is due"),
+                }
+            }
+        }
+    }
+}
