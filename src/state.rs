@@ -261,6 +261,8 @@ mod tests {
     #[test]
     fn round_trips_and_the_format_is_stable() {
         let tmp = crate::testutil::TempDir::new("state");
+        // As the agent creates it (a wider one is narrowed, with a warning: tested below).
+        fs::set_permissions(tmp.path(), Permissions::from_mode(DIR_MODE)).unwrap();
         let (mut s, w) = StateStore::load(tmp.path());
         assert!(w.is_none());
         let mut checks = BTreeMap::new();
