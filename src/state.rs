@@ -3,9 +3,16 @@
 //! (write, fsync, rename), written only when something changed and at most every
 //! `STATE_SAVE_INTERVAL_S` (or at once when an alert changes a check's level), so a busy log
 //! does not wear the flash.
+//!
+//! The state directory and everything in it (this file, the spool) are private: alerts quote
+//! lines of logs that may be readable by root only. Directories are created 0700 and files 0600
+//! whatever the umask ([`private_dir`], [`make_private`]); wider modes found at start are
+//! narrowed, and that is logged.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::fs::{self, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +22,63 @@ use crate::sources::tail::{FileIdentity, Position, TailSum};
 /// The file name inside the state directory.
 pub const FILE_NAME: &str = "lookout-state.json";
 const VERSION: u32 = 1;
+/// Mode of the state directory and the spool directory.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file in them.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` and its missing parents with [`DIR_MODE`], or narrows an existing `dir` to it.
+/// Returns what it had to narrow, to log (the parents are left as they are).
+///
+/// # Errors
+/// The directory cannot be created or its mode cannot be read or set.
+pub fn private_dir(dir: &Path) -> io::Result<Option<String>> {
+    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))?;
+    Ok(Some(format!("{} was open to other users (mode {mode:04o}); made it private ({DIR_MODE:04o})", dir.display())))
+}
+
+/// Narrows a regular file found with group or other bits to [`FILE_MODE`]; whether it had to.
+/// Anything but a regular file (a link, a directory) is left alone.
+///
+/// # Errors
+/// Its mode cannot be read or set.
+pub fn make_private(path: &Path) -> io::Result<bool> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 == 0 {
+        return Ok(false);
+    }
+    fs::set_permissions(path, Permissions::from_mode(FILE_MODE))?;
+    Ok(true)
+}
+
+/// Replaces `path` with `contents` atomically (write a private temporary file, fsync, rename).
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(FILE_MODE).open(&tmp)?;
+        // A temporary file left by a crash keeps its old mode through open.
+        f.set_permissions(Permissions::from_mode(FILE_MODE))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = fs::File::open(dir) {
+            // Persist the rename; a failure here only weakens durability, never correctness.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
 
 /// A saved read position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,9 +168,29 @@ pub struct StateStore {
 
 impl StateStore {
     /// Reads the state in `dir`. A missing file is a first start; an unreadable one is reported
-    /// and treated as empty (every check then reads its file from the start).
+    /// and treated as empty (every check then reads its file from the start). A directory or
+    /// file open to other users is made private (and reported).
     pub fn load(dir: &Path) -> (StateStore, Option<String>) {
         let path = dir.join(FILE_NAME);
+        let mut notes = Vec::new();
+        if dir.is_dir() {
+            match private_dir(dir) {
+                Ok(fixed) => notes.extend(fixed),
+                Err(e) => notes.push(format!("{}: cannot make it private: {e}", dir.display())),
+            }
+        }
+        match make_private(&path) {
+            Ok(true) => notes.push(format!("{} was readable by other users; made it private ({FILE_MODE:04o})", path.display())),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => notes.push(format!("{}: cannot make it private: {e}", path.display())),
+        }
+        let (store, warning) = StateStore::read(path);
+        notes.extend(warning);
+        (store, (!notes.is_empty()).then(|| notes.join("; ")))
+    }
+
+    fn read(path: PathBuf) -> (StateStore, Option<String>) {
         let mut warning = None;
         let saved = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<StateFile>(&bytes) {
@@ -146,10 +230,11 @@ impl StateStore {
         }
         let file = StateFile { version: VERSION, checks };
         let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        match crate::config::store::write_atomically(&self.path, &bytes) {
+        let written = match self.path.parent() {
+            Some(dir) => private_dir(dir).and_then(|_| write_private(&self.path, &bytes)),
+            None => write_private(&self.path, &bytes),
+        };
+        match written {
             Ok(()) => {
                 self.saves += 1;
                 self.saved = file.checks;
@@ -176,6 +261,8 @@ mod tests {
     #[test]
     fn round_trips_and_the_format_is_stable() {
         let tmp = crate::testutil::TempDir::new("state");
+        // As the agent creates it (a wider one is narrowed, with a warning: tested below).
+        fs::set_permissions(tmp.path(), Permissions::from_mode(DIR_MODE)).unwrap();
         let (mut s, w) = StateStore::load(tmp.path());
         assert!(w.is_none());
         let mut checks = BTreeMap::new();
@@ -219,6 +306,27 @@ mod tests {
         assert_eq!(again.get("log_crasher_app"), checks.get("log_crasher_app"));
         s.save(checks).unwrap();
         assert_eq!(s.saves, 1, "unchanged state is not written again");
+    }
+
+    #[test]
+    fn the_state_is_private_whatever_the_umask() {
+        let tmp = crate::testutil::TempDir::new("state-modes");
+        let dir = tmp.path().join("lib");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (mut s, w) = StateStore::load(&dir);
+        assert!(w.is_none(), "{w:?}");
+        s.save(BTreeMap::from([("k".to_string(), CheckState { source: "x".into(), position: None, critical: None, flapping: false })]))
+            .unwrap();
+        assert_eq!((mode(&dir), mode(&dir.join(FILE_NAME))), (0o700, 0o600));
+        // An older install left them open: narrowed at the next start, and said.
+        fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.join(FILE_NAME), Permissions::from_mode(0o644)).unwrap();
+        let (again, w) = StateStore::load(&dir);
+        let w = w.unwrap();
+        assert!(w.contains("mode 0755") && w.contains("readable by other users"), "{w}");
+        assert_eq!((mode(&dir), mode(&dir.join(FILE_NAME))), (0o700, 0o600));
+        assert!(again.get("k").is_some());
+        assert!(StateStore::load(&dir).1.is_none(), "said once");
     }
 
     #[test]

@@ -159,6 +159,9 @@ pub struct UplinkStatus {
     /// Next retry (RFC 3339) while backing off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<String>,
+    /// While the spool cannot be written: how many alerts are held in memory only, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_degraded: Option<String>,
     /// queued, delivered, rejected, failures, overflowed.
     pub counters: BTreeMap<String, u64>,
 }
@@ -254,6 +257,9 @@ impl Status {
         }
         if let Some(t) = &u.retry_at {
             let _ = writeln!(out, "  backing off, next try {t}");
+        }
+        if let Some(d) = &u.spool_degraded {
+            let _ = writeln!(out, "  spool degraded: {d}");
         }
         let counts: Vec<String> = u.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  {}", counts.join(", "));

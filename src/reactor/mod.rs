@@ -67,6 +67,8 @@ enum Timer {
     MenderAuth,
     /// Control clients that took too long, a failed accept.
     Control,
+    /// Alerts held in memory (spool disk full) to write out.
+    Uplink,
     /// A change in monitor.d or config.sh, after its debounce.
     Rescan,
     /// Read positions that changed.
@@ -74,8 +76,17 @@ enum Timer {
 }
 
 /// The order timers fire in within a turn: sources first, the rescan last.
-const TIMERS: [Timer; 8] =
-    [Timer::Checks, Timer::Reaper, Timer::Watchdog, Timer::Systemd, Timer::MenderAuth, Timer::Control, Timer::Rescan, Timer::StateSave];
+const TIMERS: [Timer; 9] = [
+    Timer::Checks,
+    Timer::Reaper,
+    Timer::Watchdog,
+    Timer::Systemd,
+    Timer::MenderAuth,
+    Timer::Control,
+    Timer::Uplink,
+    Timer::Rescan,
+    Timer::StateSave,
+];
 
 /// What executing one step of a reload plan came to.
 enum Outcome {
@@ -402,8 +413,10 @@ impl Daemon {
             Timer::Systemd => self.io.systemd.next_deadline(),
             Timer::MenderAuth => self.auth.as_ref().and_then(MenderAuth::next_deadline),
             Timer::Control => self.control.as_ref().and_then(ControlServer::next_deadline),
+            Timer::Uplink => self.uplink.next_deadline(),
             Timer::Rescan => self.rescan_at,
-            Timer::StateSave => self.save_due(),
+            // Not while alerts are held in memory only: the save would wait for them anyway.
+            Timer::StateSave => self.save_due().filter(|_| self.uplink.all_durable()),
         }
     }
 
@@ -436,6 +449,7 @@ impl Daemon {
                     c.on_tick(now.mono);
                 }
             }
+            Timer::Uplink => self.uplink.on_tick(now),
             Timer::Rescan => {
                 self.rescan_at = None;
                 self.rescan(now, out);
@@ -457,12 +471,16 @@ impl Daemon {
         let urgent = !out.is_empty();
         for a in &out {
             crate::info!("alert {} {:?} ({})", a.level.as_str(), a.name, a.subject.name);
-            self.uplink.push(a, now.wall_ms);
+            self.uplink.push(a, now);
         }
-        self.uplink.commit();
+        // Alerts held in memory only (spool disk full): no position is saved past them, so a
+        // crash reads their lines again.
+        let durable = self.uplink.commit();
         let due = self.save_due().is_some_and(|t| t <= now.mono);
-        if urgent || due {
+        if (urgent || due) && durable {
             self.save_state(now);
+        } else if urgent {
+            self.dirty_since.get_or_insert(now.mono);
         }
     }
 
@@ -700,12 +718,15 @@ impl Daemon {
         }
         // A CRITICAL still waiting for its after-lines leaves as it stands, before the state past
         // it is saved. Otherwise stopping the agent is not a change of any check: no alerts,
-        // CRITICAL states are kept.
+        // CRITICAL states are kept (unless alerts are held in memory only, the spool's disk
+        // being full: then their lines must be read again).
         for c in self.checks.values_mut() {
             c.check.flush(&mut out);
         }
         self.deliver(now, std::mem::take(&mut out));
-        self.save_state(now);
+        if self.uplink.all_durable() {
+            self.save_state(now);
+        }
         for id in ids {
             self.stop_check(&id, now, None, &mut out);
         }

@@ -42,6 +42,13 @@ impl Daemon {
             last_delivery: u.worker.last_delivery_ms.map(rfc3339),
             last_error: u.worker.last_error.map(|(t, e)| format!("{}: {e}", rfc3339(t))),
             retry_at: u.worker.retry_at_ms.map(rfc3339),
+            spool_degraded: (u.in_memory > 0).then(|| {
+                format!(
+                    "{} alerts held in memory only: {}",
+                    u.in_memory,
+                    u.spool_problem.as_deref().unwrap_or("the spool cannot be written")
+                )
+            }),
             counters: crate::control::status::counters(&[
                 ("accepted", sp.appended),
                 ("delivered", sp.delivered),
@@ -51,6 +58,7 @@ impl Daemon {
                 ("dropped_age", sp.dropped_age),
                 ("dropped_last_state", sp.dropped_latest),
                 ("spool_write_errors", sp.write_errors),
+                ("alerts_in_memory_only", u.in_memory),
                 ("spool_read_errors", sp.read_errors),
                 ("spool_corrupt_bytes", sp.corrupt_bytes),
                 ("requests", rq.requests),

@@ -1,7 +1,8 @@
 //! When to try the server again: exponential backoff with full jitter (a fleet that lost its
 //! server together does not come back in lockstep), starting at a second and capped by
 //! `SEND_ALERT_MAX_INTERVAL_S`, or at least what the server's `Retry-After` asks. Pure: the
-//! random source is passed in.
+//! random source is passed in (seeded by the caller), and a `Retry-After` date is resolved
+//! against a wall-clock time the caller passes.
 
 use std::time::Duration;
 
@@ -17,13 +18,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub struct Jitter(u64);
 
 impl Jitter {
-    /// Seeded from the clock and the pid, so devices booted together still differ.
-    pub fn from_entropy() -> Jitter {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Jitter::seeded(t ^ (u64::from(std::process::id()) << 32))
-    }
-
-    /// A fixed seed, for tests.
+    /// A generator from `seed`: the worker seeds it from the wall clock and the pid, so that
+    /// devices booted together still differ; tests give a fixed seed.
     pub fn seeded(seed: u64) -> Jitter {
         Jitter(seed | 1)
     }
@@ -79,15 +75,35 @@ impl Backoff {
     }
 }
 
-/// Reads a `Retry-After` value: delay-seconds, or an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`)
-/// taken relative to `now_ms`. `None` if it is neither.
-pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<Duration> {
-    let v = value.trim();
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+/// A server's `Retry-After`, as it said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// delay-seconds.
+    Delay(Duration),
+    /// An HTTP date, in Unix ms.
+    At(u64),
+}
+
+impl RetryAfter {
+    /// How long to wait from `now_wall_ms` (a date in the past: not at all); at most
+    /// [`MAX_RETRY_AFTER`].
+    pub fn delay(self, now_wall_ms: u64) -> Duration {
+        let d = match self {
+            RetryAfter::Delay(d) => d,
+            RetryAfter::At(at) => Duration::from_millis(at.saturating_sub(now_wall_ms)),
+        };
+        d.min(MAX_RETRY_AFTER)
     }
-    let at = http_date_ms(v)?;
-    Some(Duration::from_millis(at.saturating_sub(now_ms)))
+}
+
+/// Reads a `Retry-After` value (any bytes): delay-seconds, or an HTTP date
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`). `None` if it is neither.
+pub fn parse_retry_after(value: &[u8]) -> Option<RetryAfter> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(RetryAfter::Delay(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))));
+    }
+    http_date_ms(v).map(RetryAfter::At)
 }
 
 /// IMF-fixdate (RFC 9110 §5.6.7) to Unix ms, by rewriting it as RFC 3339 for humantime to
@@ -137,16 +153,20 @@ mod tests {
 
     #[test]
     fn retry_after_in_both_forms() {
-        assert_eq!(parse_retry_after("120", 0), Some(S(120)));
-        assert_eq!(parse_retry_after(" 0 ", 0), Some(S(0)));
+        let at = |v: &str, now: u64| parse_retry_after(v.as_bytes()).map(|r| r.delay(now));
+        assert_eq!(at("120", 0), Some(S(120)));
+        assert_eq!(at(" 0 ", 0), Some(S(0)));
+        assert_eq!(at("99999999999999999999999", 0), Some(MAX_RETRY_AFTER), "capped, not overflowed");
         // 1994-11-06T08:49:37Z = 784111777 s.
         let now = 784_111_777_000 - 5_000;
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(S(5)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + 10_000), Some(S(0)), "a past date: at once");
+        assert_eq!(parse_retry_after(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(RetryAfter::At(784_111_777_000)));
+        assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(S(5)));
+        assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT", now + 10_000), Some(S(0)), "a past date: at once");
         for bad in
             ["", "soon", "-1", "1.5", "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC", "Sunday, 06-Nov-94 08:49:37 GMT"]
         {
-            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+            assert_eq!(at(bad, now), None, "{bad:?}");
         }
+        assert_eq!(parse_retry_after(b"\xff\xfe12"), None, "not UTF-8");
     }
 }

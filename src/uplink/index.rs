@@ -137,6 +137,8 @@ pub struct Index {
     segments: BTreeMap<u64, Segment>,
     head: u64,
     next_seq: u64,
+    /// Waiting records whose payload is only in memory (`Location::Memory`).
+    in_memory: usize,
     /// Counters.
     pub counters: SpoolCounters,
 }
@@ -165,6 +167,41 @@ impl Index {
     /// When the oldest waiting record was accepted.
     pub fn oldest_ms(&self) -> Option<u64> {
         self.live.front().map(|m| m.at_ms)
+    }
+
+    /// Waiting records held only in memory (the spool could not be written): a crash loses
+    /// them. Delivered ones no longer count.
+    pub fn in_memory(&self) -> usize {
+        self.in_memory
+    }
+
+    /// The waiting records held only in memory, oldest first: `(seq, payload)`.
+    pub fn held(&self) -> Vec<(u64, Arc<[u8]>)> {
+        if self.in_memory == 0 {
+            return Vec::new();
+        }
+        self.live
+            .iter()
+            .filter_map(|m| match &m.loc {
+                Location::Memory(p) => Some((m.seq, Arc::clone(p))),
+                Location::Disk { .. } => None,
+            })
+            .collect()
+    }
+
+    /// A record held in memory was written to `segment` at `offset` (if it still waits).
+    pub fn held_written(&mut self, seq: u64, segment: u64, offset: u64) {
+        let Some(i) = self.position(seq) else { return };
+        let m = &mut self.live[i];
+        if !matches!(m.loc, Location::Memory(_)) {
+            return;
+        }
+        m.loc = Location::Disk { segment, offset };
+        let bytes = m.bytes;
+        let s = self.segments.entry(segment).or_default();
+        s.live += 1;
+        s.live_bytes += bytes;
+        self.in_memory = self.in_memory.saturating_sub(1);
     }
 
     /// The sequence number the next record gets.
@@ -200,10 +237,13 @@ impl Index {
                 self.live[i].superseded = true;
             }
         }
-        if let Location::Disk { segment, .. } = meta.loc {
-            let s = self.segments.entry(segment).or_default();
-            s.live += 1;
-            s.live_bytes += meta.bytes;
+        match meta.loc {
+            Location::Disk { segment, .. } => {
+                let s = self.segments.entry(segment).or_default();
+                s.live += 1;
+                s.live_bytes += meta.bytes;
+            }
+            Location::Memory(_) => self.in_memory += 1,
         }
         self.next_seq = self.next_seq.max(meta.seq.saturating_add(1));
         self.live_bytes += meta.bytes;
@@ -220,11 +260,14 @@ impl Index {
         if self.latest.get(&m.key) == Some(&m.seq) {
             self.latest.remove(&m.key);
         }
-        if let Location::Disk { segment, .. } = m.loc {
-            if let Some(s) = self.segments.get_mut(&segment) {
-                s.live = s.live.saturating_sub(1);
-                s.live_bytes = s.live_bytes.saturating_sub(m.bytes);
+        match m.loc {
+            Location::Disk { segment, .. } => {
+                if let Some(s) = self.segments.get_mut(&segment) {
+                    s.live = s.live.saturating_sub(1);
+                    s.live_bytes = s.live_bytes.saturating_sub(m.bytes);
+                }
             }
+            Location::Memory(_) => self.in_memory = self.in_memory.saturating_sub(1),
         }
         self.live_bytes = self.live_bytes.saturating_sub(m.bytes);
         Some(m)
@@ -457,6 +500,26 @@ mod tests {
         assert_eq!(ix.acked(), 55);
         assert!(ix.is_empty());
         assert!(ix.take_batch(10, 1).is_empty());
+    }
+
+    #[test]
+    fn records_held_in_memory_are_counted_until_written_or_gone() {
+        let mut ix = Index::new(0);
+        ix.insert(meta(1, 1, 0));
+        for seq in 2..=4 {
+            ix.insert(Meta { loc: Location::Memory(Arc::from(&b"p"[..])), ..meta(seq, seq, 0) });
+        }
+        assert_eq!(ix.in_memory(), 3);
+        assert_eq!(ix.held().iter().map(|h| h.0).collect::<Vec<_>>(), vec![2, 3, 4]);
+        ix.complete(&[2]);
+        assert_eq!(ix.in_memory(), 2, "a delivered one no longer counts");
+        ix.held_written(3, 7, 0);
+        ix.held_written(3, 7, 0);
+        ix.held_written(99, 7, 0);
+        assert_eq!((ix.in_memory(), ix.records_in(7)), (1, vec![(3, 0, 100)]), "written once, unknown ones ignored");
+        assert_eq!(ix.discard(4).as_deref(), Some("#4 key 4"));
+        assert_eq!(ix.in_memory(), 0);
+        assert!(ix.held().is_empty());
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! delivered. The two share one mutex, held only for in-memory steps, never across I/O.
 //!
 //! - [`record`], [`spool`], [`index`]: the durable queue and its bounds;
-//! - [`worker`]: delivery, 400 bisection, token refresh, backoff, the final flush;
+//! - [`delivery`]: what to send next and what a reply means (400 bisection, token refresh,
+//!   backoff, the final flush), without a clock; [`worker`]: the thread that drives it;
 //! - [`sink`]: HTTP and stdout; [`backoff`]: when to retry;
 //! - [`mender_auth`]: the JWT from the Mender client over D-Bus (driven by the reactor);
 //! - [`confpush`]: the configuration the server is told about.
 
 pub mod backoff;
 pub mod confpush;
+mod delivery;
 pub mod index;
 pub mod mender_auth;
 pub mod record;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use crate::alert::Alert;
 use crate::config::settings::Settings;
+use crate::time::{Instant, Now};
 use index::{Bounds, DropReason, Dropped, Index, SpoolCounters};
 use mender_auth::AuthUpdate;
 use spool::{Fsync, SpoolWriter};
@@ -46,6 +49,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 pub const TOKEN_WAIT: Duration = Duration::from_millis(mender_auth::FETCH_WAIT_MS + 5_000);
 /// Drops logged one by one per minute; more are summed up (all are counted).
 pub const DROPS_LOGGED_PER_MINUTE: u32 = 20;
+/// First retry of writing alerts held in memory, when no new alert comes to retry it.
+pub const HELD_RETRY_FIRST_MS: u64 = 1_000;
+/// Longest wait between retries of writing alerts held in memory.
+pub const HELD_RETRY_MAX_MS: u64 = 30_000;
 
 /// Where alerts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +219,21 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The shared state at start: what the spool holds, the settings, the credentials.
+    pub fn new(index: Index, settings: UplinkSettings, creds: Credentials) -> Inner {
+        Inner {
+            index,
+            settings,
+            creds,
+            refresh_wanted: false,
+            config: None,
+            worker: WorkerState::default(),
+            requests: RequestCounters::default(),
+            stop: false,
+            drops: DropLog::default(),
+        }
+    }
+
     /// Applies the bounds and logs what they dropped.
     pub fn enforce(&mut self, now_ms: u64) {
         let dropped = self.index.enforce(now_ms, self.settings.bounds);
@@ -259,6 +281,10 @@ pub struct UplinkSnapshot {
     pub requests: RequestCounters,
     /// The count bound.
     pub max_count: u64,
+    /// Waiting alerts held only in memory (the spool cannot be written): a crash loses them.
+    pub in_memory: u64,
+    /// Why the spool cannot be written, while it cannot.
+    pub spool_problem: Option<String>,
 }
 
 /// The reactor's end of the uplink.
@@ -272,6 +298,8 @@ pub struct Uplink {
     appended: bool,
     last_config: Vec<u8>,
     config_generation: u64,
+    /// While alerts are held in memory: when to try writing them again, and the wait after.
+    held_retry: Option<(Instant, u64)>,
 }
 
 impl Uplink {
@@ -298,20 +326,10 @@ impl Uplink {
             }
             Destination::Stdout => Credentials::default(),
         };
-        let mut inner = Inner {
-            index: loaded.index,
-            settings,
-            creds,
-            refresh_wanted: false,
-            config: None,
-            worker: WorkerState::default(),
-            requests: RequestCounters::default(),
-            stop: false,
-            drops: DropLog::default(),
-        };
+        let mut inner = Inner::new(loaded.index, settings, creds);
         inner.enforce(now_ms);
         let shared = Arc::new(Shared { inner: Mutex::new(inner), waker });
-        let w = worker::Worker::new(Arc::clone(&shared), loaded.reader, destination.clone());
+        let w = worker::Worker::new(Arc::clone(&shared), loaded.reader, &destination);
         let (done, worker_done) = mpsc::channel::<()>();
         let worker = thread::Builder::new().name("uplink".into()).spawn(move || {
             let _done = done; // dropped when the thread ends, however it ends
@@ -326,6 +344,7 @@ impl Uplink {
             appended: false,
             last_config: Vec::new(),
             config_generation: 0,
+            held_retry: None,
         })
     }
 
@@ -335,11 +354,17 @@ impl Uplink {
     }
 
     /// Accepts an alert: written to the spool (synced at [`commit`](Self::commit)), indexed,
-    /// bounds applied.
-    pub fn push(&mut self, alert: &Alert, now_ms: u64) {
+    /// bounds applied. If the disk refuses it, or alerts held before it are still not written,
+    /// it is held in memory (see [`all_durable`](Self::all_durable)).
+    pub fn push(&mut self, alert: &Alert, now: Now) {
         let payload = alert.to_json().into_bytes();
         let (key, label) = spool::key_and_label(&alert.name, alert.level.as_str(), &alert.subject.name);
-        let (meta, written) = self.writer.append(&payload, key, label, now_ms);
+        // Segments hold records in sequence order: the held ones go first, or this one waits too.
+        let (meta, written) = if self.write_held() {
+            self.writer.append(&payload, key, label, now.wall_ms)
+        } else {
+            (self.writer.hold(&payload, key, label, now.wall_ms), Err(String::new()))
+        };
         let mut g = self.shared.lock();
         g.index.set_head(self.writer.head_id());
         match written {
@@ -347,20 +372,84 @@ impl Uplink {
             Err(_) => g.index.counters.write_errors += 1,
         }
         g.index.insert(meta);
-        g.enforce(now_ms);
+        g.enforce(now.wall_ms);
+        let held = g.index.in_memory() > 0;
+        drop(g);
+        if held && self.held_retry.is_none() {
+            self.held_retry = Some((now.mono.plus_ms(HELD_RETRY_FIRST_MS), HELD_RETRY_FIRST_MS));
+        }
         self.appended = true;
     }
 
     /// Ends a turn's appends: one `fdatasync` (by policy) for all of them, then the worker is
-    /// woken.
-    pub fn commit(&mut self) {
-        if !std::mem::take(&mut self.appended) {
+    /// woken. Returns [`all_durable`](Self::all_durable).
+    pub fn commit(&mut self) -> bool {
+        if std::mem::take(&mut self.appended) {
+            if let Err(e) = self.writer.sync() {
+                crate::error!("{e}");
+            }
+            self.worker.thread().unpark();
+        }
+        self.all_durable()
+    }
+
+    /// Whether every accepted alert still waiting is in the spool (or delivered): false while
+    /// some are held only in memory, which a crash would lose. The reactor saves no read
+    /// position past an alert while this is false.
+    pub fn all_durable(&self) -> bool {
+        self.shared.lock().index.in_memory() == 0
+    }
+
+    /// When [`on_tick`](Self::on_tick) wants to run: only while alerts are held in memory.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.held_retry.map(|(at, _)| at)
+    }
+
+    /// Tries again to write the alerts held in memory (the disk may take them now); if it
+    /// still cannot, the next try waits twice as long, up to [`HELD_RETRY_MAX_MS`].
+    pub fn on_tick(&mut self, now: Now) {
+        let Some((at, wait)) = self.held_retry else { return };
+        if now.mono < at {
             return;
         }
-        if let Err(e) = self.writer.sync() {
-            crate::error!("{e}");
+        if self.write_held() {
+            self.held_retry = None;
+            if let Err(e) = self.writer.sync() {
+                crate::error!("{e}");
+            }
+        } else {
+            let next = wait.saturating_mul(2).min(HELD_RETRY_MAX_MS);
+            self.held_retry = Some((now.mono.plus_ms(wait), next));
         }
-        self.worker.thread().unpark();
+    }
+
+    /// Writes the alerts held in memory to the spool, oldest first, as far as the disk takes
+    /// them; whether none is left in memory. The lock is not held across the writes.
+    fn write_held(&mut self) -> bool {
+        let held = self.shared.lock().index.held();
+        if held.is_empty() {
+            return true;
+        }
+        let mut written = Vec::with_capacity(held.len());
+        for (seq, payload) in &held {
+            match self.writer.write_record(*seq, payload) {
+                Ok(at) => written.push((*seq, at)),
+                Err(_) => break,
+            }
+        }
+        let mut g = self.shared.lock();
+        g.index.set_head(self.writer.head_id());
+        for &(seq, (segment, offset, bytes)) in &written {
+            g.index.grow_segment(segment, bytes);
+            // Delivered meanwhile from memory: then only dead bytes, acknowledged already.
+            g.index.held_written(seq, segment, offset);
+        }
+        let left = g.index.in_memory();
+        drop(g);
+        if !written.is_empty() {
+            crate::info!("spool: {} alerts held in memory are now on disk; {left} still held", written.len());
+        }
+        left == 0
     }
 
     /// New settings from config.sh.
@@ -410,6 +499,7 @@ impl Uplink {
     /// For `status`.
     pub fn snapshot(&self) -> UplinkSnapshot {
         let g = self.shared.lock();
+        let in_memory = g.index.in_memory() as u64;
         UplinkSnapshot {
             waiting: g.index.len() as u64,
             waiting_bytes: g.index.bytes(),
@@ -419,6 +509,8 @@ impl Uplink {
             spool: g.index.counters,
             requests: g.requests,
             max_count: g.settings.bounds.max_count,
+            in_memory,
+            spool_problem: self.writer.problem().filter(|_| in_memory > 0).map(str::to_string),
         }
     }
 
@@ -426,16 +518,29 @@ impl Uplink {
     /// not delivered stays in the spool for the next start. A request already under way when
     /// the stop came (a server that hangs) is not waited for beyond [`SHUTDOWN_GRACE`]: the
     /// process exits with it, and its alerts, not acknowledged, are sent again next time.
+    /// Alerts held in memory are written once more; those the disk still refuses are said to
+    /// be lost with the process (their lines are read again at the next start: the reactor
+    /// saved no position past them).
     pub fn shutdown(mut self) {
         self.commit();
+        self.write_held();
+        if let Err(e) = self.writer.sync() {
+            crate::error!("{e}");
+        }
         self.shared.lock().stop = true;
         self.worker.thread().unpark();
         if let Err(RecvTimeoutError::Timeout) = self.worker_done.recv_timeout(SHUTDOWN_FLUSH + SHUTDOWN_GRACE) {
-            crate::warn!("a request to the server is still under way; stopping without it (its alerts stay in the spool)");
-            return;
-        }
-        if self.worker.join().is_err() {
+            crate::warn!("a request to the server is still under way; stopping without it (its alerts are sent again next time)");
+        } else if self.worker.join().is_err() {
             crate::error!("the uplink worker panicked");
+        }
+        let held = self.shared.lock().index.in_memory();
+        if held > 0 {
+            crate::error!(
+                "stopping: {held} alerts were held in memory only ({}) and are lost with this process; \
+                 their lines are read again at the next start (read positions were not saved past them)",
+                self.writer.problem().unwrap_or("the spool could not be written")
+            );
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Where alerts go: the Mender devicemonitor API over HTTP, or JSON lines on stdout (the
-//! embedded default, no server needed). Sinks block; they run on the worker thread only. The
-//! HTTP sink sorts every reply into what the worker must do next.
+//! embedded default, no server needed). Sinks block; they run on the worker thread only. What
+//! a server's reply means is decided by [`interpret`], a pure function of the reply's bytes
+//! (status, `Retry-After`, the start of the body): any reply gives a bounded [`Outcome`],
+//! never a panic.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use super::backoff::parse_retry_after;
+use super::backoff::{RetryAfter, parse_retry_after};
 
 /// Connect timeout for the server (usually the Mender client's local proxy).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -13,6 +15,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ALERT_PATH: &str = "/api/devices/v1/devicemonitor/alert";
 /// The configuration endpoint, joined to the server URL.
 pub const CONFIG_PATH: &str = "/api/devices/v1/devicemonitor/config";
+/// Bytes of a reply's body read (the rest is not waited for).
+pub const BODY_READ: u64 = 2048;
+/// Bytes of a reply's body quoted in the log and `status`.
+pub const BODY_QUOTED: usize = 512;
 
 /// Why this build cannot POST to `url`, if it cannot: only `http://`, and `https://` with the
 /// `tls` feature (the Mender client's local proxy is plain HTTP; it does TLS for us). Checked
@@ -54,8 +60,32 @@ pub enum Outcome {
         /// What happened.
         why: String,
         /// The server's `Retry-After`.
-        after: Option<Duration>,
+        after: Option<RetryAfter>,
     },
+}
+
+/// A reply as received, before it means anything.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    /// The status code.
+    pub status: u16,
+    /// The `Retry-After` header's bytes, if there was one.
+    pub retry_after: Option<&'a [u8]>,
+    /// The start of the body (at most [`BODY_READ`] bytes are read).
+    pub body: &'a [u8],
+}
+
+/// What a reply to a POST to `url` means. `why` quotes at most [`BODY_QUOTED`] bytes of the
+/// body, with control characters blanked (it goes to the log on one line).
+pub fn interpret(url: &str, reply: Reply) -> Outcome {
+    if (200..300).contains(&reply.status) {
+        return Outcome::Delivered;
+    }
+    let after = reply.retry_after.and_then(parse_retry_after);
+    let head = &reply.body[..reply.body.len().min(BODY_QUOTED)];
+    let text: String = String::from_utf8_lossy(head).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let why = format!("POST {url}: HTTP {} {}", reply.status, text.trim()).trim_end().to_string();
+    classify(reply.status, why, after)
 }
 
 /// The HTTP client: one ureq agent (keeps the connection to the proxy open between requests).
@@ -98,18 +128,16 @@ impl Http {
         if (200..300).contains(&status) {
             return Outcome::Delivered;
         }
-        let after =
-            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, crate::time::wall_now_ms()));
-        let mut text = resp.into_body().with_config().limit(2048).read_to_string().unwrap_or_default();
-        let cut = (0..=text.len().min(512)).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-        text.truncate(cut);
-        let why = format!("POST {url}: HTTP {status} {}", text.trim()).trim_end().to_string();
-        classify(status, why, after)
+        let retry_after = resp.headers().get("retry-after").map(|v| v.as_bytes().to_vec());
+        let mut body = Vec::new();
+        // A body cut short (timeout, reset) still says what came of it.
+        let _ = resp.into_body().into_reader().take(BODY_READ).read_to_end(&mut body);
+        interpret(url, Reply { status, retry_after: retry_after.as_deref(), body: &body })
     }
 }
 
 /// The worker's next step for a non-2xx `status`.
-pub fn classify(status: u16, why: String, after: Option<Duration>) -> Outcome {
+pub fn classify(status: u16, why: String, after: Option<RetryAfter>) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered,
         400 | 413 | 422 => Outcome::Refused(why),
@@ -154,9 +182,21 @@ mod tests {
         assert_eq!(classify(400, w(), None), Outcome::Refused(w()));
         assert_eq!(classify(413, w(), None), Outcome::Refused(w()));
         assert_eq!(classify(401, w(), None), Outcome::Unauthorized(w()));
-        let later = Some(Duration::from_secs(3));
+        let later = Some(RetryAfter::Delay(Duration::from_secs(3)));
         for s in [403, 404, 408, 429, 500, 502, 503, 302, 100, 999] {
             assert_eq!(classify(s, w(), later), Outcome::Retry { why: w(), after: later }, "{s}");
         }
+    }
+
+    #[test]
+    fn a_reply_is_quoted_on_one_line_and_cut() {
+        let body = format!("{{\"error\":\"bad\nthing\"}}{}", "é".repeat(600));
+        let o = interpret("http://s/a", Reply { status: 400, retry_after: None, body: body.as_bytes() });
+        let Outcome::Refused(why) = o else { panic!("{o:?}") };
+        assert!(why.starts_with("POST http://s/a: HTTP 400 {\"error\":\"bad thing\"}é"), "{why}");
+        assert!(why.len() < 600 && !why.contains('\n'), "{why}");
+        let o = interpret("u", Reply { status: 503, retry_after: Some(b"7"), body: b"" });
+        assert_eq!(o, Outcome::Retry { why: "POST u: HTTP 503".into(), after: Some(RetryAfter::Delay(Duration::from_secs(7))) });
+        assert_eq!(interpret("u", Reply { status: 201, retry_after: Some(b"\xff"), body: b"\x00" }), Outcome::Delivered);
     }
 }

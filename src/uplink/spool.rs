@@ -15,14 +15,23 @@
 //! `never`, a `kill -9` still loses nothing (the page cache survives the process) but a power cut
 //! loses what the kernel had not yet written back (`vm.dirty_expire_centisecs`, 30 s by default).
 //! The `acked` file is never synced: losing it re-sends alerts, it cannot lose one.
+//!
+//! A full or read-only disk: a record that cannot be written is held in memory (counted; the
+//! uplink writes it out as soon as the disk takes it again, in sequence order), and a failed
+//! write is cut back off the segment, so nothing torn or empty is left behind.
+//!
+//! Privacy: alerts quote log lines that may come from root-only logs. The directory is created
+//! 0700 and every file 0600 whatever the umask; modes found wider at start are narrowed (logged).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::index::{BatchItem, Index, Location, Meta};
 use super::record;
+use crate::state::{FILE_MODE, make_private, private_dir};
 
 /// Size past which the head segment is closed and a new one started.
 pub const SEGMENT_BYTES: u64 = 64 * 1024;
@@ -58,6 +67,13 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Options that create a file readable by its owner only.
+fn private_file() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.mode(FILE_MODE);
+    o
+}
+
 /// The key (alert name and subject) and label of an alert, from its fields.
 pub fn key_and_label(name: &str, level: &str, subject: &str) -> (u64, Box<str>) {
     use std::hash::{Hash, Hasher};
@@ -70,16 +86,18 @@ pub fn key_and_label(name: &str, level: &str, subject: &str) -> (u64, Box<str>) 
 /// The reactor's end: appends records to the head segment.
 #[derive(Debug)]
 pub struct SpoolWriter {
-    dir: Option<PathBuf>,
+    dir: PathBuf,
+    /// The directory exists (created private).
+    dir_ready: bool,
     head: Option<File>,
     head_id: u64,
     head_size: u64,
     next_seq: u64,
     fsync: Fsync,
     unsynced: bool,
-    /// The last write failed: the next one starts a new segment.
+    /// A failed write could not be cut back off the head: the next write starts a new segment.
     broken: bool,
-    /// The last failure said, to say it once.
+    /// The last failure, said once, until a write works again.
     said: Option<String>,
 }
 
@@ -94,41 +112,65 @@ impl SpoolWriter {
         self.head_id
     }
 
+    /// Why the spool cannot be written, while it cannot.
+    pub fn problem(&self) -> Option<&str> {
+        self.said.as_deref()
+    }
+
     /// Writes a record for `payload`; returns its index entry (in memory only, counted by the
     /// caller, if the disk refused it) and the bytes the head segment grew by.
     pub fn append(&mut self, payload: &[u8], key: u64, label: Box<str>, now_ms: u64) -> (Meta, Result<u64, String>) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let meta = |loc, bytes| Meta { seq, key, label, bytes, at_ms: now_ms, loc, superseded: false, in_flight: false };
+        match self.write_record(seq, payload) {
+            Ok((segment, offset, bytes)) => (meta(Location::Disk { segment, offset }, bytes), Ok(bytes)),
+            Err(why) => (meta(Location::Memory(payload.into()), (record::HEADER + payload.len()) as u64), Err(why)),
+        }
+    }
+
+    /// A record for `payload` kept in memory without trying the disk: records held before it
+    /// must reach the disk first (segments are in sequence order).
+    pub fn hold(&mut self, payload: &[u8], key: u64, label: Box<str>, now_ms: u64) -> Meta {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let bytes = (record::HEADER + payload.len()) as u64;
+        Meta { seq, key, label, bytes, at_ms: now_ms, loc: Location::Memory(Arc::from(payload)), superseded: false, in_flight: false }
+    }
+
+    /// Writes record `seq` (appended or held earlier); returns `(segment, offset, bytes)`.
+    pub fn write_record(&mut self, seq: u64, payload: &[u8]) -> Result<(u64, u64, u64), String> {
         let rec = record::encode(seq, payload);
-        let bytes = rec.len() as u64;
-        let (loc, written) = match self.write(&rec) {
+        match self.write(&rec) {
             Ok(offset) => {
                 if self.said.take().is_some() {
                     crate::info!("spool: writing to disk again");
                 }
-                (Location::Disk { segment: self.head_id, offset }, Ok(bytes))
+                Ok((self.head_id, offset, rec.len() as u64))
             }
             Err(e) => {
-                let why = format!("cannot write the spool: {e}");
+                let why = format!("cannot write the spool {}: {e}", self.dir.display());
                 if self.said.as_deref() != Some(why.as_str()) {
                     crate::error!("{why}; alerts are kept in memory only until it works again");
                     self.said = Some(why.clone());
                 }
-                (Location::Memory(payload.into()), Err(why))
+                Err(why)
             }
-        };
-        (Meta { seq, key, label, bytes, at_ms: now_ms, loc, superseded: false, in_flight: false }, written)
+        }
     }
 
     fn write(&mut self, rec: &[u8]) -> io::Result<u64> {
-        let Some(dir) = self.dir.clone() else { return Err(io::Error::other("no spool directory")) };
         if self.head.is_none() || self.broken || self.head_size >= SEGMENT_BYTES {
-            self.roll(&dir)?;
+            self.roll()?;
         }
         let Some(f) = self.head.as_mut() else { return Err(io::Error::other("no head segment")) };
         let offset = self.head_size;
         if let Err(e) = f.write_all(rec) {
-            self.broken = true;
+            // Give back what a partial write took (a full disk gets its space back) and keep
+            // appending to this segment: no torn record, no empty segment per failure.
+            if f.set_len(offset).is_err() {
+                self.broken = true;
+            }
             return Err(e);
         }
         self.head_size += rec.len() as u64;
@@ -136,21 +178,35 @@ impl SpoolWriter {
         Ok(offset)
     }
 
-    fn roll(&mut self, dir: &Path) -> io::Result<()> {
+    fn roll(&mut self) -> io::Result<()> {
+        if !self.dir_ready {
+            if let Some(note) = private_dir(&self.dir)? {
+                crate::warn!("spool: {note}");
+            }
+            self.dir_ready = true;
+        }
+        if self.broken && self.head_size == 0 && self.head.take().is_some() {
+            // Nothing of ours in it: do not leave it behind.
+            let _ = fs::remove_file(segment_path(&self.dir, self.head_id));
+        }
         // A fresh id: never append after bytes a failed write may have left.
         let mut id = self.head_id + 1;
         let file = loop {
-            match OpenOptions::new().append(true).create_new(true).open(segment_path(dir, id)) {
+            match private_file().append(true).create_new(true).open(segment_path(&self.dir, id)) {
                 Ok(f) => break f,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => id += 1,
                 Err(e) => return Err(e),
             }
         };
         if self.fsync == Fsync::Always {
-            if let Some(f) = self.head.as_ref().filter(|_| self.unsynced) {
-                f.sync_data()?;
+            let synced = match self.head.as_ref().filter(|_| self.unsynced) {
+                Some(f) => f.sync_data(),
+                None => Ok(()),
+            };
+            if let Err(e) = synced.and_then(|()| sync_dir(&self.dir)) {
+                let _ = fs::remove_file(segment_path(&self.dir, id));
+                return Err(e);
             }
-            sync_dir(dir)?;
         }
         self.head = Some(file);
         self.head_id = id;
@@ -176,7 +232,7 @@ impl SpoolWriter {
 /// The worker's end: reads payloads, records progress, deletes and rewrites old segments.
 #[derive(Debug)]
 pub struct SpoolReader {
-    dir: Option<PathBuf>,
+    dir: PathBuf,
     open: Option<(u64, File)>,
     ack: Option<File>,
     ack_writes: u64,
@@ -189,7 +245,7 @@ impl SpoolReader {
             Location::Memory(p) => return Ok(p.to_vec()),
             Location::Disk { segment, offset } => (*segment, *offset),
         };
-        let Some(dir) = self.dir.as_ref() else { return Err("no spool directory".into()) };
+        let dir = &self.dir;
         if self.open.as_ref().map(|(id, _)| *id) != Some(segment) {
             let f = File::open(segment_path(dir, segment)).map_err(|e| format!("{}: {e}", segment_path(dir, segment).display()))?;
             self.open = Some((segment, f));
@@ -205,9 +261,9 @@ impl SpoolReader {
 
     /// Records that everything up to `seq` is done (not synced: losing it only re-sends).
     pub fn write_ack(&mut self, seq: u64) -> Result<(), String> {
-        let Some(dir) = self.dir.as_ref() else { return Ok(()) };
+        let dir = &self.dir;
         if self.ack.is_none() {
-            let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(ACK_FILE));
+            let f = private_file().read(true).write(true).create(true).truncate(false).open(dir.join(ACK_FILE));
             self.ack = Some(f.map_err(|e| format!("{}: {e}", dir.join(ACK_FILE).display()))?);
         }
         let Some(f) = self.ack.as_ref() else { return Ok(()) };
@@ -222,11 +278,10 @@ impl SpoolReader {
         if self.open.as_ref().is_some_and(|(id, _)| *id == segment) {
             self.open = None;
         }
-        let Some(dir) = self.dir.as_ref() else { return Ok(()) };
-        match fs::remove_file(segment_path(dir, segment)) {
+        match fs::remove_file(segment_path(&self.dir, segment)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("{}: {e}", segment_path(dir, segment).display())),
+            Err(e) => Err(format!("{}: {e}", segment_path(&self.dir, segment).display())),
         }
     }
 
@@ -234,25 +289,34 @@ impl SpoolReader {
     /// and the new file size. Records that do not check out are left behind (returned as
     /// missing from the moves; the caller drops them).
     pub fn compact(&mut self, segment: u64, records: &[(u64, u64, u64)]) -> Result<(Vec<(u64, u64)>, u64), String> {
-        let Some(dir) = self.dir.clone() else { return Err("no spool directory".into()) };
+        let dir = self.dir.clone();
         let path = segment_path(&dir, segment);
         let tmp = dir.join(format!("{segment:016x}.tmp"));
         let err = |e: io::Error| format!("rewriting {}: {e}", path.display());
         let src = File::open(&path).map_err(err)?;
-        let mut out = File::create(&tmp).map_err(err)?;
-        let mut moves = Vec::new();
-        let mut size = 0u64;
-        for &(seq, offset, bytes) in records {
-            let mut buf = vec![0; usize::try_from(bytes).unwrap_or(0)];
-            if src.read_exact_at(&mut buf, offset).is_err() || record::payload_of(&buf, seq).is_none() {
-                continue;
+        let copied = (|| {
+            let mut out = private_file().write(true).create(true).truncate(true).open(&tmp)?;
+            // A temporary file an older run left keeps its mode through open.
+            out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))?;
+            let mut moves = Vec::new();
+            let mut size = 0u64;
+            for &(seq, offset, bytes) in records {
+                let mut buf = vec![0; usize::try_from(bytes).unwrap_or(0)];
+                if src.read_exact_at(&mut buf, offset).is_err() || record::payload_of(&buf, seq).is_none() {
+                    continue;
+                }
+                out.write_all(&buf)?;
+                moves.push((seq, size));
+                size += bytes;
             }
-            out.write_all(&buf).map_err(err)?;
-            moves.push((seq, size));
-            size += bytes;
-        }
-        out.sync_all().map_err(err)?;
-        fs::rename(&tmp, &path).map_err(err)?;
+            out.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            Ok((moves, size))
+        })();
+        let (moves, size) = copied.map_err(|e| {
+            let _ = fs::remove_file(&tmp); // a full disk gets its space back
+            err(e)
+        })?;
         sync_dir(&dir).map_err(err)?;
         if self.open.as_ref().is_some_and(|(id, _)| *id == segment) {
             self.open = None;
@@ -295,85 +359,34 @@ pub struct Loaded {
     pub notes: Vec<String>,
 }
 
-/// Opens the spool in `dir` (created if missing), reading back what a previous run left. Never
-/// fails: without a usable directory alerts are kept in memory, and that is said.
+/// Opens the spool in `dir` (created if missing, private), reading back what a previous run
+/// left. Never fails: without a usable directory alerts are kept in memory (and the directory is
+/// tried again at the next alert), and that is said.
 pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
     let mut messages = Vec::new();
     let mut notes = Vec::new();
-    let usable = match fs::create_dir_all(dir) {
-        Ok(()) => Some(dir.to_path_buf()),
+    let dir_ready = match private_dir(dir) {
+        Ok(fixed) => {
+            messages.extend(fixed.map(|f| format!("spool: {f}")));
+            true
+        }
         Err(e) => {
             messages.push(format!("cannot create the spool {}: {e}; alerts are kept in memory only", dir.display()));
-            None
+            false
         }
     };
-    let acked = usable.as_ref().and_then(|d| fs::read(d.join(ACK_FILE)).ok()).map(|b| read_ack(&b)).unwrap_or(0);
+    let acked = fs::read(dir.join(ACK_FILE)).map(|b| read_ack(&b)).unwrap_or(0);
     let mut index = Index::new(acked);
-    let mut ids = Vec::new();
-    if let Some(d) = usable.as_ref() {
-        for entry in fs::read_dir(d).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".tmp") {
-                let _ = fs::remove_file(entry.path()); // an interrupted rewrite; the original stands
-            } else if let Some(id) = name.strip_suffix(".seg").and_then(|h| u64::from_str_radix(h, 16).ok()) {
-                ids.push(id);
-            }
-        }
-    }
-    ids.sort_unstable();
+    let ids = if dir_ready { list_segments(dir, &mut messages) } else { Vec::new() };
     let mut last_size = 0;
     for &id in &ids {
-        let Some(d) = usable.as_ref() else { break };
-        let path = segment_path(d, id);
-        let buf = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                messages.push(format!("spool {}: cannot read it: {e}; its alerts are lost", path.display()));
-                continue;
-            }
-        };
-        let scan = record::scan(&buf);
-        for &(offset, len) in &scan.skipped {
-            index.counters.corrupt_bytes += len as u64;
-            messages.push(format!("spool {}: skipped {len} spoiled bytes at offset {offset}", path.display()));
-        }
-        let mut size = buf.len() as u64;
-        if let Some((offset, len)) = scan.torn_tail {
-            index.counters.corrupt_bytes += len as u64;
-            messages.push(format!("spool {}: dropped {len} bytes of a record torn by a crash at offset {offset}", path.display()));
-            if let Err(e) = OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(offset as u64)) {
-                messages.push(format!("spool {}: cannot cut the torn record off: {e}", path.display()));
-            }
-            size = offset as u64;
-        }
-        index.grow_segment(id, size);
-        last_size = size;
-        for r in &scan.records {
-            if r.seq < index.next_seq() {
-                continue; // delivered before the stop, or a duplicate
-            }
-            let payload = &buf[r.payload()];
-            let Some((key, label, at_ms)) = describe(payload) else {
-                index.counters.read_errors += 1;
-                messages.push(format!("spool {}: record {} is not an alert; dropped", path.display(), r.seq));
-                continue;
-            };
-            index.insert(Meta {
-                seq: r.seq,
-                key,
-                label,
-                bytes: r.len as u64,
-                at_ms: at_ms.unwrap_or(now_ms),
-                loc: Location::Disk { segment: id, offset: r.offset as u64 },
-                superseded: false,
-                in_flight: false,
-            });
-        }
+        last_size = read_segment(dir, id, &mut index, &mut messages, now_ms);
     }
     // Appended again: counted once, when first accepted.
     index.counters.appended = 0;
     let mut writer = SpoolWriter {
-        dir: usable.clone(),
+        dir: dir.to_path_buf(),
+        dir_ready,
         head: None,
         head_id: 0,
         head_size: 0,
@@ -383,17 +396,17 @@ pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
         broken: false,
         said: None,
     };
-    if let (Some(d), Some(&last)) = (usable.as_ref(), ids.last()) {
+    if let Some(&last) = ids.last() {
         writer.head_id = last;
         if last_size < SEGMENT_BYTES {
-            if let Ok(f) = OpenOptions::new().append(true).open(segment_path(d, last)) {
+            if let Ok(f) = OpenOptions::new().append(true).open(segment_path(dir, last)) {
                 writer.head = Some(f);
                 writer.head_size = last_size;
             }
         }
     }
     index.set_head(writer.head_id);
-    let mut reader = SpoolReader { dir: usable, open: None, ack: None, ack_writes: 0 };
+    let mut reader = SpoolReader { dir: dir.to_path_buf(), open: None, ack: None, ack_writes: 0 };
     for id in index.dead_segments() {
         match reader.delete(id) {
             Ok(()) => index.forget_segment(id),
@@ -404,6 +417,87 @@ pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
         notes.push(format!("spool: {} alerts from before the restart wait for delivery", index.len()));
     }
     Loaded { writer, reader, index, problems: messages, notes }
+}
+
+/// The segment ids in `dir`, in order; removes what an interrupted rewrite left and makes
+/// every file private (one message if any was not).
+fn list_segments(dir: &Path, messages: &mut Vec<String>) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut widened = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path()); // an interrupted rewrite; the original stands
+            continue;
+        }
+        if let Some(id) = name.strip_suffix(".seg").and_then(|h| u64::from_str_radix(h, 16).ok()) {
+            ids.push(id);
+        }
+        match make_private(&entry.path()) {
+            Ok(true) => widened.push(name),
+            Ok(false) => {}
+            Err(e) => messages.push(format!("spool {}: cannot make it private: {e}", entry.path().display())),
+        }
+    }
+    if !widened.is_empty() {
+        messages.push(format!(
+            "spool {}: {} files were readable by other users ({}); made them private (0600)",
+            dir.display(),
+            widened.len(),
+            widened.join(", ")
+        ));
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Reads segment `id` into the index (cutting a torn tail off); returns its size.
+fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<String>, now_ms: u64) -> u64 {
+    let path = segment_path(dir, id);
+    let buf = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            messages.push(format!("spool {}: cannot read it: {e}; its alerts are lost", path.display()));
+            return 0;
+        }
+    };
+    let scan = record::scan(&buf);
+    for &(offset, len) in &scan.skipped {
+        index.counters.corrupt_bytes += len as u64;
+        messages.push(format!("spool {}: skipped {len} spoiled bytes at offset {offset}", path.display()));
+    }
+    let mut size = buf.len() as u64;
+    if let Some((offset, len)) = scan.torn_tail {
+        index.counters.corrupt_bytes += len as u64;
+        messages.push(format!("spool {}: dropped {len} bytes of a record torn by a crash at offset {offset}", path.display()));
+        if let Err(e) = OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(offset as u64)) {
+            messages.push(format!("spool {}: cannot cut the torn record off: {e}", path.display()));
+        }
+        size = offset as u64;
+    }
+    index.grow_segment(id, size);
+    for r in &scan.records {
+        if r.seq < index.next_seq() {
+            continue; // delivered before the stop, or a duplicate
+        }
+        let payload = &buf[r.payload()];
+        let Some((key, label, at_ms)) = describe(payload) else {
+            index.counters.read_errors += 1;
+            messages.push(format!("spool {}: record {} is not an alert; dropped", path.display(), r.seq));
+            continue;
+        };
+        index.insert(Meta {
+            seq: r.seq,
+            key,
+            label,
+            bytes: r.len as u64,
+            at_ms: at_ms.unwrap_or(now_ms),
+            loc: Location::Disk { segment: id, offset: r.offset as u64 },
+            superseded: false,
+            in_flight: false,
+        });
+    }
+    size
 }
 
 /// Key, label and time of a stored alert's JSON.
