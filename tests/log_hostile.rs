@@ -191,3 +191,130 @@ fn shrinking_the_line_bound_under_a_half_read_line_is_safe() {
     assert_eq!(check(&status_within(&root, PATIENCE), "app")["counters"]["long_lines_cut"], 1);
     assert!(daemon.terminate().success(), "still running, and stops cleanly");
 }
+
+/// RSS of a process, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap()
+}
+
+/// A log deleted and re-created as fast as a loop can (a misbehaving writer, or a hostile
+/// user): the agent keeps up, logs a bounded number of lines about it (115k lines in 10 s
+/// before), and the other checks keep alerting.
+#[test]
+fn a_log_recreated_in_a_loop_floods_neither_the_log_nor_the_agent() {
+    let (root, server, log) = log_check("recreate", "app", "NEVER", None);
+    let other = bystander(&root);
+    let daemon = Daemon::start(&root, Some(&server));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = fs::remove_file(&log);
+                append(&log, b"a line\n");
+                n += 1;
+            }
+            n
+        })
+    };
+    let t = Instant::now();
+    append(&other, b"ERROR while the log churns\n");
+    server.wait_alerts(1);
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(t.elapsed())); // the churn's length, not a sync
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = churn.join().unwrap();
+    let s = status_within(&root, PATIENCE);
+    let c = &check(&s, "app")["counters"];
+    let rotations = c["rotations"].as_u64().unwrap_or(0);
+    let lines = daemon.log().lines().filter(|l| l.contains("app.log")).count();
+    eprintln!("{n} re-creations, {rotations} rotations followed, {lines} log lines about them");
+    assert!(n > 1000, "the churn ran ({n})");
+    assert!(rotations > 10, "{s}");
+    assert!(lines <= 20, "{lines} log lines for {rotations} rotations:\n{}", daemon.log());
+    assert!(c["rotation_notes_not_logged"].as_u64().unwrap_or(0) > 0, "{s}");
+    // A file gone between its open and its watch is not taken for an unwatchable one (that
+    // started polling every second, for good).
+    assert!(!daemon.log().contains("re-reading every"), "{}", daemon.log());
+    assert!(daemon.terminate().success());
+}
+
+/// A loop of symbolic links at the path: named in `status` and once in the log, however often
+/// the path is touched.
+#[test]
+fn a_symlink_loop_is_named_once() {
+    let (root, server, log) = log_check("symloop", "app", "ERROR", None);
+    let other = log.with_extension("other");
+    std::os::unix::fs::symlink(&other, &log).unwrap();
+    std::os::unix::fs::symlink(&log, &other).unwrap();
+    let daemon = Daemon::start(&root, Some(&server));
+    for _ in 0..20 {
+        // Events on the watched name: every one makes the agent look at the path again.
+        fs::remove_file(&log).unwrap();
+        std::os::unix::fs::symlink(&other, &log).unwrap();
+    }
+    wait_until("status to name the loop", || {
+        check(&status_within(&root, PATIENCE), "app")["source"]["problem"].as_str().is_some_and(|p| p.contains("symbolic links"))
+    });
+    let said = daemon.log().matches("Too many levels of symbolic links").count();
+    assert_eq!(said, 1, "{}", daemon.log());
+    // Replaced by a real file: followed.
+    fs::remove_file(&log).unwrap();
+    append(&log, b"ERROR real\n");
+    server.wait_alerts(1);
+    drop(daemon);
+}
+
+/// A log the agent may not read (it runs unprivileged here, as it may on a hardened device): the
+/// check says why, the others run.
+#[test]
+fn an_unreadable_log_is_named_and_the_others_run() {
+    let (root, server, log) = log_check("unreadable", "app", "ERROR", None);
+    let other = bystander(&root);
+    append(&log, b"ERROR secret\n");
+    fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Everything else of the root belongs to the agent's user.
+    let status = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(root.path()).status().unwrap();
+    assert!(status.success());
+    nix::unistd::chown(&log, Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    let inner = Daemon::command(&root, Some(&server));
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(inner.get_program()).args(inner.get_args());
+    let daemon = Daemon::spawn(&root, cmd);
+    wait_until("status to say why", || {
+        check(&status_within(&root, PATIENCE), "app")["source"]["problem"].as_str().is_some_and(|p| p.contains("Permission denied"))
+    });
+    append(&other, b"ERROR readable\n");
+    let alerts = server.wait_alerts(1);
+    assert_eq!(alerts[0]["subject"]["name"], "bystander");
+    drop(daemon);
+}
+
+/// One line of 256 MiB (1 GiB with LOOKOUT_TEST_HUGE_MIB=1024) holding NUL bytes and invalid
+/// UTF-8: the agent reads through it in flat memory, cuts it, and alerts on the next line.
+#[test]
+fn a_huge_line_with_nul_and_invalid_utf8_in_flat_memory() {
+    let mib: usize = std::env::var("LOOKOUT_TEST_HUGE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let (root, server, log) = log_check("huge", "app", "PANIC", None);
+    append(&log, b"start\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    wait_until("the first line to be read", || check(&status_within(&root, PATIENCE), "app")["source"]["line"] == 2);
+    let rss_before = rss_kib(daemon.pid());
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| [b'x', 0, 0xff, 0xc3, b'y'][(i % 5) as usize]).collect();
+    {
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for _ in 0..mib {
+            std::io::Write::write_all(&mut f, &chunk).unwrap();
+        }
+        std::io::Write::write_all(&mut f, b"\nPANIC after the huge line\n").unwrap();
+    }
+    let alerts = server.wait_alerts(1);
+    assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["data"], "PANIC after the huge line");
+    assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["line_number"], 3);
+    let rss_after = rss_kib(daemon.pid());
+    eprintln!("RSS {rss_before} KiB before, {rss_after} KiB after a {mib} MiB line");
+    assert!(rss_after < rss_before + 8 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
+    assert_eq!(check(&status_within(&root, PATIENCE), "app")["counters"]["long_lines_cut"], 1);
+    assert!(daemon.terminate().success());
+}

@@ -226,8 +226,10 @@ pub struct Tailer {
     dir_watch: Option<(PathBuf, WatchHandle)>,
     /// A saved position to continue from when the file is first opened.
     resume: Option<Position>,
+    /// inotify could not watch the directory (limit, permissions): re-read on a timer.
+    dir_unwatched: bool,
     /// inotify could not watch the file: re-read it on a timer.
-    fallback_poll: bool,
+    file_unwatched: bool,
     /// When [`sync`](Self::sync) last ran (the fallback timer counts from there).
     synced_at: Instant,
     /// Why the path cannot be read now (for `status`); logged when it changes.
@@ -250,7 +252,8 @@ impl Tailer {
             retired: None,
             dir_watch: None,
             resume,
-            fallback_poll: false,
+            dir_unwatched: false,
+            file_unwatched: false,
             synced_at: Instant::default(),
             problem: None,
             notes: Limiter::default(),
@@ -294,7 +297,7 @@ impl Tailer {
     /// When [`sync`](Self::sync) must run again without an event.
     pub fn next_deadline(&self) -> Option<Instant> {
         let retire = self.retired.as_ref().map(|r| r.close_at);
-        let poll = self.fallback_poll.then(|| self.synced_at.plus_ms(FALLBACK_POLL_MS));
+        let poll = (self.dir_unwatched || self.file_unwatched).then(|| self.synced_at.plus_ms(FALLBACK_POLL_MS));
         [retire, poll, self.fd_retry.map(|r| r.0)].into_iter().flatten().min()
     }
 
@@ -370,7 +373,7 @@ impl Tailer {
                 Step::Vanished => {
                     if seen.at_path == AtPath::NotRegular {
                         let what = fs::metadata(&self.path).map(|m| regular_file::kind(&m)).unwrap_or("not a file");
-                        self.set_problem(Some(unreadable(&OpenError::NotRegular(what))));
+                        self.set_problem(now, Some(unreadable(&OpenError::NotRegular(what))));
                     }
                     return Progress::Done;
                 }
@@ -420,15 +423,15 @@ impl Tailer {
         }
     }
 
-    /// Records why the path cannot be read; logs it when it changes (a missing file at INFO:
-    /// logs appear late as a matter of course).
-    fn set_problem(&mut self, problem: Option<(String, bool)>) {
+    /// Records why the path cannot be read; logs it when it changes (a missing file at INFO and
+    /// rate-limited with rotations: logs come and go as a matter of course).
+    fn set_problem(&mut self, now: Instant, problem: Option<(String, bool)>) {
         if problem.as_ref().map(|p| &p.0) == self.problem.as_ref() {
             return;
         }
         match &problem {
             Some((p, true)) => crate::warn!("{}: {p}", self.path.display()),
-            Some((p, false)) => crate::info!("{}: {p}", self.path.display()),
+            Some((p, false)) => self.note(now, p),
             None if self.problem.as_ref().is_some_and(|p| !p.starts_with(MISSING)) => {
                 crate::info!("{}: readable again", self.path.display())
             }
@@ -450,6 +453,7 @@ impl Tailer {
             let name = target.file_name().map(|n| n.to_os_string());
             match watches.watch_dir(dir, name, self.listener) {
                 Ok(h) => {
+                    self.dir_unwatched = false;
                     if let Some((_, old)) = self.dir_watch.replace((dir.to_path_buf(), h)) {
                         watches.unwatch(old);
                     }
@@ -465,7 +469,7 @@ impl Tailer {
                 }
                 Err(WatchError::NotFound) => target = dir,
                 Err(e) => {
-                    if !self.fallback_poll {
+                    if !self.dir_unwatched {
                         crate::warn!(
                             "{}: cannot watch {}: {e}; re-reading every {} ms",
                             self.path.display(),
@@ -473,7 +477,7 @@ impl Tailer {
                             FALLBACK_POLL_MS
                         );
                     }
-                    self.fallback_poll = true;
+                    self.dir_unwatched = true;
                     return;
                 }
             }
@@ -500,24 +504,28 @@ impl Tailer {
                     let delay = self.fd_retry.map_or(FD_RETRY_FIRST_MS, |r| (r.1 * 2).min(FD_RETRY_MAX_MS));
                     (now.plus_ms(delay), delay)
                 });
-                self.set_problem(Some(unreadable(&e)));
+                self.set_problem(now, Some(unreadable(&e)));
                 return false;
             }
         };
         self.fd_retry = None;
-        self.set_problem(None);
+        self.set_problem(now, None);
         let id = FileIdentity::of(&meta);
         match watches.watch_file(&self.path, self.listener) {
             Ok(h) => {
+                self.file_unwatched = false;
                 if let Some(old) = self.current_watch.replace(h) {
                     watches.unwatch(old);
                 }
             }
+            // Gone again since it was opened: the directory watch says when it is back, and the
+            // check at the end of the read sees what is at the path now.
+            Err(WatchError::NotFound) => {}
             Err(e) => {
-                if !self.fallback_poll {
+                if !self.file_unwatched {
                     crate::warn!("{}: cannot watch: {e}; re-reading every {} ms", self.path.display(), FALLBACK_POLL_MS);
                 }
-                self.fallback_poll = true;
+                self.file_unwatched = true;
             }
         }
         let mut log = OpenLog::new(file, id, 0, 1);
@@ -972,9 +980,12 @@ mod tests {
     #[test]
     fn fallback_polling_is_due_a_second_after_each_read() {
         let mut f = Fixture::new(1024);
-        f.tailer.fallback_poll = true; // as after a refused watch (inotify limit)
-        f.now = Instant::from_millis(5_000);
         f.append(b"a\n");
+        assert_eq!(f.sync().len(), 1);
+        assert_eq!(f.tailer.next_deadline(), None, "watched: no timer");
+        f.tailer.file_unwatched = true; // as after a refused watch (inotify limit)
+        f.now = Instant::from_millis(5_000);
+        f.append(b"b\n");
         assert_eq!(f.sync().len(), 1);
         assert_eq!(f.tailer.next_deadline(), Some(Instant::from_millis(6_000)));
         f.now = Instant::from_millis(6_000);
