@@ -345,7 +345,7 @@ impl LogCheck {
                     ("truncations", c.truncations),
                     ("copies_recovered", c.copies_recovered),
                     ("read_errors", c.errors),
-                    ("rotation_notes_not_logged", c.notes_suppressed),
+                    ("file_notes_not_logged", c.notes_suppressed),
                 ]));
                 let pos = t.reading();
                 SourceStatus::File {

@@ -118,7 +118,7 @@ pub struct TailCounters {
     pub copies_recovered: u64,
     /// Read or open errors.
     pub errors: u64,
-    /// Log lines about rotations and truncations left out by the rate limit.
+    /// Log lines about the file (rotations, truncations, problems) left out by the rate limit.
     pub notes_suppressed: u64,
 }
 
@@ -412,12 +412,18 @@ impl Tailer {
 
     /// Logs a rotation or truncation, at most [`NOTES_PER_MINUTE`] a minute.
     fn note(&mut self, now: Instant, what: &str) {
+        self.say(now, what, crate::logging::Level::Info);
+    }
+
+    /// Logs a line about the path at `level`, rate-limited with the rotation notes: a path that
+    /// keeps changing (a hostile or broken writer) cannot flood the agent's log.
+    fn say(&mut self, now: Instant, what: &str, level: crate::logging::Level) {
         match self.notes.admit(now.as_millis(), NOTES_PER_MINUTE) {
             Admit::Log { left_out } => {
                 if left_out > 0 {
-                    crate::info!("{}: {left_out} more rotations or truncations in the last minute(s) were not logged", self.path.display());
+                    crate::info!("{}: {left_out} more lines about this file were not logged in the last minute(s)", self.path.display());
                 }
-                crate::info!("{}: {what}", self.path.display());
+                crate::logging::write(level, format_args!("{}: {what}", self.path.display()));
             }
             Admit::Suppress => self.counters.notes_suppressed += 1,
         }
@@ -430,7 +436,7 @@ impl Tailer {
             return;
         }
         match &problem {
-            Some((p, true)) => crate::warn!("{}: {p}", self.path.display()),
+            Some((p, true)) => self.say(now, p, crate::logging::Level::Warn),
             Some((p, false)) => self.note(now, p),
             None if self.problem.as_ref().is_some_and(|p| !p.starts_with(MISSING)) => {
                 crate::info!("{}: readable again", self.path.display())
