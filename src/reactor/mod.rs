@@ -28,6 +28,7 @@ use crate::config::settings::Settings;
 use crate::config::store;
 use crate::control::protocol::Response;
 use crate::control::server::{Asked, ControlServer, LISTENER};
+use crate::logging::{Admit, Limiter};
 use crate::sources::command::Reaper;
 use crate::sources::lines::Scratch;
 use crate::sources::pipes::{FIRST_PIPE_TOKEN, Pipes};
@@ -45,8 +46,11 @@ const INOTIFY: Token = Token(1);
 const WAKER: Token = Token(5);
 /// Bytes one check may read per turn before the others get theirs.
 pub const TURN_BUDGET: usize = 1 << 20;
-/// Delay between a change in monitor.d or config.sh and the rescan (editors write in steps).
+/// Delay between a change in monitor.d or config.sh (or a SIGHUP) and the rescan (editors write
+/// in steps).
 pub const RESCAN_DEBOUNCE_MS: u64 = 20;
+/// SIGHUP reloads logged per minute.
+const RELOAD_NOTES_PER_MINUTE: u32 = 10;
 
 pub use crate::uplink::Destination;
 use plan::Action;
@@ -175,6 +179,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         uplink,
         auth,
         notifier: crate::sdnotify::Notifier::from_env(),
+        reload_notes: Limiter::default(),
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
     };
     crate::info!(
@@ -255,6 +260,8 @@ struct Daemon {
     auth: Option<MenderAuth>,
     /// systemd's notify socket and watchdog.
     notifier: crate::sdnotify::Notifier,
+    /// Rate limit of the SIGHUP log lines.
+    reload_notes: Limiter,
 }
 
 impl Daemon {
@@ -283,9 +290,17 @@ impl Daemon {
                             crate::info!("stopping");
                             return Ok(());
                         }
-                        if r.reload {
-                            crate::info!("SIGHUP: reloading the configuration");
-                            self.rescan_at = Some(now.mono);
+                        if r.reload && self.rescan_at.is_none() {
+                            // A storm of SIGHUPs is one reload per debounce period, and a few
+                            // log lines a minute.
+                            match self.reload_notes.admit(now.mono.as_millis(), RELOAD_NOTES_PER_MINUTE) {
+                                Admit::Log { left_out: 0 } => crate::info!("SIGHUP: reloading the configuration"),
+                                Admit::Log { left_out } => {
+                                    crate::info!("SIGHUP: reloading the configuration ({left_out} more reloads were not logged)")
+                                }
+                                Admit::Suppress => {}
+                            }
+                            self.schedule_rescan(now);
                         }
                         if r.children {
                             self.reap_children(now, &mut out);
