@@ -166,6 +166,54 @@ pub struct UplinkStatus {
     pub counters: BTreeMap<String, u64>,
 }
 
+impl SourceStatus {
+    /// One cell of the status table.
+    fn describe(&self) -> String {
+        match self {
+            SourceStatus::File { path, inode, offset, line, problem } => match (inode, offset, line, problem) {
+                (Some(i), Some(o), Some(l), None) => format!("{path} (inode {i}, offset {o}, line {l})"),
+                (Some(i), Some(o), Some(l), Some(p)) => format!("{path} (inode {i}, offset {o}, line {l}; the path {p})"),
+                (_, _, _, Some(p)) => format!("{path} ({p})"),
+                _ => format!("{path} (waiting for it)"),
+            },
+            SourceStatus::Command { command, pid, starts, exits } => match pid {
+                Some(p) => format!("@{command} (pid {p}, starts {starts}, exits {exits})"),
+                None => format!("@{command} (not running, starts {starts}, exits {exits})"),
+            },
+            SourceStatus::Unit { unit, active_state, sub_state, load_state, restarts } => match (active_state, sub_state) {
+                (Some(a), Some(s)) => format!(
+                    "{unit} ({a}/{s}{}{})",
+                    load_state.as_deref().filter(|l| *l != "loaded").map(|l| format!(", {l}")).unwrap_or_default(),
+                    restarts.map(|r| format!(", {r} restarts")).unwrap_or_default()
+                ),
+                _ => format!("{unit} (not read yet)"),
+            },
+            SourceStatus::Process { pidfile, pid } => match pid {
+                Some(p) => format!("pid {p} ({pidfile})"),
+                None => format!("no process ({pidfile})"),
+            },
+            SourceStatus::Bus { rule, state } => format!("D-Bus {rule} ({state})"),
+        }
+    }
+}
+
+impl CheckStatus {
+    /// The check's row of the status table.
+    fn row(&self) -> [String; 6] {
+        let source = self.source.as_ref().map_or_else(|| self.state.clone(), SourceStatus::describe);
+        let level = self.level.clone().unwrap_or_else(|| "-".into());
+        let since = self.last_match.clone().unwrap_or_else(|| "-".into());
+        let log = matches!(self.source, Some(SourceStatus::File { .. } | SourceStatus::Command { .. } | SourceStatus::Bus { .. }));
+        let expires = match (&self.level, &self.expires) {
+            (Some(l), None) if l != "OK" && log => "never".into(),
+            (_, e) => e.clone().unwrap_or_else(|| "-".into()),
+        };
+        let counts =
+            ["lines", "alerts"].iter().map(|k| format!("{}", self.counters.get(*k).copied().unwrap_or(0))).collect::<Vec<_>>().join("/");
+        [format!("{} {}", self.subsystem, self.name), level, source, since, expires, counts]
+    }
+}
+
 impl Status {
     /// The table `lookout status` prints.
     pub fn render(&self) -> String {
@@ -174,51 +222,7 @@ impl Status {
         if self.checks.is_empty() {
             out.push_str("no enabled checks\n");
         }
-        let rows: Vec<[String; 6]> = self
-            .checks
-            .iter()
-            .map(|c| {
-                let source = match &c.source {
-                    Some(SourceStatus::File { path, inode, offset, line, problem }) => match (inode, offset, line, problem) {
-                        (Some(i), Some(o), Some(l), None) => format!("{path} (inode {i}, offset {o}, line {l})"),
-                        (Some(i), Some(o), Some(l), Some(p)) => format!("{path} (inode {i}, offset {o}, line {l}; the path {p})"),
-                        (_, _, _, Some(p)) => format!("{path} ({p})"),
-                        _ => format!("{path} (waiting for it)"),
-                    },
-                    Some(SourceStatus::Command { command, pid, starts, exits }) => match pid {
-                        Some(p) => format!("@{command} (pid {p}, starts {starts}, exits {exits})"),
-                        None => format!("@{command} (not running, starts {starts}, exits {exits})"),
-                    },
-                    Some(SourceStatus::Unit { unit, active_state, sub_state, load_state, restarts }) => match (active_state, sub_state) {
-                        (Some(a), Some(s)) => format!(
-                            "{unit} ({a}/{s}{}{})",
-                            load_state.as_deref().filter(|l| *l != "loaded").map(|l| format!(", {l}")).unwrap_or_default(),
-                            restarts.map(|r| format!(", {r} restarts")).unwrap_or_default()
-                        ),
-                        _ => format!("{unit} (not read yet)"),
-                    },
-                    Some(SourceStatus::Process { pidfile, pid }) => match pid {
-                        Some(p) => format!("pid {p} ({pidfile})"),
-                        None => format!("no process ({pidfile})"),
-                    },
-                    Some(SourceStatus::Bus { rule, state }) => format!("D-Bus {rule} ({state})"),
-                    None => c.state.clone(),
-                };
-                let level = c.level.clone().unwrap_or_else(|| "-".into());
-                let since = c.last_match.clone().unwrap_or_else(|| "-".into());
-                let log = matches!(c.source, Some(SourceStatus::File { .. } | SourceStatus::Command { .. } | SourceStatus::Bus { .. }));
-                let expires = match (&c.level, &c.expires) {
-                    (Some(l), None) if l != "OK" && log => "never".into(),
-                    (_, e) => e.clone().unwrap_or_else(|| "-".into()),
-                };
-                let counts = ["lines", "alerts"]
-                    .iter()
-                    .map(|k| format!("{}", c.counters.get(*k).copied().unwrap_or(0)))
-                    .collect::<Vec<_>>()
-                    .join("/");
-                [format!("{} {}", c.subsystem, c.name), level, source, since, expires, counts]
-            })
-            .collect();
+        let rows: Vec<[String; 6]> = self.checks.iter().map(CheckStatus::row).collect();
         if !rows.is_empty() {
             let header = ["CHECK", "LEVEL", "SOURCE", "LAST MATCH", "EXPIRES", "LINES/ALERTS"];
             let widths: Vec<usize> =

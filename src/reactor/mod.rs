@@ -114,16 +114,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
     register(&poll, signals.raw_fd(), SIGNALS)?;
     // The control socket before anything slow, so that the CLI gets answers from the first
-    // moment. Another daemon on it is fatal; an unusable /run only costs the socket.
-    let registry = || poll.registry().try_clone().map_err(|e| format!("cannot clone the poll registry: {e}"));
-    let control = match ControlServer::bind(&crate::control::socket_path(layout.root()), registry()?) {
-        Ok(c) => Some(c),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(e.to_string()),
-        Err(e) => {
-            crate::warn!("no control socket ({e}); status and reload are not available");
-            None
-        }
-    };
+    // moment.
+    let control = bind_control(&poll, &layout)?;
     let (settings, errors) = Settings::load(&layout.config_sh());
     crate::logging::set_level(settings.log_level);
     for e in &errors {
@@ -132,23 +124,14 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let layout = layout.with_monitor_d(&settings.monitor_d);
     let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create the reactor's waker: {e}"))?;
     let now = clock.now();
-    let uplink = Uplink::start(
-        destination.clone(),
-        &layout.state_dir().join("spool"),
-        UplinkSettings::from_settings(&settings),
-        Some(waker),
-        now.wall_ms,
-    )
-    .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
+    let spool = layout.state_dir().join("spool");
+    let uplink = Uplink::start(destination.clone(), &spool, UplinkSettings::from_settings(&settings), Some(waker), now.wall_ms)
+        .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
     let auth = match destination {
-        Destination::MenderClient => Some(MenderAuth::start(system_bus(layout.root()), registry()?, now.mono)),
+        Destination::MenderClient => Some(MenderAuth::start(system_bus(layout.root()), registry(&poll)?, now.mono)),
         _ => None,
     };
-    let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
-    register(&poll, watches.raw_fd(), INOTIFY)?;
-    let pipes = Pipes::new(registry()?);
-    let bus = system_bus(layout.root());
-    let systemd = SystemdSource::new(bus.clone(), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry()?);
+    let io = open_io(&poll, &layout, &settings)?;
     // Commands' orphaned grandchildren are re-parented to us and reaped here, not left as
     // zombies under an init that may not reap them.
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -159,7 +142,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         crate::warn!("{w}");
     }
     let mut daemon = Daemon {
-        io: Io { watches, pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus },
+        io,
         parked: state.entries(),
         layout,
         settings,
@@ -182,21 +165,36 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         reload_notes: Limiter::default(),
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
     };
-    crate::info!(
-        "lookout {} started: checks in {}, alerts to {}",
-        env!("CARGO_PKG_VERSION"),
-        daemon.layout.monitor_d().display(),
-        daemon.destination()
-    );
-    let mut out = Vec::new();
-    let now = clock.now();
-    daemon.rescan(now, &mut out);
-    daemon.deliver(now, out);
-    let status = format!("following {} checks", daemon.checks.len());
-    daemon.notifier.ready(now.mono, &status);
+    daemon.start(&clock);
     let result = daemon.run(&mut poll, &signals, &clock);
     daemon.shutdown(&clock);
     result
+}
+
+fn registry(poll: &Poll) -> Result<mio::Registry, String> {
+    poll.registry().try_clone().map_err(|e| format!("cannot clone the poll registry: {e}"))
+}
+
+/// The control socket. Another daemon on it is fatal; an unusable /run only costs the socket.
+fn bind_control(poll: &Poll, layout: &Layout) -> Result<Option<ControlServer>, String> {
+    match ControlServer::bind(&crate::control::socket_path(layout.root()), registry(poll)?) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e.to_string()),
+        Err(e) => {
+            crate::warn!("no control socket ({e}); status and reload are not available");
+            Ok(None)
+        }
+    }
+}
+
+/// What checks use of the reactor: inotify, the pipe table, the read buffer, systemd.
+fn open_io(poll: &Poll, layout: &Layout, settings: &Settings) -> Result<Io, String> {
+    let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
+    register(poll, watches.raw_fd(), INOTIFY)?;
+    let pipes = Pipes::new(registry(poll)?);
+    let bus = system_bus(layout.root());
+    let systemd = SystemdSource::new(bus.clone(), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry(poll)?);
+    Ok(Io { watches, pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus })
 }
 
 fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), String> {
@@ -265,6 +263,22 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// The first scan of monitor.d; then systemd is told the agent is ready.
+    fn start(&mut self, clock: &Clock) {
+        crate::info!(
+            "lookout {} started: checks in {}, alerts to {}",
+            env!("CARGO_PKG_VERSION"),
+            self.layout.monitor_d().display(),
+            self.destination()
+        );
+        let mut out = Vec::new();
+        let now = clock.now();
+        self.rescan(now, &mut out);
+        self.deliver(now, out);
+        let status = format!("following {} checks", self.checks.len());
+        self.notifier.ready(now.mono, &status);
+    }
+
     fn run(&mut self, poll: &mut Poll, signals: &signals::Signals, clock: &Clock) -> Result<(), String> {
         let mut events = Events::with_capacity(64);
         loop {

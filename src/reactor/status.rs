@@ -9,6 +9,19 @@ use crate::time::{Now, rfc3339};
 impl Daemon {
     /// Everything `lookout status` shows.
     pub(super) fn status(&self, now: Now) -> Status {
+        Status {
+            version: crate::cli::version(),
+            pid: std::process::id(),
+            started: rfc3339(self.started.wall_ms),
+            uptime_s: self.started.mono.until(now.mono) / 1000,
+            checks: self.check_statuses(),
+            uplink: self.uplink_status(),
+            agent: self.agent_counters(),
+        }
+    }
+
+    /// Every check that runs, and the enabled ones that do not, with the reason.
+    fn check_statuses(&self) -> Vec<CheckStatus> {
         let mut checks: Vec<CheckStatus> = self.checks.values().map(|c| c.check.status()).collect();
         // Enabled checks that do not run, with the reason.
         for (id, problems) in &self.problems {
@@ -28,9 +41,14 @@ impl Daemon {
             });
         }
         checks.sort_by(|a, b| (&a.subsystem, &a.name).cmp(&(&b.subsystem, &b.name)));
+        checks
+    }
+
+    /// Delivery: the spool, the worker, the Mender client's token.
+    fn uplink_status(&self) -> UplinkStatus {
         let u = self.uplink.snapshot();
         let (sp, rq) = (u.spool, u.requests);
-        let uplink = UplinkStatus {
+        UplinkStatus {
             destination: self.destination(),
             queue_depth: u.waiting,
             queue_capacity: u.max_count,
@@ -67,11 +85,15 @@ impl Daemon {
                 ("bisections", rq.bisections),
                 ("config_pushes", rq.config_pushes),
             ]),
-        };
+        }
+    }
+
+    /// The agent's own counters.
+    fn agent_counters(&self) -> BTreeMap<String, u64> {
         let watch = self.io.watches.counters();
         let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
         let sd = self.io.systemd.counters();
-        let agent: BTreeMap<String, u64> = crate::control::status::counters(&[
+        crate::control::status::counters(&[
             ("systemd_connected", u64::from(self.io.systemd.connected())),
             ("systemd_connects", sd.connects),
             ("systemd_disconnects", sd.disconnects),
@@ -93,15 +115,6 @@ impl Daemon {
             ("control_bad_requests", control.bad_requests),
             ("control_accept_errors", control.accept_errors),
             ("open_files_limit", crate::fdlimit::limit()),
-        ]);
-        Status {
-            version: crate::cli::version(),
-            pid: std::process::id(),
-            started: rfc3339(self.started.wall_ms),
-            uptime_s: self.started.mono.until(now.mono) / 1000,
-            checks,
-            uplink,
-            agent,
-        }
+        ])
     }
 }
