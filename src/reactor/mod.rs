@@ -1,11 +1,14 @@
 //! The daemon: one mio reactor thread multiplexing inotify (log files and monitor.d), the pipes of
-//! `@command` sources, a signalfd (stop, reload, child exits) and the checks' deadlines; alerts
-//! leave through the uplink's ring to the worker thread.
+//! `@command` sources, D-Bus connections, the control socket, a signalfd (stop, reload, child
+//! exits) and the deadlines of everything (`Timer`); alerts leave through the uplink's spool
+//! to the worker thread.
 //!
 //! One turn: wait until an fd is ready or the earliest deadline; read the clock once; route each
 //! event; let every check with work read (bounded bytes per turn, so one busy file cannot starve
-//! the rest); fire every deadline that has passed; hand the alerts to the uplink; save state if
-//! due. When idle there are no deadlines and `poll` sleeps without a timeout.
+//! the rest); fire every deadline that has passed; hand the alerts to the uplink (spooled and
+//! synced); then save state if due — never past an alert that is not in the spool. When idle
+//! there are no deadlines and `poll` sleeps without a timeout. What to do on a reload is decided
+//! by [`plan`], a pure function; this module carries it out.
 
 mod children;
 pub mod plan;
