@@ -426,3 +426,108 @@ impl LogCheck {
         format!("lines {} matches {} alerts {} invalid-utf8 {} {source}", d.lines, d.matches, d.alerts, d.invalid_utf8_lines)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::check::LogCheckDef;
+    use crate::detect::log::count_lines;
+
+    fn def(pattern: &str, expiration_s: Option<u64>, description: Option<&str>) -> LogCheckDef {
+        LogCheckDef {
+            service_name: "svc".into(),
+            pattern: pattern.into(),
+            source: LogSource::Command("true".into()),
+            expiration_s,
+            level: None,
+            description: description.map(str::to_string),
+            details: None,
+            status: None,
+            alert_type: None,
+        }
+    }
+
+    fn config(pattern: &str, expiration_s: Option<u64>, description: Option<&str>) -> LogCheckConfig {
+        LogCheckConfig::resolve(
+            &def(pattern, expiration_s, description),
+            &Settings { log_lines_after_window_ms: 200, ..Settings::default() },
+        )
+    }
+
+    fn start(config: LogCheckConfig, saved: Option<&CheckState>, now: Now) -> (LogCheck, Vec<Alert>) {
+        let mut out = Vec::new();
+        let c = LogCheck::start(CheckId::new("log", "app"), 1, config, saved, now, &mut out).unwrap();
+        (c, out)
+    }
+
+    fn feed(c: &mut LogCheck, now: Now, text: &[u8], first: u64, out: &mut Vec<Alert>) {
+        c.detector.on_lines(now, text, first, count_lines(text), &mut |a| out.push(a));
+    }
+
+    fn saved_critical(name: &str, last_match_unix_ms: u64) -> CheckState {
+        CheckState {
+            source: "@true".into(),
+            position: None,
+            critical: Some(SavedCritical { alert_name: name.into(), last_match_unix_ms }),
+            flapping: false,
+        }
+    }
+
+    #[test]
+    fn resolving_a_file_applies_mender_defaults() {
+        let c = config("ERROR", None, None);
+        assert_eq!(c.detector.alert_name, "Log file contains ERROR");
+        assert_eq!(c.detector.subject_type, "log");
+        assert_eq!(c.detector.subject_status, "LOGCONTAINS");
+        assert_eq!(c.detector.expiration_ms, None, "DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS=0: never");
+        assert_eq!(config("ERROR", Some(5), Some("Boom")).detector.alert_name, "Boom");
+        assert_eq!(config("ERROR", Some(5), None).detector.expiration_ms, Some(5_000));
+    }
+
+    #[test]
+    fn a_dbus_check_is_named_after_its_rule() {
+        let d = DbusCheckDef { name: "bat".into(), pattern: String::new(), watch: "type='signal',member='X'".into(), expiration_s: None };
+        let c = LogCheckConfig::from_dbus(&d, &Settings::default());
+        assert_eq!(c.detector.alert_name, "D-Bus signal arrived on bus type=signal,member=X");
+        assert_eq!(c.pattern, EVERY_SIGNAL);
+        assert_eq!(c.detector.after_window_ms, 0, "a signal arrives whole");
+        let d = DbusCheckDef { watch: String::new(), ..d };
+        assert_eq!(LogCheckConfig::from_dbus(&d, &Settings::default()).detector.alert_name, "D-Bus signal arrived on bus system bus");
+    }
+
+    /// A CRITICAL saved before a restart: still CRITICAL if its expiry has not passed, its OK at
+    /// once if it has, and an OK under the old name if the check was renamed meanwhile.
+    #[test]
+    fn a_saved_critical_is_resumed_expired_or_cleared() {
+        let now = Now::at(100_000);
+        let (c, out) = start(config("ERROR", Some(60), None), Some(&saved_critical("Log file contains ERROR", now.wall_ms - 10_000)), now);
+        assert!(out.is_empty());
+        assert!(c.snapshot().critical.is_some(), "still CRITICAL");
+        let (c, out) = start(config("ERROR", Some(5), None), Some(&saved_critical("Log file contains ERROR", now.wall_ms - 10_000)), now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].level, crate::alert::Level::Ok);
+        assert!(c.snapshot().critical.is_none());
+        let (_, out) = start(config("ERROR", Some(60), Some("New name")), Some(&saved_critical("Old name", now.wall_ms - 1_000)), now);
+        assert_eq!((out.len(), out[0].name.as_str(), out[0].level), (1, "Old name", crate::alert::Level::Ok));
+    }
+
+    /// A reload that keeps the alert's name keeps the CRITICAL; a new name clears the old one.
+    /// A CRITICAL still waiting for its after-lines leaves first, as it stands.
+    #[test]
+    fn reconfiguring_keeps_or_clears_and_never_drops_a_waiting_critical() {
+        let now = Now::at(0);
+        let (mut c, _) = start(config("ERROR", Some(60), None), None, now);
+        let mut out = Vec::new();
+        feed(&mut c, now, b"ERROR one\n", 1, &mut out);
+        assert!(out.is_empty() && c.awaiting_context(), "waits for its after-lines");
+        c.reconfigure(config("ERROR", Some(120), None), now, &mut out).unwrap();
+        assert_eq!(out.len(), 1, "the waiting CRITICAL left as it stood");
+        assert_eq!(out[0].level, crate::alert::Level::Critical);
+        assert!(!c.awaiting_context());
+        assert!(c.snapshot().critical.is_some(), "same name: still CRITICAL");
+        out.clear();
+        c.reconfigure(config("ERROR", Some(120), Some("Renamed")), now, &mut out).unwrap();
+        assert_eq!((out.len(), out[0].name.as_str(), out[0].level), (1, "Log file contains ERROR", crate::alert::Level::Ok));
+        assert!(c.snapshot().critical.is_none());
+    }
+}

@@ -264,3 +264,84 @@ impl Drop for ControlServer {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream as Client;
+
+    fn server(tmp: &crate::testutil::TempDir) -> (mio::Poll, ControlServer) {
+        let poll = mio::Poll::new().unwrap();
+        let s = ControlServer::bind(&tmp.path().join("ctl.sock"), poll.registry().try_clone().unwrap()).unwrap();
+        (poll, s)
+    }
+
+    fn connect(tmp: &crate::testutil::TempDir) -> Client {
+        Client::connect(tmp.path().join("ctl.sock")).unwrap()
+    }
+
+    fn answer(c: Client) -> String {
+        let mut line = String::new();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        BufReader::new(c).read_line(&mut line).unwrap();
+        line
+    }
+
+    #[test]
+    fn one_request_one_answer_then_closed() {
+        let tmp = crate::testutil::TempDir::new("control");
+        let (_poll, mut s) = server(&tmp);
+        let mut c = connect(&tmp);
+        c.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n").unwrap();
+        s.on_listener(Instant::from_millis(0));
+        assert_eq!(s.clients(), 1);
+        let t = Token(FIRST_CONNECTION);
+        assert_eq!(s.on_connection(t), Some(Asked::Status));
+        s.respond(t, &Response::error("just a test"));
+        assert_eq!(s.clients(), 0, "closed once the answer is written");
+        assert!(answer(c).contains("just a test"));
+        assert_eq!(s.counters().accepted, 1);
+    }
+
+    #[test]
+    fn clients_beyond_the_bound_are_closed_at_once() {
+        let tmp = crate::testutil::TempDir::new("control");
+        let (_poll, mut s) = server(&tmp);
+        let clients: Vec<Client> = (0..MAX_CLIENTS + 5).map(|_| connect(&tmp)).collect();
+        s.on_listener(Instant::from_millis(0));
+        assert_eq!(s.clients(), MAX_CLIENTS);
+        assert_eq!(s.counters().refused, 5);
+        drop(clients);
+    }
+
+    #[test]
+    fn a_slow_client_is_closed_when_its_time_is_up() {
+        let tmp = crate::testutil::TempDir::new("control");
+        let (_poll, mut s) = server(&tmp);
+        let _c = connect(&tmp);
+        s.on_listener(Instant::from_millis(1_000));
+        assert_eq!(s.next_deadline(), Some(Instant::from_millis(1_000 + CLIENT_TIMEOUT_MS)));
+        s.on_tick(Instant::from_millis(1_000 + CLIENT_TIMEOUT_MS - 1));
+        assert_eq!(s.clients(), 1);
+        s.on_tick(Instant::from_millis(1_000 + CLIENT_TIMEOUT_MS));
+        assert_eq!((s.clients(), s.counters().timed_out), (0, 1));
+        assert_eq!(s.next_deadline(), None, "nothing left to wait for: no wake-ups");
+    }
+
+    #[test]
+    fn garbage_and_overlong_requests_get_an_error() {
+        let tmp = crate::testutil::TempDir::new("control");
+        let (_poll, mut s) = server(&tmp);
+        let mut garbage = connect(&tmp);
+        garbage.write_all(b"\xff\x00 not json\n").unwrap();
+        let mut long = connect(&tmp);
+        long.write_all(&vec![b'a'; MAX_REQUEST + 10]).unwrap();
+        s.on_listener(Instant::from_millis(0));
+        assert_eq!(s.on_connection(Token(FIRST_CONNECTION)), None);
+        assert_eq!(s.on_connection(Token(FIRST_CONNECTION + 1)), None);
+        assert_eq!(s.counters().bad_requests, 2);
+        assert!(answer(garbage).contains("error"));
+        assert!(answer(long).contains("longer than"));
+    }
+}

@@ -224,3 +224,57 @@ impl Watches {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(w: &mut Watches) -> Vec<Listener> {
+        let mut l = w.read().listeners;
+        l.sort();
+        l
+    }
+
+    /// Two checks on files of one directory share its watch; each hears only of its own name,
+    /// and a subscriber without a name (the configuration) hears of everything.
+    #[test]
+    fn a_shared_directory_watch_routes_by_name() {
+        let tmp = crate::testutil::TempDir::new("watch");
+        let mut w = Watches::new().unwrap();
+        let a = w.watch_dir(tmp.path(), Some("a.log".into()), Listener::Check(1)).unwrap();
+        let b = w.watch_dir(tmp.path(), Some("b.log".into()), Listener::Check(2)).unwrap();
+        assert_eq!(a.wd, b.wd, "one kernel watch");
+        std::fs::write(tmp.path().join("a.log"), b"x").unwrap();
+        assert_eq!(read(&mut w), vec![Listener::Check(1)]);
+        std::fs::write(tmp.path().join("other"), b"x").unwrap();
+        assert_eq!(read(&mut w), vec![], "a file nobody follows wakes nobody");
+        let cfg = w.watch_dir(tmp.path(), None, Listener::Config).unwrap();
+        std::fs::write(tmp.path().join("b.log"), b"x").unwrap();
+        assert_eq!(read(&mut w), vec![Listener::Check(2), Listener::Config]);
+        // Given back one by one: the kernel watch stays while anyone holds it.
+        w.unwatch(a);
+        w.unwatch(cfg);
+        assert!(w.is_live(&b));
+        std::fs::write(tmp.path().join("b.log"), b"y").unwrap();
+        assert_eq!(read(&mut w), vec![Listener::Check(2)]);
+        w.unwatch(b.clone());
+        assert!(!w.is_live(&b));
+        assert!(w.watches.is_empty());
+    }
+
+    /// A watched file that is deleted: its listener hears of it, and the watch is gone (the
+    /// kernel's IN_IGNORED), so `is_live` tells the tailer to watch anew.
+    #[test]
+    fn a_deleted_file_drops_its_watch() {
+        let tmp = crate::testutil::TempDir::new("watch");
+        let file = tmp.path().join("app.log");
+        std::fs::write(&file, b"x").unwrap();
+        let mut w = Watches::new().unwrap();
+        let h = w.watch_file(&file, Listener::Check(7)).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(read(&mut w), vec![Listener::Check(7)]);
+        assert!(!w.is_live(&h));
+        w.unwatch(h); // harmless after the kernel dropped it
+        assert!(matches!(w.watch_file(&file, Listener::Check(7)), Err(WatchError::NotFound)));
+    }
+}
