@@ -128,19 +128,19 @@ impl Settings {
     /// Reads `config.sh`. A missing file means all defaults; problems are returned beside the
     /// settings, which always come back usable.
     pub fn load(path: &Path) -> (Settings, Vec<ConfigError>) {
-        match std::fs::read(path) {
-            Ok(bytes) => Settings::from_text(&path.display().to_string(), &String::from_utf8_lossy(&bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Settings::default(), Vec::new()),
+        // A config.sh linked to a data partition is usual; a FIFO or a device is refused.
+        match super::file::read(path, super::file::Links::Follow) {
+            Ok(bytes) => Settings::from_text(&path.display().to_string(), &bytes),
+            Err(super::file::ReadError::NotFound) => (Settings::default(), Vec::new()),
             Err(e) => {
-                let err =
-                    ConfigError { file: path.display().to_string(), line: None, message: format!("cannot read: {e}; using defaults") };
+                let err = ConfigError { file: path.display().to_string(), line: None, message: format!("{e}; using defaults") };
                 (Settings::default(), vec![err])
             }
         }
     }
 
     /// Reads settings from the text of a `config.sh` named `file` (for messages).
-    pub fn from_text(file: &str, text: &str) -> (Settings, Vec<ConfigError>) {
+    pub fn from_text(file: &str, text: impl AsRef<[u8]>) -> (Settings, Vec<ConfigError>) {
         let parsed = shell::parse(text);
         let mut errors: Vec<ConfigError> =
             parsed.diagnostics.iter().map(|d| ConfigError { file: file.into(), line: Some(d.line), message: d.message.clone() }).collect();
@@ -150,13 +150,16 @@ impl Settings {
         let mut dbus_level_set = false;
         // Later assignments win, as with `source`; read in order.
         for a in &parsed.assignments {
-            let v = a.value.trim();
             let mut bad = |what: &str| {
                 errors.push(ConfigError {
                     file: file.into(),
                     line: Some(a.line),
-                    message: format!("{}={:?}: {what}; the default stays in force", a.key, a.value),
+                    message: format!("{}={}: {what}; the default stays in force", a.key, shell::quote(&a.value)),
                 })
+            };
+            let Some(v) = a.text().map(str::trim) else {
+                bad("not valid UTF-8");
+                continue;
             };
             macro_rules! num {
                 ($field:expr, $ty:ty) => {

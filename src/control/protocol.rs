@@ -9,6 +9,8 @@ use super::status::Status;
 pub const VERSION: u32 = 1;
 /// Longest request line the daemon reads.
 pub const MAX_REQUEST: usize = 4096;
+/// Longest answer line the CLI reads (a `status` of thousands of checks fits many times).
+pub const MAX_RESPONSE: usize = 16 << 20;
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +70,19 @@ impl Response {
     }
 }
 
+/// Reads the daemon's answer line: JSON of this protocol version, at most [`MAX_RESPONSE`]
+/// bytes. The error says what is wrong with it.
+pub fn parse_response(line: &[u8]) -> Result<Response, String> {
+    if line.len() >= MAX_RESPONSE && !line.ends_with(b"\n") {
+        return Err(format!("the answer is longer than {MAX_RESPONSE} bytes"));
+    }
+    let resp: Response = serde_json::from_slice(line).map_err(|e| format!("unreadable answer: {e}"))?;
+    if resp.v != VERSION {
+        return Err(format!("the daemon speaks protocol version {}, this CLI {VERSION}", resp.v));
+    }
+    Ok(resp)
+}
+
 /// What the daemon makes of a request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -107,5 +122,14 @@ mod tests {
         assert!(matches!(parse_request(br#"{"v":1,"cmd":"reboot"}"#), Parsed::Bad(m) if m.contains("reboot")));
         assert!(matches!(parse_request(b"\xff garbage"), Parsed::Bad(_)));
         assert_eq!(serde_json::to_string(&Request::new("status")).unwrap(), r#"{"v":1,"cmd":"status"}"#);
+    }
+
+    #[test]
+    fn responses_are_versioned_and_bounded() {
+        let ok = Response::reloaded(vec!["a problem".into()]).to_line();
+        assert_eq!(parse_response(&ok).unwrap().problems, Some(vec!["a problem".to_string()]));
+        assert!(parse_response(br#"{"v":2,"ok":true}"#).unwrap_err().contains("protocol version 2"));
+        assert!(parse_response(b"\xff{").unwrap_err().starts_with("unreadable answer"));
+        assert!(parse_response(&vec![b' '; MAX_RESPONSE]).unwrap_err().contains("longer than"));
     }
 }
