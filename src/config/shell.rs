@@ -201,17 +201,26 @@ impl Parser<'_> {
     }
 
     fn run(&mut self) {
+        // A `;` ends the statement before it; on its own it is a syntax error to bash.
+        let mut ended = false;
         loop {
             self.skip_blanks();
             match self.peek() {
                 None => return,
-                Some(b'\n' | b';') => {
+                Some(b'\n') => {
                     self.bump();
+                    ended = false;
+                }
+                Some(b';') if ended => {
+                    self.pos += 1;
+                    ended = false;
                 }
                 Some(b'#') => self.skip_to_eol(),
-                Some(_) => {
+                Some(c) => {
                     let line = self.line;
-                    if let Err(Bad(message)) = self.statement(line) {
+                    let result = if c == b';' { Err(Bad("`;` without a statement before it".into())) } else { self.statement(line) };
+                    ended = result.is_ok();
+                    if let Err(Bad(message)) = result {
                         self.out.diagnostics.push(Diagnostic { line, message });
                         self.skip_to_eol();
                     }
@@ -273,7 +282,10 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<Vec<u8>, Bad> {
         let mut v = Vec::new();
+        // bash expands an unquoted `~` at the start of a value and after an unquoted `:`.
+        let mut tilde_expands = true;
         loop {
+            let at_tilde = std::mem::replace(&mut tilde_expands, false);
             match self.peek() {
                 None | Some(b' ' | b'\t' | b'\r' | b'\n' | b';') => return Ok(v),
                 Some(b'"') => {
@@ -295,7 +307,8 @@ impl Parser<'_> {
                 Some(b'\\') => {
                     self.pos += 1;
                     match self.bump() {
-                        None | Some(b'\n') => {} // line continuation
+                        // A line continuation vanishes before bash reads words: `~` may follow.
+                        None | Some(b'\n') => tilde_expands = at_tilde,
                         Some(c) => v.push(c),
                     }
                 }
@@ -316,9 +329,13 @@ impl Parser<'_> {
                 Some(c @ (b'(' | b')' | b'<' | b'>' | b'|' | b'&')) => {
                     return Err(Bad(format!("unsupported shell syntax `{}` (quote the value)", char::from(c))));
                 }
+                Some(b'~') if at_tilde => {
+                    return Err(Bad("tilde expansion is not supported (write the path; or quote the ~)".into()));
+                }
                 Some(c) => {
                     self.pos += 1;
                     v.push(c);
+                    tilde_expands = c == b':';
                 }
             }
         }
@@ -357,112 +374,35 @@ impl Parser<'_> {
         }
     }
 
-    /// The inside of `$'...'` (after the opening quote), with escapes as bash reads them. A NUL
-    /// (`\0`, `\x00`) ends the string there, as in bash; the rest up to the quote is dropped.
+    /// The inside of `$'...'` (after the opening quote), read as bash does: first the closing
+    /// quote is found (a backslash hides the byte after it, so `\'` does not close), then the
+    /// escapes are decoded. A NUL (`\0`, `\x00`) ends the string there, as in bash.
     fn ansi_c_quoted(&mut self, v: &mut Vec<u8>, opened: usize) -> Result<(), Bad> {
-        let mut s = Vec::new();
+        let start = self.pos;
         loop {
             match self.bump() {
                 None => return Err(Bad(format!("unterminated $' quote opened on line {opened}"))),
                 Some(b'\'') => break,
-                Some(b'\\') => self.ansi_c_escape(&mut s)?,
-                Some(c) => s.push(c),
+                Some(b'\\') => {
+                    self.bump();
+                }
+                Some(_) => {}
             }
         }
+        let s = ansi_c_decode(&self.b[start..self.pos - 1])?;
         let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
         v.extend_from_slice(&s[..end]);
-        Ok(())
-    }
-
-    /// One escape in `$'...'`, after its backslash.
-    fn ansi_c_escape(&mut self, s: &mut Vec<u8>) -> Result<(), Bad> {
-        let Some(c) = self.peek() else { return Ok(()) }; // unterminated: the caller says so
-        let simple = match c {
-            b'a' => Some(0x07),
-            b'b' => Some(0x08),
-            b'e' | b'E' => Some(0x1b),
-            b'f' => Some(0x0c),
-            b'n' => Some(b'\n'),
-            b'r' => Some(b'\r'),
-            b't' => Some(b'\t'),
-            b'v' => Some(0x0b),
-            b'\\' | b'\'' | b'"' | b'?' => Some(c),
-            _ => None,
-        };
-        if let Some(b) = simple {
-            self.pos += 1;
-            s.push(b);
-            return Ok(());
-        }
-        match c {
-            b'0'..=b'7' => {
-                let mut n: u32 = 0;
-                for _ in 0..3 {
-                    match self.peek() {
-                        Some(d @ b'0'..=b'7') => {
-                            n = n * 8 + u32::from(d - b'0');
-                            self.pos += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                s.push((n & 0xff) as u8);
-            }
-            b'x' => {
-                self.pos += 1;
-                let mut n: u32 = 0;
-                let mut digits = 0;
-                while digits < 2 {
-                    match self.peek().and_then(|d| char::from(d).to_digit(16)) {
-                        Some(d) => {
-                            n = n * 16 + d;
-                            self.pos += 1;
-                            digits += 1;
-                        }
-                        None => break,
-                    }
-                }
-                if digits == 0 {
-                    s.extend_from_slice(b"\\x");
-                } else {
-                    s.push(n as u8);
-                }
-            }
-            b'c' => {
-                self.pos += 1;
-                match self.peek() {
-                    None | Some(b'\'') => s.extend_from_slice(b"\\c"),
-                    Some(x) if x.is_ascii() => {
-                        self.pos += 1;
-                        // bash reads `\c\\` as control-backslash, taking both backslashes.
-                        if x == b'\\' && self.peek() == Some(b'\\') {
-                            self.pos += 1;
-                        }
-                        s.push(if x == b'?' { 0x7f } else { x & 0x1f });
-                    }
-                    Some(_) => return Err(Bad("unsupported \\c escape of a non-ASCII character in $'...'".into())),
-                }
-            }
-            b'u' | b'U' => {
-                return Err(Bad(format!(
-                    "\\{} escapes in $'...' depend on the locale bash runs in; write the character itself",
-                    char::from(c)
-                )));
-            }
-            _ => {
-                // bash keeps an unknown escape as written (a backslash-newline too).
-                s.push(b'\\');
-                if let Some(c) = self.bump() {
-                    s.push(c);
-                }
-            }
-        }
         Ok(())
     }
 
     /// `$NAME`, `${NAME}` from earlier assignments; a `$` not followed by a name is literal.
     fn dollar(&mut self, v: &mut Vec<u8>) -> Result<(), Bad> {
         self.pos += 1; // '$'
+        // bash joins lines before it reads `$NAME`: `$\<newline>A` is `$A`. Not worth reading.
+        let continued = |p: &Self, at: usize| p.peek_at(at) == Some(b'\\') && p.peek_at(at + 1) == Some(b'\n');
+        if continued(self, 0) {
+            return Err(Bad("a line continuation right after `$` is not supported".into()));
+        }
         let name = match self.peek() {
             Some(b'{') => {
                 self.pos += 1;
@@ -474,10 +414,14 @@ impl Parser<'_> {
                 name
             }
             Some(b'(') => return Err(Bad("command substitution is not supported".into())),
+            Some(b'[') => return Err(Bad("arithmetic expansion $[...] is not supported".into())),
             Some(c) if c.is_ascii_digit() || matches!(c, b'?' | b'$' | b'!' | b'@' | b'*' | b'#' | b'-') => {
                 return Err(Bad(format!("special parameter ${} is not supported", char::from(c))));
             }
             _ => match self.name() {
+                Some(_) if continued(self, 0) && self.peek_at(2).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') => {
+                    return Err(Bad("a line continuation inside a $NAME is not supported".into()));
+                }
                 Some(name) => name,
                 None => {
                     v.push(b'$');
@@ -493,6 +437,86 @@ impl Parser<'_> {
             None => Err(Bad(format!("${name} is not assigned earlier in this file (lookout does not read the environment)"))),
         }
     }
+}
+
+/// Decodes the escapes of the inside of a `$'...'` as bash does (`\n`, `\xHH`, octal, `\cX`,
+/// unknown escapes kept as written); `\u` and `\U` are refused (their meaning depends on the
+/// locale bash runs in).
+fn ansi_c_decode(b: &[u8]) -> Result<Vec<u8>, Bad> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        i += 2;
+        let simple = match c {
+            b'a' => Some(0x07),
+            b'b' => Some(0x08),
+            b'e' | b'E' => Some(0x1b),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(0x0b),
+            b'\\' | b'\'' | b'"' | b'?' => Some(c),
+            _ => None,
+        };
+        if let Some(x) = simple {
+            out.push(x);
+            continue;
+        }
+        match c {
+            b'0'..=b'7' => {
+                let mut n = u32::from(c - b'0');
+                for _ in 0..2 {
+                    match b.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            n = n * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((n & 0xff) as u8);
+            }
+            b'x' => {
+                let digits = b[i..].iter().take(2).take_while(|d| d.is_ascii_hexdigit()).count();
+                match digits {
+                    0 => out.extend_from_slice(b"\\x"),
+                    _ => {
+                        let n = b[i..i + digits].iter().fold(0u32, |n, d| n * 16 + char::from(*d).to_digit(16).unwrap_or(0));
+                        out.push(n as u8);
+                        i += digits;
+                    }
+                }
+            }
+            b'c' => match b.get(i) {
+                None => out.extend_from_slice(b"\\c"),
+                Some(&x) if x.is_ascii() => {
+                    i += 1;
+                    // bash reads `\c\\` as control-backslash, taking both backslashes.
+                    if x == b'\\' && b.get(i) == Some(&b'\\') {
+                        i += 1;
+                    }
+                    out.push(if x == b'?' { 0x7f } else { x & 0x1f });
+                }
+                Some(_) => return Err(Bad("unsupported \\c escape of a non-ASCII character in $'...'".into())),
+            },
+            b'u' | b'U' => {
+                return Err(Bad(format!(
+                    "\\{} escapes in $'...' depend on the locale bash runs in; write the character itself",
+                    char::from(c)
+                )));
+            }
+            // bash keeps an unknown escape as written (a backslash-newline too).
+            _ => out.extend_from_slice(&[b'\\', c]),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -623,9 +647,22 @@ mod tests {
             (br#"K="$'x'""#, b"$'x'"),
             (br#"K="/var/log/"$'\xff'".log""#, b"/var/log/\xff.log"),
             (b"K=raw\xff\xfebytes", b"raw\xff\xfebytes"),
+            (b"K=a~:'~'\\~\"~\"", b"a~:~~~"),
+            (br"K=$'\c\''", b"\x1c'"),
+            (br"K=$'a\'b'", b"a'b"),
+            (br"K=$'\c\\\\x'", b"\x1c\\x"),
         ] {
             assert_eq!(bytes(text), want, "{}", String::from_utf8_lossy(text));
         }
+        for text in [&b"K=~"[..], b"K=~/x", b"K=/a:~/b", b"K=~root", b"K=\\\n~"] {
+            assert!(parse(text).diagnostics[0].message.contains("tilde"), "{}", String::from_utf8_lossy(text));
+        }
+        // bash joins lines before it reads `$NAME`; lookout refuses what that would change.
+        for text in [&b"K=$\\\nA"[..], b"A=1\nK=$A\\\nB", b"A=1\nK=\"$\\\nA\"", b"K=$[1]"] {
+            assert!(!parse(text).diagnostics.is_empty(), "{}", String::from_utf8_lossy(text));
+        }
+        assert!(parse(b";\nA=1 ; ;\n").diagnostics.iter().all(|d| d.message.contains("`;` without a statement")));
+        assert_eq!(parse(b"A=1;\nB=2 ;# c\n").diagnostics, vec![]);
         let p = parse(br"K=$'\u00e9'");
         assert!(p.diagnostics[0].message.contains("locale"), "{:?}", p.diagnostics);
         assert!(parse(b"K=$'open\nL=1\n").diagnostics[0].message.contains("unterminated $' quote opened on line 1"));
