@@ -1,19 +1,16 @@
 //! Reading the small files configuration lives in (check files, `config.sh`) so that no file
 //! can block the reader or make it read without end.
 //!
-//! A FIFO blocks `open` until a writer comes, a device such as `/dev/zero` never ends, and a
-//! device's `open` can have effects of its own (a watchdog starts counting). So the path is
-//! first opened with `O_PATH` (which opens nothing) and `fstat`ed; only a regular file of at
-//! most [`MAX_BYTES`] is then opened for reading, through `/proc/self/fd` (the same inode, even
-//! if the path was replaced meanwhile), non-blocking, and read up to the bound. Anything else is
-//! refused with a message saying what it is, and counted ([`refused`]).
+//! The opening is [`crate::sources::regular_file::open`], the one the tailer uses: `O_PATH` and
+//! `fstat` first (a FIFO's `open` would block, a device's `open` runs its driver), then the same
+//! inode re-opened non-blocking. Here the read is also bounded by [`MAX_BYTES`], a link can be
+//! refused where none belongs, and every refusal is counted ([`refused`]).
 
-use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sources::regular_file::{self, OpenError};
 
 /// The most bytes a check file or `config.sh` may have. Mender's are well under 4 KiB; the
 /// bound only has to stop a file that never ends.
@@ -32,7 +29,7 @@ pub fn refused() -> u64 {
 pub enum Links {
     /// Follow it (`enabled/` links, a `config.sh` linked to a data partition).
     Follow,
-    /// Refuse it (`O_NOFOLLOW`): a file in `available/` is the check itself.
+    /// Refuse it: a file in `available/` is the check itself.
     Refuse,
 }
 
@@ -71,66 +68,27 @@ fn io_error(e: io::Error) -> ReadError {
     }
 }
 
-/// What a file that is not a regular file is, for a message.
-pub fn kind(t: &FileType) -> Option<&'static str> {
-    if t.is_file() {
-        None
-    } else if t.is_fifo() {
-        Some("a FIFO")
-    } else if t.is_char_device() {
-        Some("a character device")
-    } else if t.is_block_device() {
-        Some("a block device")
-    } else if t.is_dir() {
-        Some("a directory")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else if t.is_symlink() {
-        Some("a symbolic link")
-    } else {
-        Some("not a regular file")
-    }
-}
-
 /// Reads the small regular file at `path`: never blocks, never reads more than [`MAX_BYTES`].
 pub fn read(path: &Path, links: Links) -> Result<Vec<u8>, ReadError> {
-    let nofollow = if links == Links::Refuse { libc::O_NOFOLLOW } else { 0 };
-    // O_PATH opens no file (a FIFO does not wait, a device's driver is not called).
-    let handle = OpenOptions::new().read(true).custom_flags(libc::O_PATH | nofollow).open(path).map_err(io_error)?;
-    let meta = handle.metadata().map_err(io_error)?;
-    if let Some(what) = kind(&meta.file_type()) {
-        return Err(refuse(format!("is {what}, not a regular file; not read")));
+    if links == Links::Refuse && path.is_symlink() {
+        return Err(refuse("is a symbolic link, not a regular file; not read".into()));
     }
+    let (file, meta) = regular_file::open(path).map_err(|e| match e {
+        OpenError::NotFound => ReadError::NotFound,
+        OpenError::NotRegular(what) => refuse(format!("is {what}, not a regular file; not read")),
+        OpenError::Io(e) => io_error(e),
+        OpenError::NoDescriptor(why) => ReadError::Io(io::Error::other(why)),
+    })?;
     let too_big = |len: u64| refuse(format!("is {len} bytes, more than the {MAX_BYTES} a configuration file may have; not read"));
     if meta.len() > MAX_BYTES {
         return Err(too_big(meta.len()));
     }
-    let file = reopen(&handle, path, nofollow, &meta)?;
     let mut buf = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_BYTES + 1).read_to_end(&mut buf).map_err(io_error)?;
     if buf.len() as u64 > MAX_BYTES {
         return Err(too_big(buf.len() as u64));
     }
     Ok(buf)
-}
-
-/// Opens the inode behind `handle` for reading, non-blocking; without `/proc`, the path again,
-/// checked to be the same regular file.
-fn reopen(handle: &File, path: &Path, nofollow: i32, meta: &Metadata) -> Result<File, ReadError> {
-    let flags = libc::O_NONBLOCK | libc::O_NOCTTY;
-    let by_fd = format!("/proc/self/fd/{}", handle.as_raw_fd());
-    let file = match OpenOptions::new().read(true).custom_flags(flags).open(&by_fd) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            OpenOptions::new().read(true).custom_flags(flags | nofollow).open(path).map_err(io_error)?
-        }
-        Err(e) => return Err(io_error(e)),
-    };
-    let now = file.metadata().map_err(io_error)?;
-    if !now.file_type().is_file() || (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
-        return Err(refuse("was replaced while being opened; not read".into()));
-    }
-    Ok(file)
 }
 
 #[cfg(test)]
