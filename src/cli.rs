@@ -1,14 +1,16 @@
 //! The command line: argh types, and dispatch on the name the binary was started as
 //! (`lookout`, `mender-monitorctl` or `mender-monitord`).
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use argh::FromArgs;
 
 use std::time::Duration;
 
 use crate::config::layout::Layout;
-use crate::control::{self, client, client::ClientError};
+use crate::control::{self, client};
 use crate::ctl;
 use crate::reactor::{self, Destination};
 
@@ -239,73 +241,90 @@ fn stdin_operand(args: &mut Vec<&str>) {
     }
 }
 
+/// The command line as the kernel gives it: bytes. argh reads text, so an argument that is not
+/// UTF-8 is handed to it as a placeholder made with NUL bytes (no real argument can hold one) and
+/// turned back into its bytes where bytes are wanted (paths), or into an error naming the
+/// argument where text is needed.
+struct Argv {
+    raw: Vec<OsString>,
+}
+
+impl Argv {
+    /// Splits `args` (without argv[0]) into this table and the text argh reads.
+    fn new(args: impl Iterator<Item = OsString>) -> (Argv, Vec<String>) {
+        let raw: Vec<OsString> = args.collect();
+        let text = raw.iter().enumerate().map(|(i, a)| a.to_str().map_or_else(|| format!("\0{i}\0"), String::from)).collect();
+        (Argv { raw }, text)
+    }
+
+    /// The bytes `arg` (as argh gave it) stands for.
+    fn os(&self, arg: &str) -> OsString {
+        let index = arg.strip_prefix('\0').and_then(|r| r.strip_suffix('\0')).and_then(|n| n.parse::<usize>().ok());
+        match index.and_then(|i| self.raw.get(i)) {
+            Some(raw) => raw.clone(),
+            None => OsString::from(arg),
+        }
+    }
+
+    /// `arg` as text, or an error naming it as `what`.
+    fn text(&self, arg: &str, what: &str) -> Result<String, String> {
+        ctl::text(&self.os(arg), what).map(String::from)
+    }
+
+    /// A path argument (argh made it from the placeholder, if any).
+    fn path(&self, arg: Option<PathBuf>) -> Option<PathBuf> {
+        arg.map(|p| p.to_str().map_or(p.clone(), |s| PathBuf::from(self.os(s))))
+    }
+
+    /// argh's message with the arguments it quotes shown as they were typed.
+    fn shown(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for (i, raw) in self.raw.iter().enumerate() {
+            if raw.to_str().is_none() {
+                out = out.replace(&format!("\0{i}\0"), &crate::config::shell::quote(raw.as_bytes()));
+            }
+        }
+        out
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let args: Vec<String> = std::env::args().collect();
-    let prog = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_else(|| "lookout".into());
-    let mut rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let mut os_args = std::env::args_os();
+    let argv0 = os_args.next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let prog = match argv0.rsplit('/').next() {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => "lookout".to_string(),
+    };
+    let (argv, text) = Argv::new(os_args);
+    let mut rest: Vec<&str> = text.iter().map(String::as_str).collect();
     stdin_operand(&mut rest);
     if prog.starts_with("mender-monitord") {
         let cli = match DaemonCli::from_args(&[&prog], &rest) {
             Ok(c) => c,
-            Err(e) => return early_exit(&prog, e),
+            Err(e) => return early_exit(&prog, e, &argv),
         };
         if cli.version {
             println!("{}", version());
             return 0;
         }
-        return run_daemon(root(cli.root), cli.server, cli.token, cli.stdout);
+        return run_daemon(root(argv.path(cli.root)), &argv, cli.server, cli.token, cli.stdout);
     }
     let cli = match Cli::from_args(&[&prog], &rest) {
         Ok(c) => c,
-        Err(e) => return early_exit(&prog, e),
+        Err(e) => return early_exit(&prog, e, &argv),
     };
     if cli.version {
         println!("{}", version());
         return 0;
     }
-    let root = root(cli.root);
-    let edited = |r: Result<(), String>| {
-        // A running daemon applies the change at once, even where inotify is unavailable; no
-        // daemon is fine too.
-        if r.is_ok() {
-            let _ = client::ask(&control::socket_path(&root), "reload", Duration::from_secs(2));
-        }
-        r
+    let root = root(argv.path(cli.root));
+    let Some(cmd) = cli.cmd else {
+        eprintln!("{prog}: no command given; run `{prog} help`");
+        return 1;
     };
-    let result = match cli.cmd {
-        None => Err(format!("no command given; run `{prog} help`")),
-        Some(Cmd::Version(_)) => {
-            println!("{}", version());
-            Ok(())
-        }
-        Some(Cmd::Run(r)) => return run_daemon(root, r.server, r.token, r.stdout),
-        Some(Cmd::Create(c)) => edited(ctl::create(&ctl::layout(&root), &c.subsystem, &c.check, &c.args)),
-        Some(Cmd::Enable(c)) => edited(ctl::enable(&ctl::layout(&root), &c.subsystem, &c.check)),
-        Some(Cmd::Disable(c)) => edited(ctl::disable(&ctl::layout(&root), &c.subsystem, &c.check)),
-        Some(Cmd::Delete(c)) => edited(ctl::delete(&ctl::layout(&root), &c.subsystem, &c.check)),
-        Some(Cmd::List(c)) => ctl::list(&ctl::layout(&root), c.json).map(|text| print!("{text}")),
-        Some(Cmd::Status(c)) => return status(&prog, &root, c.json),
-        Some(Cmd::Reload(_)) => return reload(&prog, &root),
-        Some(Cmd::CheckConfig(_)) => match ctl::check_config::run(&ctl::layout(&root), &mut std::io::stdout().lock()) {
-            Ok(true) => Ok(()),
-            Ok(false) => return 1,
-            Err(e) => Err(e),
-        },
-        Some(Cmd::TestPattern(c)) => {
-            let t = ctl::test_pattern::TestPattern { pattern: c.pattern, input: c.input, name: c.name, expiry: c.expiry };
-            match ctl::test_pattern::run(&ctl::layout(&root), &t, &mut std::io::stdout().lock()) {
-                Ok(true) => Ok(()),
-                Ok(false) => {
-                    eprintln!("{prog}: no line matches");
-                    return 1;
-                }
-                Err(e) => Err(e),
-            }
-        }
-    };
-    match result {
-        Ok(()) => 0,
+    match dispatch(&prog, &root, &argv, cmd) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("{prog}: {e}");
             1
@@ -313,8 +332,56 @@ pub fn main() -> i32 {
     }
 }
 
+/// Runs one verb; `Ok` carries the exit code, `Err` the one message to print (exit 1).
+fn dispatch(prog: &str, root: &Path, argv: &Argv, cmd: Cmd) -> Result<i32, String> {
+    let edited = |r: Result<(), String>| {
+        // A running daemon applies the change at once, even where inotify is unavailable; no
+        // daemon is fine too.
+        if r.is_ok() {
+            let _ = client::ask(&control::socket_path(root), "reload", Duration::from_secs(2));
+        }
+        r.map(|()| 0)
+    };
+    let id = |subsystem: &str, check: &str| Ok::<_, String>((argv.text(subsystem, "subsystem")?, argv.text(check, "check name")?));
+    match cmd {
+        Cmd::Version(_) => {
+            println!("{}", version());
+            Ok(0)
+        }
+        Cmd::Run(r) => Ok(run_daemon(root.to_path_buf(), argv, r.server, r.token, r.stdout)),
+        Cmd::Create(c) => {
+            let (subsystem, check) = id(&c.subsystem, &c.check)?;
+            let args: Vec<OsString> = c.args.iter().map(|a| argv.os(a)).collect();
+            edited(ctl::create(&ctl::layout(root), &subsystem, &check, &args))
+        }
+        Cmd::Enable(c) => edited(id(&c.subsystem, &c.check).and_then(|(s, n)| ctl::enable(&ctl::layout(root), &s, &n))),
+        Cmd::Disable(c) => edited(id(&c.subsystem, &c.check).and_then(|(s, n)| ctl::disable(&ctl::layout(root), &s, &n))),
+        Cmd::Delete(c) => edited(id(&c.subsystem, &c.check).and_then(|(s, n)| ctl::delete(&ctl::layout(root), &s, &n))),
+        Cmd::List(c) => ctl::list(&ctl::layout(root), c.json).map(|text| {
+            print!("{text}");
+            0
+        }),
+        Cmd::Status(c) => Ok(status(prog, root, c.json)),
+        Cmd::Reload(_) => Ok(reload(prog, root)),
+        Cmd::CheckConfig(_) => ctl::check_config::run(&ctl::layout(root), &mut std::io::stdout().lock()).map(|ok| i32::from(!ok)),
+        Cmd::TestPattern(c) => {
+            let t = ctl::test_pattern::TestPattern {
+                pattern: argv.text(&c.pattern, "pattern")?,
+                input: argv.os(&c.input),
+                name: c.name.map(|n| argv.text(&n, "--name")).transpose()?,
+                expiry: c.expiry.map(|e| argv.text(&e, "--expiry")).transpose()?,
+            };
+            let matched = ctl::test_pattern::run(&ctl::layout(root), &t, &mut std::io::stdout().lock())?;
+            if !matched {
+                eprintln!("{prog}: no line matches");
+            }
+            Ok(i32::from(!matched))
+        }
+    }
+}
+
 /// Asks the running daemon; on failure says why and gives the exit status (3: no daemon).
-fn ask_daemon(prog: &str, root: &std::path::Path, cmd: &str) -> Result<control::protocol::Response, i32> {
+fn ask_daemon(prog: &str, root: &Path, cmd: &str) -> Result<control::protocol::Response, i32> {
     match client::ask(&control::socket_path(root), cmd, client::TIMEOUT) {
         Ok(resp) if resp.ok => Ok(resp),
         Ok(resp) => {
@@ -323,12 +390,12 @@ fn ask_daemon(prog: &str, root: &std::path::Path, cmd: &str) -> Result<control::
         }
         Err(e) => {
             eprintln!("{prog}: {e}");
-            Err(if matches!(e, ClientError::NotRunning(_)) { 3 } else { 1 })
+            Err(e.exit_code())
         }
     }
 }
 
-fn status(prog: &str, root: &std::path::Path, json: bool) -> i32 {
+fn status(prog: &str, root: &Path, json: bool) -> i32 {
     let resp = match ask_daemon(prog, root, "status") {
         Ok(r) => r,
         Err(code) => return code,
@@ -345,7 +412,7 @@ fn status(prog: &str, root: &std::path::Path, json: bool) -> i32 {
     0
 }
 
-fn reload(prog: &str, root: &std::path::Path) -> i32 {
+fn reload(prog: &str, root: &Path) -> i32 {
     match ask_daemon(prog, root, "reload") {
         Ok(resp) => {
             let problems = resp.problems.unwrap_or_default();
@@ -358,14 +425,14 @@ fn reload(prog: &str, root: &std::path::Path) -> i32 {
     }
 }
 
-fn early_exit(prog: &str, e: argh::EarlyExit) -> i32 {
+fn early_exit(prog: &str, e: argh::EarlyExit, argv: &Argv) -> i32 {
     match e.status {
         Ok(()) => {
             println!("{}", e.output);
             0
         }
         Err(()) => {
-            eprintln!("{}\nRun `{prog} help` for usage.", e.output);
+            eprintln!("{}\nRun `{prog} help` for usage.", argv.shown(&e.output));
             2
         }
     }
@@ -375,7 +442,15 @@ fn root(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("LOOKOUT_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("/"))
 }
 
-fn run_daemon(root: PathBuf, server: Option<String>, token: Option<String>, stdout: bool) -> i32 {
+fn run_daemon(root: PathBuf, argv: &Argv, server: Option<String>, token: Option<String>, stdout: bool) -> i32 {
+    let text = |v: Option<String>, what: &str| v.map(|v| argv.text(&v, what)).transpose();
+    let (server, token) = match (text(server, "--server"), text(token, "--token")) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("lookout: {e}");
+            return 2;
+        }
+    };
     if token.is_some() && server.is_none() {
         eprintln!("lookout: --token is only used with --server");
         return 2;

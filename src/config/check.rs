@@ -1,10 +1,11 @@
 //! Check definitions: one `monitor.d/available/<subsystem>_<check>.sh` file each, typed per
 //! subsystem and validated with errors that name the file and line.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::settings::ConfigError;
-use super::shell;
+use super::shell::{self, Assignment};
 use crate::alert::Level;
 
 /// The first line of every file `create` writes, as Mender writes it.
@@ -67,6 +68,24 @@ pub fn validate_check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that a subsystem name can start a check file name (`<subsystem>_<check>.sh`): ASCII
+/// letters, digits and `-`, no `_` (the subsystem ends at the first one).
+pub fn validate_subsystem(subsystem: &str) -> Result<(), String> {
+    if subsystem.is_empty() {
+        return Err("the subsystem is empty".into());
+    }
+    if subsystem.len() > 64 {
+        return Err(format!("the subsystem {subsystem:?} is longer than 64 bytes"));
+    }
+    if subsystem.starts_with('-') {
+        return Err(format!("the subsystem {subsystem:?} may not start with '-'"));
+    }
+    if let Some(c) = subsystem.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(format!("the subsystem {subsystem:?} contains {c:?}; use letters, digits and -"));
+    }
+    Ok(())
+}
+
 /// Where a log check reads lines from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LogSource {
@@ -80,9 +99,12 @@ pub enum LogSource {
 }
 
 impl LogSource {
-    /// Reads a `LOG_FILE` value.
-    pub fn parse(value: &str) -> Result<LogSource, String> {
-        if let Some(cmd) = value.strip_prefix('@') {
+    /// Reads a `LOG_FILE` value: bytes, since a path need not be UTF-8 (a command must be).
+    pub fn parse(value: &[u8]) -> Result<LogSource, String> {
+        if let Some(cmd) = value.strip_prefix(b"@") {
+            let Ok(cmd) = std::str::from_utf8(cmd) else {
+                return Err(format!("LOG_FILE {} is a command that is not valid UTF-8", shell::quote(value)));
+            };
             if cmd.trim().is_empty() {
                 return Err("LOG_FILE is `@` without a command".into());
             }
@@ -91,13 +113,14 @@ impl LogSource {
         if value.is_empty() {
             return Err("LOG_FILE is empty".into());
         }
-        if !value.starts_with('/') {
-            return Err(format!("LOG_FILE {value:?} is not an absolute path (or @command)"));
+        if !value.starts_with(b"/") {
+            return Err(format!("LOG_FILE {} is not an absolute path (or @command)", shell::quote(value)));
         }
-        Ok(LogSource::File(PathBuf::from(value)))
+        Ok(LogSource::File(PathBuf::from(std::ffi::OsStr::from_bytes(value))))
     }
 
-    /// The `LOG_FILE` value.
+    /// The `LOG_FILE` value as text, for alert descriptions, the configuration push and saved
+    /// positions (a path that is not UTF-8 shows U+FFFD).
     pub fn as_config(&self) -> String {
         match self {
             LogSource::File(p) => p.display().to_string(),
@@ -218,25 +241,24 @@ pub struct LoadedCheck {
     pub def: Result<CheckDef, Vec<ConfigError>>,
     /// Problems that did not stop the check (unknown variables, skipped lines).
     pub warnings: Vec<ConfigError>,
-    /// Every variable as assigned, for `list`.
-    pub vars: Vec<(String, String)>,
+    /// Every variable as assigned (bytes, as the file holds them), for `list`.
+    pub vars: Vec<(String, Vec<u8>)>,
 }
 
 /// Reads the text of the check file `file` (named in messages) for check `id`.
-pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
+pub fn parse_check(id: &CheckId, file: &str, text: impl AsRef<[u8]>) -> LoadedCheck {
     let parsed = shell::parse(text);
-    let err = |line: Option<usize>, message: String| ConfigError { file: file.to_string(), line, message };
-    let mut warnings: Vec<ConfigError> = parsed.diagnostics.iter().map(|d| err(Some(d.line), d.message.clone())).collect();
-    let mut errors = Vec::new();
-    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut r = Reader { parsed: &parsed, file, errors: Vec::new(), warnings: Vec::new() };
+    for d in &parsed.diagnostics {
+        r.warn(Some(d.line), d.message.clone());
+    }
+    let mut vars: Vec<(String, Vec<u8>)> = Vec::new();
     for a in &parsed.assignments {
         match vars.iter_mut().find(|(k, _)| *k == a.key) {
             Some(slot) => slot.1 = a.value.clone(),
             None => vars.push((a.key.clone(), a.value.clone())),
         }
     }
-    // An empty value counts as unset (Mender 1.5 stopped sending empty descriptions).
-    let get = |key: &str| parsed.get(key).filter(|a| !a.value.is_empty());
     let known: &[&str] = match id.subsystem.as_str() {
         "log" => &[
             "SERVICE_NAME",
@@ -256,121 +278,17 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
     if !known.is_empty() {
         for a in &parsed.assignments {
             if !known.contains(&a.key.as_str()) {
-                warnings.push(err(Some(a.line), format!("unknown variable {} for a {} check (ignored)", a.key, id.subsystem)));
+                r.warn(Some(a.line), format!("unknown variable {} for a {} check (ignored)", a.key, id.subsystem));
             }
         }
     }
-    let mut expiration = |key: &str| -> Option<u64> {
-        let a = get(key)?;
-        match parse_expiration(&a.value) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                errors.push(err(Some(a.line), format!("{key}: {e}")));
-                None
-            }
-        }
-    };
     let def = match id.subsystem.as_str() {
-        "log" => {
-            let expiration_s = expiration("LOG_PATTERN_EXPIRATION");
-            let pattern = match get("LOG_PATTERN") {
-                None => {
-                    errors.push(err(None, "LOG_PATTERN is missing or empty".into()));
-                    String::new()
-                }
-                Some(a) => {
-                    if let Err(e) = crate::detect::matcher::validate_pattern(&a.value) {
-                        errors.push(err(Some(a.line), format!("LOG_PATTERN: {e}")));
-                    }
-                    a.value.clone()
-                }
-            };
-            let source = match get("LOG_FILE") {
-                None => {
-                    errors.push(err(None, "LOG_FILE is missing or empty".into()));
-                    None
-                }
-                Some(a) => match LogSource::parse(&a.value) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        errors.push(err(Some(a.line), e));
-                        None
-                    }
-                },
-            };
-            let level = get("LOG_ALERT_LEVEL").and_then(|a| {
-                let l = Level::parse_configured(&a.value);
-                if l.is_none() {
-                    errors.push(err(Some(a.line), format!("LOG_ALERT_LEVEL {:?} is not CRITICAL or WARNING", a.value)));
-                }
-                l
-            });
-            let opt = |k: &str| get(k).map(|a| a.value.clone());
-            source.map(|source| {
-                CheckDef::Log(LogCheckDef {
-                    service_name: opt("SERVICE_NAME").unwrap_or_else(|| id.name.clone()),
-                    pattern,
-                    source,
-                    expiration_s,
-                    level,
-                    description: opt("LOG_ALERT_DESCRIPTION"),
-                    details: opt("LOG_ALERT_DETAILS"),
-                    status: opt("LOG_ALERT_STATUS"),
-                    alert_type: opt("LOG_ALERT_TYPE"),
-                })
-            })
-        }
-        "service" => {
-            let kind = match get("SERVICE_TYPE") {
-                None => Some(ServiceType::Systemd),
-                Some(a) => {
-                    let t = ServiceType::parse(&a.value);
-                    if t.is_none() {
-                        errors.push(err(Some(a.line), format!("SERVICE_TYPE {:?} is not systemd or sysV", a.value)));
-                    }
-                    t
-                }
-            };
-            let service_name = get("SERVICE_NAME").map(|a| a.value.clone()).unwrap_or_else(|| id.name.clone());
-            kind.map(|kind| CheckDef::Service(ServiceCheckDef { service_name, kind }))
-        }
-        "dbus" => {
-            let expiration_s = expiration("DBUS_ALERT_EXPIRATION").or_else(|| expiration("DBUS_PATTERN_EXPIRATION"));
-            let pattern = get("DBUS_PATTERN").map(|a| a.value.clone()).unwrap_or_default();
-            if let Some(a) = get("DBUS_PATTERN") {
-                if let Err(e) = crate::detect::matcher::validate_pattern(&a.value) {
-                    errors.push(err(Some(a.line), format!("DBUS_PATTERN: {e}")));
-                }
-            }
-            let watch = get("DBUS_WATCH_EXPRESSION").map(|a| a.value.clone()).unwrap_or_default();
-            if let Some(a) = get("DBUS_WATCH_EXPRESSION") {
-                match crate::dbus::rule::MatchRule::parse(&a.value) {
-                    Err(e) => errors.push(err(Some(a.line), format!("DBUS_WATCH_EXPRESSION: {e}"))),
-                    Ok(r) => {
-                        if let Some(t) = r.get("type").filter(|t| *t != "signal") {
-                            warnings.push(err(
-                                Some(a.line),
-                                format!("DBUS_WATCH_EXPRESSION: type={t}: lookout watches signals only; this check will never alert"),
-                            ));
-                        }
-                    }
-                }
-            }
-            if pattern.is_empty() && watch.is_empty() {
-                warnings.push(err(
-                    None,
-                    "neither DBUS_PATTERN nor DBUS_WATCH_EXPRESSION is set: every signal on the system bus will alert".into(),
-                ));
-            }
-            Some(CheckDef::Dbus(DbusCheckDef {
-                name: get("DBUS_NAME").map(|a| a.value.clone()).unwrap_or_else(|| id.name.clone()),
-                pattern,
-                watch,
-                expiration_s,
-            }))
-        }
+        "log" => r.log(id).map(CheckDef::Log),
+        "service" => r.service(id).map(CheckDef::Service),
+        "dbus" => Some(CheckDef::Dbus(r.dbus(id))),
         _ => Some(CheckDef::Custom),
     };
+    let Reader { errors, warnings, .. } = r;
     let def = match def {
         Some(d) if errors.is_empty() => Ok(d),
         _ => Err(errors),
@@ -378,14 +296,155 @@ pub fn parse_check(id: &CheckId, file: &str, text: &str) -> LoadedCheck {
     LoadedCheck { id: id.clone(), def, warnings, vars }
 }
 
+/// The variables of one check file, read into a definition; collects errors and warnings with
+/// the file and line.
+struct Reader<'a> {
+    parsed: &'a shell::Parsed,
+    file: &'a str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl<'a> Reader<'a> {
+    fn error(&mut self, line: Option<usize>, message: String) {
+        self.errors.push(ConfigError { file: self.file.to_string(), line, message });
+    }
+
+    fn warn(&mut self, line: Option<usize>, message: String) {
+        self.warnings.push(ConfigError { file: self.file.to_string(), line, message });
+    }
+
+    /// The last assignment of `key`; an empty value counts as unset (Mender 1.5 stopped
+    /// sending empty descriptions).
+    fn get(&self, key: &str) -> Option<&'a Assignment> {
+        self.parsed.get(key).filter(|a| !a.value.is_empty())
+    }
+
+    /// `key`'s value as text with its line; a value that is not UTF-8 is an error.
+    fn text(&mut self, key: &str) -> Option<(&'a str, usize)> {
+        let a = self.get(key)?;
+        match a.text() {
+            Some(t) => Some((t, a.line)),
+            None => {
+                self.error(Some(a.line), format!("{key} {} is not valid UTF-8", shell::quote(&a.value)));
+                None
+            }
+        }
+    }
+
+    fn owned(&mut self, key: &str) -> Option<String> {
+        self.text(key).map(|(t, _)| t.to_string())
+    }
+
+    fn expiration(&mut self, key: &str) -> Option<u64> {
+        let (value, line) = self.text(key)?;
+        match parse_expiration(value) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.error(Some(line), format!("{key}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `key` as a pattern; a pattern that does not compile is an error.
+    fn pattern(&mut self, key: &str) -> Option<String> {
+        let (value, line) = self.text(key)?;
+        if let Err(e) = crate::detect::matcher::validate_pattern(value) {
+            self.error(Some(line), format!("{key}: {e}"));
+        }
+        Some(value.to_string())
+    }
+
+    fn log(&mut self, id: &CheckId) -> Option<LogCheckDef> {
+        let expiration_s = self.expiration("LOG_PATTERN_EXPIRATION");
+        let pattern = self.pattern("LOG_PATTERN");
+        if self.get("LOG_PATTERN").is_none() {
+            self.error(None, "LOG_PATTERN is missing or empty".into());
+        }
+        let source = match self.get("LOG_FILE") {
+            None => {
+                self.error(None, "LOG_FILE is missing or empty".into());
+                None
+            }
+            Some(a) => LogSource::parse(&a.value).map_err(|e| self.error(Some(a.line), e)).ok(),
+        };
+        let level = self.text("LOG_ALERT_LEVEL").and_then(|(value, line)| {
+            let l = Level::parse_configured(value);
+            if l.is_none() {
+                self.error(Some(line), format!("LOG_ALERT_LEVEL {value:?} is not CRITICAL or WARNING"));
+            }
+            l
+        });
+        let service_name = self.owned("SERVICE_NAME").unwrap_or_else(|| id.name.clone());
+        let description = self.owned("LOG_ALERT_DESCRIPTION");
+        let details = self.owned("LOG_ALERT_DETAILS");
+        let status = self.owned("LOG_ALERT_STATUS");
+        let alert_type = self.owned("LOG_ALERT_TYPE");
+        Some(LogCheckDef {
+            service_name,
+            pattern: pattern.unwrap_or_default(),
+            source: source?,
+            expiration_s,
+            level,
+            description,
+            details,
+            status,
+            alert_type,
+        })
+    }
+
+    fn service(&mut self, id: &CheckId) -> Option<ServiceCheckDef> {
+        let kind = match self.get("SERVICE_TYPE") {
+            None => Some(ServiceType::Systemd),
+            Some(_) => self.text("SERVICE_TYPE").and_then(|(value, line)| {
+                let t = ServiceType::parse(value);
+                if t.is_none() {
+                    self.error(Some(line), format!("SERVICE_TYPE {value:?} is not systemd or sysV"));
+                }
+                t
+            }),
+        };
+        let service_name = self.owned("SERVICE_NAME").unwrap_or_else(|| id.name.clone());
+        kind.map(|kind| ServiceCheckDef { service_name, kind })
+    }
+
+    fn dbus(&mut self, id: &CheckId) -> DbusCheckDef {
+        let expiration_s = self.expiration("DBUS_ALERT_EXPIRATION").or_else(|| self.expiration("DBUS_PATTERN_EXPIRATION"));
+        let pattern = self.pattern("DBUS_PATTERN").unwrap_or_default();
+        let watch = match self.text("DBUS_WATCH_EXPRESSION") {
+            None => String::new(),
+            Some((value, line)) => {
+                match crate::dbus::rule::MatchRule::parse(value) {
+                    Err(e) => self.error(Some(line), format!("DBUS_WATCH_EXPRESSION: {e}")),
+                    Ok(r) => {
+                        if let Some(t) = r.get("type").filter(|t| *t != "signal") {
+                            self.warn(
+                                Some(line),
+                                format!("DBUS_WATCH_EXPRESSION: type={t}: lookout watches signals only; this check will never alert"),
+                            );
+                        }
+                    }
+                }
+                value.to_string()
+            }
+        };
+        if pattern.is_empty() && watch.is_empty() {
+            self.warn(None, "neither DBUS_PATTERN nor DBUS_WATCH_EXPRESSION is set: every signal on the system bus will alert".into());
+        }
+        let name = self.owned("DBUS_NAME").unwrap_or_else(|| id.name.clone());
+        DbusCheckDef { name, pattern, watch, expiration_s }
+    }
+}
+
 /// The text `create` writes: the header, then `KEY=value` lines quoted for bash.
-pub fn render(vars: &[(&str, String)]) -> String {
+pub fn render<V: AsRef<[u8]>>(vars: &[(&str, V)]) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
     for (k, v) in vars {
         out.push_str(k);
         out.push('=');
-        out.push_str(&shell::quote(v));
+        out.push_str(&shell::quote(v.as_ref()));
         out.push('\n');
     }
     out
@@ -412,10 +471,10 @@ mod tests {
     #[test]
     fn reads_a_file_written_by_create() {
         let text = render(&[
-            ("SERVICE_NAME", "crasher_app".into()),
-            ("LOG_PATTERN", "ERROR".into()),
-            ("LOG_FILE", "/root/crasher.log".into()),
-            ("LOG_PATTERN_EXPIRATION", "5".into()),
+            ("SERVICE_NAME", "crasher_app"),
+            ("LOG_PATTERN", "ERROR"),
+            ("LOG_FILE", "/root/crasher.log"),
+            ("LOG_PATTERN_EXPIRATION", "5"),
         ]);
         assert_eq!(
             text,

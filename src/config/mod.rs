@@ -2,6 +2,7 @@
 //! data (never executed), with errors that name file and line.
 
 pub mod check;
+pub mod file;
 pub mod layout;
 pub mod settings;
 pub mod shell;

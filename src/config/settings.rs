@@ -120,6 +120,14 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Which per-subsystem alert levels config.sh sets (the others follow `DEFAULT_ALERT_LEVEL`).
+#[derive(Default)]
+struct LevelsSet {
+    log: bool,
+    service: bool,
+    dbus: bool,
+}
+
 /// Upper bounds that keep memory bounded whatever the file says.
 const MAX_CONTEXT_LINES: usize = 1000;
 const MAX_LINE_BYTES: usize = 1 << 20;
@@ -128,116 +136,104 @@ impl Settings {
     /// Reads `config.sh`. A missing file means all defaults; problems are returned beside the
     /// settings, which always come back usable.
     pub fn load(path: &Path) -> (Settings, Vec<ConfigError>) {
-        match std::fs::read(path) {
-            Ok(bytes) => Settings::from_text(&path.display().to_string(), &String::from_utf8_lossy(&bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Settings::default(), Vec::new()),
+        // A config.sh linked to a data partition is usual; a FIFO or a device is refused.
+        match super::file::read(path, super::file::Links::Follow) {
+            Ok(bytes) => Settings::from_text(&path.display().to_string(), &bytes),
+            Err(super::file::ReadError::NotFound) => (Settings::default(), Vec::new()),
             Err(e) => {
-                let err =
-                    ConfigError { file: path.display().to_string(), line: None, message: format!("cannot read: {e}; using defaults") };
+                let err = ConfigError { file: path.display().to_string(), line: None, message: format!("{e}; using defaults") };
                 (Settings::default(), vec![err])
             }
         }
     }
 
     /// Reads settings from the text of a `config.sh` named `file` (for messages).
-    pub fn from_text(file: &str, text: &str) -> (Settings, Vec<ConfigError>) {
+    pub fn from_text(file: &str, text: impl AsRef<[u8]>) -> (Settings, Vec<ConfigError>) {
         let parsed = shell::parse(text);
         let mut errors: Vec<ConfigError> =
             parsed.diagnostics.iter().map(|d| ConfigError { file: file.into(), line: Some(d.line), message: d.message.clone() }).collect();
         let mut s = Settings::default();
-        let mut log_level_set = false;
-        let mut service_level_set = false;
-        let mut dbus_level_set = false;
+        let mut levels = LevelsSet::default();
         // Later assignments win, as with `source`; read in order.
         for a in &parsed.assignments {
-            let v = a.value.trim();
-            let mut bad = |what: &str| {
-                errors.push(ConfigError {
-                    file: file.into(),
-                    line: Some(a.line),
-                    message: format!("{}={:?}: {what}; the default stays in force", a.key, a.value),
-                })
+            let error = |message: String| ConfigError { file: file.into(), line: Some(a.line), message };
+            let result = match a.text() {
+                Some(v) => s.assign(&a.key, v.trim(), &mut levels),
+                None => Err("not valid UTF-8".to_string()),
             };
-            macro_rules! num {
-                ($field:expr, $ty:ty) => {
-                    match v.parse::<$ty>() {
-                        Ok(n) => $field = n,
-                        Err(_) => bad("not a non-negative whole number"),
-                    }
-                };
-            }
-            macro_rules! level {
-                ($field:expr) => {
-                    match Level::parse_configured(v) {
-                        Some(l) => $field = l,
-                        None => bad("not an alert level (CRITICAL or WARNING)"),
-                    }
-                };
-            }
-            match a.key.as_str() {
-                "ALERT_URL" if !v.is_empty() => match v.contains("://").then(|| crate::uplink::sink::unusable_url(v)).flatten() {
-                    Some(why) => bad(&why),
-                    None => s.alert_url = v.into(),
-                },
-                "MONITOR_D_DIRECTORY" if !v.is_empty() => s.monitor_d = v.into(),
-                "CONFIG_LOG_LEVEL" => match crate::logging::Level::parse(v) {
-                    Some(l) => s.log_level = l,
-                    None => bad("not one of FATAL, ERROR, WARN, INFO, DEBUG, TRACE"),
-                },
-                "FLAPPING_INTERVAL" => num!(s.flapping_interval_s, u64),
-                "FLAPPING_COUNT_THRESHOLD" => num!(s.flapping_count_threshold, u64),
-                "ALERT_LOG_MAX_AGE" => num!(s.alert_log_max_age_s, u64),
-                "DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS" => num!(s.default_log_pattern_expiration_s, u64),
-                "DEFAULT_LOG_LINES_BEFORE" => num!(s.log_lines_before, usize),
-                "DEFAULT_LOG_LINES_AFTER" => num!(s.log_lines_after, usize),
-                "ALERT_OFFLINE_STORE_MAX_COUNT" => num!(s.alert_offline_store_max_count, u64),
-                "ALERT_STORE_MAX_RECORD_AGE_S" => num!(s.alert_store_max_record_age_s, u64),
-                "DEFAULT_ALERT_STORE_RESEND_INTERVAL_S" => num!(s.alert_store_resend_interval_s, u64),
-                "SEND_ALERT_MAX_INTERVAL_S" => num!(s.send_alert_max_interval_s, u64),
-                "CONFPUSH_INTERVAL" => num!(s.confpush_interval_s, u64),
-                "DEFAULT_ALERT_LEVEL" => level!(s.default_alert_level),
-                "DEFAULT_LOG_ALERT_LEVEL" => {
-                    log_level_set = true;
-                    level!(s.default_log_alert_level)
-                }
-                "DEFAULT_SERVICE_ALERT_LEVEL" => {
-                    service_level_set = true;
-                    level!(s.default_service_alert_level)
-                }
-                "DEFAULT_DBUS_ALERT_LEVEL" => {
-                    dbus_level_set = true;
-                    level!(s.default_dbus_alert_level)
-                }
-                "DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS" => num!(s.default_dbus_alert_expiration_s, u64),
-                "LOG_LINES_AFTER_WINDOW_MS" => num!(s.log_lines_after_window_ms, u64),
-                "LOG_MAX_LINE_BYTES" => num!(s.log_max_line_bytes, usize),
-                "STATE_SAVE_INTERVAL_S" => num!(s.state_save_interval_s, u64),
-                "ALERT_STORE_MAX_BYTES" => num!(s.alert_store_max_bytes, u64),
-                "SEND_ALERT_TIMEOUT_S" => num!(s.send_alert_timeout_s, u64),
-                "ALERT_STORE_FSYNC" => match crate::uplink::spool::Fsync::parse(v) {
-                    Some(f) => s.alert_store_fsync = f,
-                    None => bad("not always or never"),
-                },
-                // Read by Mender Monitor, not needed by lookout (it logs to the journal).
-                "DAEMON_LOG_FILE" | "ALERT_URL" | "MONITOR_D_DIRECTORY" => {}
-                other => errors.push(ConfigError {
-                    file: file.into(),
-                    line: Some(a.line),
-                    message: format!("unknown variable {other} (ignored)"),
-                }),
+            match result {
+                Ok(true) => {}
+                Ok(false) => errors.push(error(format!("unknown variable {} (ignored)", a.key))),
+                Err(what) => errors.push(error(format!("{}={}: {what}; the default stays in force", a.key, shell::quote(&a.value)))),
             }
         }
-        if !log_level_set {
+        if !levels.log {
             s.default_log_alert_level = s.default_alert_level;
         }
-        if !service_level_set {
+        if !levels.service {
             s.default_service_alert_level = s.default_alert_level;
         }
-        if !dbus_level_set {
+        if !levels.dbus {
             s.default_dbus_alert_level = s.default_alert_level;
         }
         s.clamp(file, &mut errors);
         (s, errors)
+    }
+
+    /// Sets variable `key` to `v`: `Ok(false)` for a variable lookout does not know, `Err` (why)
+    /// for a value it cannot use, which leaves the setting as it was.
+    fn assign(&mut self, key: &str, v: &str, levels: &mut LevelsSet) -> Result<bool, String> {
+        fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+            v.parse().map_err(|_| "not a non-negative whole number".to_string())
+        }
+        fn level(v: &str) -> Result<Level, String> {
+            Level::parse_configured(v).ok_or_else(|| "not an alert level (CRITICAL or WARNING)".to_string())
+        }
+        match key {
+            "ALERT_URL" if !v.is_empty() => match v.contains("://").then(|| crate::uplink::sink::unusable_url(v)).flatten() {
+                Some(why) => return Err(why),
+                None => self.alert_url = v.into(),
+            },
+            "MONITOR_D_DIRECTORY" if !v.is_empty() => self.monitor_d = v.into(),
+            "CONFIG_LOG_LEVEL" => {
+                self.log_level = crate::logging::Level::parse(v).ok_or("not one of FATAL, ERROR, WARN, INFO, DEBUG, TRACE")?;
+            }
+            "FLAPPING_INTERVAL" => self.flapping_interval_s = num(v)?,
+            "FLAPPING_COUNT_THRESHOLD" => self.flapping_count_threshold = num(v)?,
+            "ALERT_LOG_MAX_AGE" => self.alert_log_max_age_s = num(v)?,
+            "DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS" => self.default_log_pattern_expiration_s = num(v)?,
+            "DEFAULT_LOG_LINES_BEFORE" => self.log_lines_before = num(v)?,
+            "DEFAULT_LOG_LINES_AFTER" => self.log_lines_after = num(v)?,
+            "ALERT_OFFLINE_STORE_MAX_COUNT" => self.alert_offline_store_max_count = num(v)?,
+            "ALERT_STORE_MAX_RECORD_AGE_S" => self.alert_store_max_record_age_s = num(v)?,
+            "DEFAULT_ALERT_STORE_RESEND_INTERVAL_S" => self.alert_store_resend_interval_s = num(v)?,
+            "SEND_ALERT_MAX_INTERVAL_S" => self.send_alert_max_interval_s = num(v)?,
+            "CONFPUSH_INTERVAL" => self.confpush_interval_s = num(v)?,
+            "DEFAULT_ALERT_LEVEL" => self.default_alert_level = level(v)?,
+            "DEFAULT_LOG_ALERT_LEVEL" => {
+                levels.log = true;
+                self.default_log_alert_level = level(v)?;
+            }
+            "DEFAULT_SERVICE_ALERT_LEVEL" => {
+                levels.service = true;
+                self.default_service_alert_level = level(v)?;
+            }
+            "DEFAULT_DBUS_ALERT_LEVEL" => {
+                levels.dbus = true;
+                self.default_dbus_alert_level = level(v)?;
+            }
+            "DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS" => self.default_dbus_alert_expiration_s = num(v)?,
+            "LOG_LINES_AFTER_WINDOW_MS" => self.log_lines_after_window_ms = num(v)?,
+            "LOG_MAX_LINE_BYTES" => self.log_max_line_bytes = num(v)?,
+            "STATE_SAVE_INTERVAL_S" => self.state_save_interval_s = num(v)?,
+            "ALERT_STORE_MAX_BYTES" => self.alert_store_max_bytes = num(v)?,
+            "SEND_ALERT_TIMEOUT_S" => self.send_alert_timeout_s = num(v)?,
+            "ALERT_STORE_FSYNC" => self.alert_store_fsync = crate::uplink::spool::Fsync::parse(v).ok_or("not always or never")?,
+            // Read by Mender Monitor, not needed by lookout (it logs to the journal).
+            "DAEMON_LOG_FILE" | "ALERT_URL" | "MONITOR_D_DIRECTORY" => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn clamp(&mut self, file: &str, errors: &mut Vec<ConfigError>) {

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::check::{CheckId, LoadedCheck, parse_check};
+use super::file::{self, Links, ReadError};
 use super::layout::Layout;
 use super::settings::ConfigError;
 
@@ -56,20 +57,58 @@ pub fn check_ids(dir: &Path) -> io::Result<Vec<CheckId>> {
     Ok(ids)
 }
 
-/// Reads the check file at `path` (following links).
+/// Reads the check file `available/<file>` at `path`: a small regular file, not a link.
 pub fn load(id: &CheckId, path: &Path) -> LoadedCheck {
     let file = path.display().to_string();
-    match fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse_check(id, &file, &text),
-            Err(_) => failed(id, &file, "the file is not valid UTF-8".into()),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound && path.is_symlink() => {
-            let target = fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default();
-            failed(id, &file, format!("the link points to {target}, which does not exist"))
-        }
-        Err(e) => failed(id, &file, format!("cannot read: {e}")),
+    match file::read(path, Links::Refuse) {
+        Ok(bytes) => parse_check(id, &file, &bytes),
+        Err(e) => failed(id, &file, e.to_string()),
     }
+}
+
+/// Reads the check behind `enabled/<file>` at `path`: a copy, or a link to a small regular
+/// file inside monitor.d. A link elsewhere, to anything else, or in a loop is refused.
+pub fn load_enabled_file(layout: &Layout, id: &CheckId, path: &Path) -> LoadedCheck {
+    let file = path.display().to_string();
+    let target = fs::read_link(path).ok();
+    let refused = |what: String| match &target {
+        Some(t) => format!("links to {}, which {what}", t.display()),
+        None => what,
+    };
+    match file::read(path, Links::Follow) {
+        Ok(bytes) => match outside(layout, path) {
+            Some(real) => {
+                let message = format!("links to {}, outside {}; not read", real.display(), layout.monitor_d().display());
+                failed(id, &file, file::refuse(message).to_string())
+            }
+            None => parse_check(id, &file, &bytes),
+        },
+        Err(ReadError::NotFound) if target.is_some() => failed(id, &file, refused("does not exist".into())),
+        Err(e @ ReadError::Refused(_)) => failed(id, &file, refused(e.to_string())),
+        Err(e) => failed(id, &file, e.to_string()),
+    }
+}
+
+/// Where the link at `path` leads, if that is outside monitor.d.
+fn outside(layout: &Layout, path: &Path) -> Option<PathBuf> {
+    if !path.is_symlink() {
+        return None;
+    }
+    let real = fs::canonicalize(path).ok()?;
+    let monitor_d = fs::canonicalize(layout.monitor_d()).unwrap_or_else(|_| layout.monitor_d().to_path_buf());
+    (!real.starts_with(&monitor_d)).then_some(real)
+}
+
+/// Reads a listed check: its file in `available/` and, if enabled, what its entry in `enabled/`
+/// leads to (a link out of monitor.d, a loop): a problem with either makes `def` an error.
+pub fn load_entry(layout: &Layout, entry: &CheckEntry) -> LoadedCheck {
+    let mut loaded = load(&entry.id, &entry.available);
+    if entry.is_enabled && loaded.def.is_ok() {
+        if let Err(errors) = load_enabled_file(layout, &entry.id, &layout.enabled().join(entry.id.file_name())).def {
+            loaded.def = Err(errors);
+        }
+    }
+    loaded
 }
 
 fn failed(id: &CheckId, file: &str, message: String) -> LoadedCheck {
@@ -81,10 +120,10 @@ fn failed(id: &CheckId, file: &str, message: String) -> LoadedCheck {
     }
 }
 
-/// Reads every enabled check through its link in `enabled/`.
+/// Reads every enabled check through its entry in `enabled/`.
 pub fn load_enabled(layout: &Layout) -> io::Result<Vec<LoadedCheck>> {
     let dir = layout.enabled();
-    Ok(check_ids(&dir)?.into_iter().map(|id| load(&id, &dir.join(id.file_name()))).collect())
+    Ok(check_ids(&dir)?.into_iter().map(|id| load_enabled_file(layout, &id, &dir.join(id.file_name()))).collect())
 }
 
 /// Writes `contents` to `path` so that a reader sees the old file or the new one, never half.
@@ -133,5 +172,6 @@ mod tests {
         assert!(enabled[0].def.is_ok());
         let gone = enabled[1].def.as_ref().unwrap_err()[0].to_string();
         assert!(gone.contains("log_gone.sh") && gone.contains("does not exist"), "{gone}");
+        assert!(gone.contains("links to ") && gone.contains("available/log_gone.sh"), "{gone}");
     }
 }

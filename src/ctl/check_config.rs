@@ -30,7 +30,7 @@ pub fn run(layout: &Layout, out: &mut impl Write) -> Result<bool, String> {
             errors += 1;
             continue;
         }
-        let loaded = store::load(&e.id, &e.available);
+        let loaded = store::load_entry(layout, e);
         for w in &loaded.warnings {
             let _ = writeln!(out, "{w} (warning)");
             warnings += 1;

@@ -6,15 +6,18 @@
 pub mod check_config;
 pub mod test_pattern;
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::check::{self, BUILT_IN_SUBSYSTEMS, CheckId, LogSource, ServiceType, parse_expiration, validate_check_name};
+use crate::config::check::{self, CheckId, LogSource, ServiceType, parse_expiration, validate_check_name, validate_subsystem};
 use crate::config::layout::Layout;
 use crate::config::settings::Settings;
+use crate::config::shell;
 use crate::config::store;
 use crate::detect::matcher::validate_pattern;
 
@@ -25,9 +28,17 @@ pub fn layout(root: &Path) -> Layout {
     base.with_monitor_d(&settings.monitor_d)
 }
 
-/// The subsystem a check file is written under (`dockerevents` checks are `log` checks).
-fn file_subsystem(subsystem: &str) -> &str {
-    if subsystem == "dockerevents" { "log" } else { subsystem }
+/// The check a verb names on the command line: the subsystem and the name are validated here,
+/// for every verb, before any path is made of them (`dockerevents` checks are `log` checks).
+pub fn check_id(subsystem: &str, name: &str) -> Result<CheckId, String> {
+    validate_subsystem(subsystem)?;
+    validate_check_name(name)?;
+    Ok(CheckId::new(if subsystem == "dockerevents" { "log" } else { subsystem }, name))
+}
+
+/// `arg` as text; a command-line argument that is not UTF-8 is an error naming it by `what`.
+pub fn text<'a>(arg: &'a OsStr, what: &str) -> Result<&'a str, String> {
+    arg.to_str().ok_or_else(|| format!("{what} {} is not valid UTF-8", shell::quote(arg.as_bytes())))
 }
 
 fn usage(subsystem: &str) -> &'static str {
@@ -41,87 +52,97 @@ fn usage(subsystem: &str) -> &'static str {
 }
 
 /// Takes the subsystem's arguments: `required` of them, then up to `optional` more.
-fn take_args<'a>(subsystem: &str, args: &'a [String], required: usize, optional: usize) -> Result<&'a [String], String> {
+fn take_args<'a>(subsystem: &str, args: &'a [OsString], required: usize, optional: usize) -> Result<&'a [OsString], String> {
     if args.len() < required {
         return Err(format!("missing argument; usage: {}", usage(subsystem)));
     }
     if args.len() > required + optional {
-        return Err(format!("unexpected argument {:?}; usage: {}", args[required + optional], usage(subsystem)));
+        let extra = shell::quote(args[required + optional].as_bytes());
+        return Err(format!("unexpected argument {extra}; usage: {}", usage(subsystem)));
     }
     Ok(args)
 }
 
-fn expiration_arg(arg: Option<&String>) -> Result<Option<String>, String> {
-    arg.map(|a| parse_expiration(a).map(|s| s.to_string())).transpose()
+fn expiration_arg(arg: Option<&OsString>) -> Result<Option<Vec<u8>>, String> {
+    arg.map(|a| parse_expiration(text(a, "expiration")?).map(|s| s.to_string().into_bytes())).transpose()
 }
 
-/// `create <subsystem> <check> <args...>`.
-pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[String]) -> Result<(), String> {
-    validate_check_name(name)?;
-    let mut vars: Vec<(&str, String)> = Vec::new();
-    match subsystem {
-        "log" => {
-            let a = take_args(subsystem, args, 2, 1)?;
-            validate_pattern(&a[0])?;
-            LogSource::parse(&a[1])?;
-            vars.push(("SERVICE_NAME", name.into()));
-            vars.push(("LOG_PATTERN", a[0].clone()));
-            vars.push(("LOG_FILE", a[1].clone()));
-            if let Some(e) = expiration_arg(a.get(2))? {
-                vars.push(("LOG_PATTERN_EXPIRATION", e));
-            }
-        }
+/// A pattern argument: text that compiles.
+fn pattern_arg(arg: &OsStr) -> Result<Vec<u8>, String> {
+    let p = text(arg, "pattern")?;
+    validate_pattern(p)?;
+    Ok(p.as_bytes().to_vec())
+}
+
+/// `create <subsystem> <check> <args...>`. Arguments are bytes: a log file's path need not be
+/// UTF-8; everything else must be text.
+pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[OsString]) -> Result<(), String> {
+    let id = check_id(subsystem, name)?;
+    let vars = match subsystem {
+        "log" => log_vars(name, take_args(subsystem, args, 2, 1)?)?,
         "service" => {
             let a = take_args(subsystem, args, 1, 0)?;
-            let kind = ServiceType::parse(&a[0]).ok_or_else(|| format!("service type {:?} is not systemd or sysV", a[0]))?;
-            vars.push(("SERVICE_NAME", name.into()));
-            vars.push(("SERVICE_TYPE", kind.as_str().into()));
+            let t = text(&a[0], "service type")?;
+            let kind = ServiceType::parse(t).ok_or_else(|| format!("service type {t:?} is not systemd or sysV"))?;
+            vec![("SERVICE_NAME", name.into()), ("SERVICE_TYPE", kind.as_str().into())]
         }
-        "dbus" => {
-            let a = take_args(subsystem, args, 3, 1)?;
-            if !a[1].is_empty() {
-                validate_pattern(&a[1])?;
-            }
-            if !a[2].is_empty() {
-                crate::dbus::rule::MatchRule::parse(&a[2]).map_err(|e| format!("watch expression: {e}"))?;
-            }
-            if a[1].is_empty() && a[2].is_empty() {
-                eprintln!("warning: neither a pattern nor a watch expression: every D-Bus signal will raise an alert");
-            }
-            vars.push(("DBUS_NAME", a[0].clone()));
-            vars.push(("DBUS_PATTERN", a[1].clone()));
-            vars.push(("DBUS_WATCH_EXPRESSION", a[2].clone()));
-            if let Some(e) = expiration_arg(a.get(3))? {
-                vars.push(("DBUS_ALERT_EXPIRATION", e));
-            }
-        }
-        "dockerevents" => {
-            let a = take_args(subsystem, args, 2, 1)?;
-            let (container, action) = (&a[0], &a[1]);
-            let pattern = format!(".*container {action}.*name={container}.*");
-            validate_pattern(&pattern).map_err(|e| format!("container or action makes {e}"))?;
-            vars.push(("SERVICE_NAME", name.into()));
-            vars.push(("LOG_PATTERN", pattern));
-            vars.push(("LOG_FILE", "@docker events".into()));
-            if let Some(e) = expiration_arg(a.get(2))? {
-                vars.push(("LOG_PATTERN_EXPIRATION", e));
-            }
-            vars.push(("LOG_ALERT_DESCRIPTION", format!("Docker container {container} {action}")));
-            vars.push(("LOG_ALERT_DETAILS", "Alert was raised due to:%line_matching".into()));
-            vars.push(("LOG_ALERT_STATUS", "DOCKEREVENTS_CONTAINER_EVENT".into()));
-            vars.push(("LOG_ALERT_TYPE", "docker_event".into()));
-        }
+        "dbus" => dbus_vars(take_args(subsystem, args, 3, 1)?)?,
+        "dockerevents" => docker_vars(name, take_args(subsystem, args, 2, 1)?)?,
         other => {
             return Err(format!(
                 "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents); write monitor.d/available/{other}_{name}.sh by hand and enable it"
             ));
         }
-    }
-    let id = CheckId::new(file_subsystem(subsystem), name);
+    };
     let dir = layout.available();
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(id.file_name());
     store::write_atomically(&path, check::render(&vars).as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+type Vars = Vec<(&'static str, Vec<u8>)>;
+
+fn log_vars(name: &str, a: &[OsString]) -> Result<Vars, String> {
+    let pattern = pattern_arg(&a[0])?;
+    let file = a[1].as_bytes();
+    LogSource::parse(file)?;
+    let mut vars = vec![("SERVICE_NAME", name.into()), ("LOG_PATTERN", pattern), ("LOG_FILE", file.to_vec())];
+    if let Some(e) = expiration_arg(a.get(2))? {
+        vars.push(("LOG_PATTERN_EXPIRATION", e));
+    }
+    Ok(vars)
+}
+
+fn dbus_vars(a: &[OsString]) -> Result<Vars, String> {
+    let dbus_name = text(&a[0], "D-Bus name")?;
+    let pattern = if a[1].is_empty() { Vec::new() } else { pattern_arg(&a[1])? };
+    let watch = text(&a[2], "watch expression")?;
+    if !watch.is_empty() {
+        crate::dbus::rule::MatchRule::parse(watch).map_err(|e| format!("watch expression: {e}"))?;
+    }
+    if pattern.is_empty() && watch.is_empty() {
+        eprintln!("warning: neither a pattern nor a watch expression: every D-Bus signal will raise an alert");
+    }
+    let mut vars = vec![("DBUS_NAME", dbus_name.into()), ("DBUS_PATTERN", pattern), ("DBUS_WATCH_EXPRESSION", watch.into())];
+    if let Some(e) = expiration_arg(a.get(3))? {
+        vars.push(("DBUS_ALERT_EXPIRATION", e));
+    }
+    Ok(vars)
+}
+
+fn docker_vars(name: &str, a: &[OsString]) -> Result<Vars, String> {
+    let (container, action) = (text(&a[0], "container")?, text(&a[1], "action")?);
+    let pattern = format!(".*container {action}.*name={container}.*");
+    validate_pattern(&pattern).map_err(|e| format!("container or action makes {e}"))?;
+    let mut vars = vec![("SERVICE_NAME", name.into()), ("LOG_PATTERN", pattern.into_bytes()), ("LOG_FILE", b"@docker events".to_vec())];
+    if let Some(e) = expiration_arg(a.get(2))? {
+        vars.push(("LOG_PATTERN_EXPIRATION", e));
+    }
+    vars.push(("LOG_ALERT_DESCRIPTION", format!("Docker container {container} {action}").into_bytes()));
+    vars.push(("LOG_ALERT_DETAILS", b"Alert was raised due to:%line_matching".to_vec()));
+    vars.push(("LOG_ALERT_STATUS", b"DOCKEREVENTS_CONTAINER_EVENT".to_vec()));
+    vars.push(("LOG_ALERT_TYPE", b"docker_event".to_vec()));
+    Ok(vars)
 }
 
 fn absolute(p: &Path) -> io::Result<PathBuf> {
@@ -134,16 +155,16 @@ fn absolute(p: &Path) -> io::Result<PathBuf> {
 /// `enable <subsystem> <check>`: validates the file, then links it into `enabled/` with an
 /// absolute link as Mender does.
 pub fn enable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String> {
-    let id = CheckId::new(file_subsystem(subsystem), name);
+    let id = check_id(subsystem, name)?;
     let available = absolute(&layout.available().join(id.file_name())).map_err(|e| e.to_string())?;
-    if !available.is_file() {
+    if available.symlink_metadata().is_err() {
         return Err(format!("no such check: {subsystem} {name} ({} does not exist)", available.display()));
     }
-    if BUILT_IN_SUBSYSTEMS.contains(&id.subsystem.as_str()) {
-        if let Err(errors) = store::load(&id, &available).def {
-            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            return Err(format!("not enabled, the check file has errors:\n{}", lines.join("\n")));
-        }
+    // Custom subsystems are not ours to judge, but their file is read as any other: a FIFO or
+    // a device is refused here, not linked.
+    if let Err(errors) = store::load(&id, &available).def {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!("not enabled, the check file has errors:\n{}", lines.join("\n")));
     }
     let dir = layout.enabled();
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -159,7 +180,7 @@ pub fn enable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String
 
 /// `disable <subsystem> <check>`: removes the link; an error only if the check does not exist.
 pub fn disable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String> {
-    let id = CheckId::new(file_subsystem(subsystem), name);
+    let id = check_id(subsystem, name)?;
     let link = layout.enabled().join(id.file_name());
     if link.symlink_metadata().is_ok() {
         return fs::remove_file(&link).map_err(|e| format!("cannot remove {}: {e}", link.display()));
@@ -172,7 +193,7 @@ pub fn disable(layout: &Layout, subsystem: &str, name: &str) -> Result<(), Strin
 
 /// `delete <subsystem> <check>`: removes the file and, if enabled, its link.
 pub fn delete(layout: &Layout, subsystem: &str, name: &str) -> Result<(), String> {
-    let id = CheckId::new(file_subsystem(subsystem), name);
+    let id = check_id(subsystem, name)?;
     let link = layout.enabled().join(id.file_name());
     let file = layout.available().join(id.file_name());
     let mut found = false;
@@ -194,11 +215,16 @@ struct ListedCheck {
     check: String,
     enabled: bool,
     file: String,
+    /// Every variable's value as text (U+FFFD for bytes that are not UTF-8).
     settings: serde_json::Map<String, serde_json::Value>,
+    /// The variables whose value is not UTF-8 (a log file's path), exactly, as bash quotes
+    /// them (`$'\xff'`); absent when there are none.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    settings_quoted: serde_json::Map<String, serde_json::Value>,
     errors: Vec<String>,
     /// The settings in file order, for the table.
     #[serde(skip)]
-    vars: Vec<(String, String)>,
+    vars: Vec<(String, Vec<u8>)>,
 }
 
 /// `list [--json]`: every check, enabled or not, with its settings and any problems.
@@ -206,18 +232,21 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
     let entries = store::list(layout).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for e in entries {
-        let loaded = store::load(&e.id, &e.available);
+        let loaded = store::load_entry(layout, &e);
         let mut errors: Vec<String> = match &loaded.def {
             Err(errs) => errs.iter().map(|x| x.to_string()).collect(),
             Ok(_) => Vec::new(),
         };
         errors.extend(loaded.warnings.iter().map(|w| format!("warning: {w}")));
+        let text = |v: &[u8]| serde_json::Value::String(String::from_utf8_lossy(v).into_owned());
+        let quoted = loaded.vars.iter().filter(|(_, v)| std::str::from_utf8(v).is_err());
         rows.push(ListedCheck {
             subsystem: e.id.subsystem.clone(),
             check: e.id.name.clone(),
             enabled: e.is_enabled,
             file: e.available.display().to_string(),
-            settings: loaded.vars.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+            settings: loaded.vars.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+            settings_quoted: quoted.map(|(k, v)| (k.clone(), serde_json::Value::String(shell::quote(v)))).collect(),
             errors,
             vars: loaded.vars,
         });
@@ -238,8 +267,8 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
         let settings: Vec<String> = r
             .vars
             .iter()
-            .filter(|(k, v)| !(k == "SERVICE_NAME" && *v == r.check))
-            .map(|(k, v)| format!("{k}={}", crate::config::shell::quote(v)))
+            .filter(|(k, v)| !(k == "SERVICE_NAME" && *v == r.check.as_bytes()))
+            .map(|(k, v)| format!("{k}={}", shell::quote(v)))
             .collect();
         let enabled = if r.enabled { "yes" } else { "no" };
         out.push_str(&format!("{:w_sub$}  {:w_chk$}  {enabled:7}  {}\n", r.subsystem, r.check, settings.join(" ")));
@@ -254,8 +283,8 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+    fn s(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `lookout test-pattern`: run a pattern over a file (or stdin) exactly as a log check would,
 //! without a daemon, and show the matching lines and the alert the daemon would send.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -20,8 +21,8 @@ use crate::time::{Clock, Now};
 pub struct TestPattern {
     /// The pattern.
     pub pattern: String,
-    /// A file path, or `-` for stdin.
-    pub input: String,
+    /// A file path (bytes), or `-` for stdin.
+    pub input: OsString,
     /// The check name (subject name) to put in the alert.
     pub name: Option<String>,
     /// `LOG_PATTERN_EXPIRATION`.
@@ -75,7 +76,8 @@ impl<W: Write> LineSink for Show<'_, W> {
 pub fn run(layout: &Layout, t: &TestPattern, out: &mut impl Write) -> Result<bool, String> {
     let matcher = Matcher::new(&t.pattern)?;
     let (settings, _) = Settings::load(&layout.config_sh());
-    let path = if t.input == "-" { PathBuf::from("/dev/stdin") } else { PathBuf::from(&t.input) };
+    let stdin = t.input == "-";
+    let path = if stdin { PathBuf::from("/dev/stdin") } else { PathBuf::from(&t.input) };
     let def = LogCheckDef {
         service_name: t.name.clone().unwrap_or_else(|| "test-pattern".into()),
         pattern: t.pattern.clone(),
@@ -89,11 +91,8 @@ pub fn run(layout: &Layout, t: &TestPattern, out: &mut impl Write) -> Result<boo
     };
     let config = LogCheckConfig::resolve(&def, &settings);
     let mut detector = LogDetector::new(config.detector.clone(), matcher.clone());
-    let mut reader: Box<dyn Read> = if t.input == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
-    };
+    let mut reader: Box<dyn Read> =
+        if stdin { Box::new(io::stdin().lock()) } else { Box::new(File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?) };
     let now = Clock::default().now();
     let mut alerts = Vec::new();
     let mut scratch = Scratch::new(settings.log_max_line_bytes);
