@@ -461,7 +461,7 @@ fn run_daemon(root: PathBuf, argv: &Argv, server: Option<String>, token: Option<
             return 2;
         }
         Some(url) => {
-            if let Some(why) = crate::uplink::sink::unusable_url(&url) {
+            if let Some(why) = crate::url::unusable_url(&url) {
                 eprintln!("lookout: --server {url}: {why}");
                 return 2;
             }

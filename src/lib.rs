@@ -21,11 +21,13 @@ pub mod dbus;
 pub mod detect;
 pub mod fdlimit;
 pub mod reactor;
+pub mod regular_file;
 pub mod sdnotify;
 pub mod sources;
 pub mod state;
 pub mod time;
 pub mod uplink;
+pub mod url;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -1,7 +1,7 @@
 //! Reading the small files configuration lives in (check files, `config.sh`) so that no file
 //! can block the reader or make it read without end.
 //!
-//! The opening is [`crate::sources::regular_file::open`], the one the tailer uses: `O_PATH` and
+//! The opening is [`crate::regular_file::open`], the one the tailer uses: `O_PATH` and
 //! `fstat` first (a FIFO's `open` would block, a device's `open` runs its driver), then the same
 //! inode re-opened non-blocking. Here the read is also bounded by [`MAX_BYTES`], a link can be
 //! refused where none belongs, and every refusal is counted ([`refused`]).
@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sources::regular_file::{self, OpenError};
+use crate::regular_file::{self, OpenError};
 
 /// The most bytes a check file or `config.sh` may have. Mender's are well under 4 KiB; the
 /// bound only has to stop a file that never ends.

@@ -11,6 +11,26 @@ use std::path::Path;
 use super::shell;
 use crate::alert::Level;
 
+/// When spool records are forced to disk (`ALERT_STORE_FSYNC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// `fdatasync` before an alert counts as accepted.
+    Always,
+    /// The kernel's writeback decides.
+    Never,
+}
+
+impl Fsync {
+    /// Reads `ALERT_STORE_FSYNC`.
+    pub fn parse(s: &str) -> Option<Fsync> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(Fsync::Always),
+            "never" => Some(Fsync::Never),
+            _ => None,
+        }
+    }
+}
+
 /// The global settings in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -63,7 +83,7 @@ pub struct Settings {
     pub alert_store_max_bytes: u64,
     /// lookout: `ALERT_STORE_FSYNC`, `always` (an accepted alert survives a power cut) or
     /// `never` (the kernel writes it back; flash wear).
-    pub alert_store_fsync: crate::uplink::spool::Fsync,
+    pub alert_store_fsync: Fsync,
     /// lookout: `SEND_ALERT_TIMEOUT_S`, the most one request to the server may take.
     pub send_alert_timeout_s: u64,
 }
@@ -94,7 +114,7 @@ impl Default for Settings {
             log_max_line_bytes: 16 * 1024,
             state_save_interval_s: 5,
             alert_store_max_bytes: 4 << 20,
-            alert_store_fsync: crate::uplink::spool::Fsync::Always,
+            alert_store_fsync: Fsync::Always,
             send_alert_timeout_s: 30,
         }
     }
@@ -190,7 +210,7 @@ impl Settings {
             Level::parse_configured(v).ok_or_else(|| "not an alert level (CRITICAL or WARNING)".to_string())
         }
         match key {
-            "ALERT_URL" if !v.is_empty() => match v.contains("://").then(|| crate::uplink::sink::unusable_url(v)).flatten() {
+            "ALERT_URL" if !v.is_empty() => match v.contains("://").then(|| crate::url::unusable_url(v)).flatten() {
                 Some(why) => return Err(why),
                 None => self.alert_url = v.into(),
             },
@@ -228,7 +248,7 @@ impl Settings {
             "STATE_SAVE_INTERVAL_S" => self.state_save_interval_s = num(v)?,
             "ALERT_STORE_MAX_BYTES" => self.alert_store_max_bytes = num(v)?,
             "SEND_ALERT_TIMEOUT_S" => self.send_alert_timeout_s = num(v)?,
-            "ALERT_STORE_FSYNC" => self.alert_store_fsync = crate::uplink::spool::Fsync::parse(v).ok_or("not always or never")?,
+            "ALERT_STORE_FSYNC" => self.alert_store_fsync = Fsync::parse(v).ok_or("not always or never")?,
             // Read by Mender Monitor, not needed by lookout (it logs to the journal).
             "DAEMON_LOG_FILE" | "ALERT_URL" | "MONITOR_D_DIRECTORY" => {}
             _ => return Ok(false),

@@ -25,6 +25,9 @@ pub const FIRST_CONNECTION: usize = 1 << 30;
 pub const MAX_CLIENTS: usize = 16;
 /// Time a client has for its request and for reading the answer.
 pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
+/// Most bytes dropped after answering an overlong request, waiting for the client to close;
+/// beyond that it is closed anyway (it was sent its answer).
+pub const DRAIN_MAX: usize = 64 * 1024;
 /// How soon a failed `accept` (no descriptor left) is tried again.
 pub const ACCEPT_RETRY_MS: u64 = 250;
 
@@ -50,6 +53,12 @@ struct Conn {
     output: Vec<u8>,
     written: usize,
     answered: bool,
+    /// After the answer, read and drop what the client still sends until it closes (or its
+    /// time is up): closing a socket with unread input resets it, and the client could lose
+    /// the answer (a request longer than the bound).
+    drain: bool,
+    /// Bytes dropped so; at most [`DRAIN_MAX`].
+    drained: usize,
     deadline: Instant,
 }
 
@@ -143,6 +152,8 @@ impl ControlServer {
                             output: Vec::new(),
                             written: 0,
                             answered: false,
+                            drain: false,
+                            drained: 0,
                             deadline: now.plus_ms(CLIENT_TIMEOUT_MS),
                         },
                     );
@@ -164,8 +175,12 @@ impl ControlServer {
     /// Reads or writes on a connection; returns a request to answer once one has arrived.
     pub fn on_connection(&mut self, token: Token) -> Option<Asked> {
         let conn = self.conns.get_mut(&token)?;
-        if conn.answered {
+        if conn.answered && conn.written < conn.output.len() {
             self.flush(token);
+            return None;
+        }
+        if conn.answered {
+            self.drain(token);
             return None;
         }
         let mut buf = [0u8; 1024];
@@ -177,7 +192,9 @@ impl ControlServer {
                 }
                 Ok(n) => {
                     conn.input.extend_from_slice(&buf[..n]);
-                    if let Some(end) = memchr::memchr(b'\n', &conn.input) {
+                    // The newline must come within the bound, however the reads fell.
+                    let within = &conn.input[..conn.input.len().min(MAX_REQUEST + 1)];
+                    if let Some(end) = memchr::memchr(b'\n', within) {
                         let line = conn.input[..end].to_vec();
                         return match parse_request(&line) {
                             Parsed::Status => Some(Asked::Status),
@@ -191,6 +208,7 @@ impl ControlServer {
                     }
                     if conn.input.len() > MAX_REQUEST {
                         self.counters.bad_requests += 1;
+                        conn.drain = true;
                         self.respond(token, &Response::error(format!("request longer than {MAX_REQUEST} bytes")));
                         return None;
                     }
@@ -220,6 +238,27 @@ impl ControlServer {
             match conn.stream.write(&conn.output[conn.written..]) {
                 Ok(0) => break,
                 Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if conn.drain && conn.written == conn.output.len() {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            self.drain(token);
+        } else {
+            self.close(token);
+        }
+    }
+
+    /// Reads and drops what a client still sends after its answer; closes at its end.
+    fn drain(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let mut buf = [0u8; 4096];
+        while conn.drained < DRAIN_MAX {
+            match conn.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => conn.drained += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
@@ -335,13 +374,19 @@ mod tests {
         let (_poll, mut s) = server(&tmp);
         let mut garbage = connect(&tmp);
         garbage.write_all(b"\xff\x00 not json\n").unwrap();
+        // Longer than the bound, with its newline in the same read: refused all the same.
         let mut long = connect(&tmp);
-        long.write_all(&vec![b'a'; MAX_REQUEST + 10]).unwrap();
+        let mut text = vec![b'a'; MAX_REQUEST + 500];
+        text.push(b'\n');
+        long.write_all(&text).unwrap();
         s.on_listener(Instant::from_millis(0));
         assert_eq!(s.on_connection(Token(FIRST_CONNECTION)), None);
         assert_eq!(s.on_connection(Token(FIRST_CONNECTION + 1)), None);
         assert_eq!(s.counters().bad_requests, 2);
         assert!(answer(garbage).contains("error"));
+        // The client goes on writing after the refusal: the answer is not lost to a reset.
+        long.write_all(b"more after the refusal").unwrap();
+        s.on_connection(Token(FIRST_CONNECTION + 1));
         assert!(answer(long).contains("longer than"));
     }
 }

@@ -115,6 +115,7 @@ impl Daemon {
             ("control_bad_requests", control.bad_requests),
             ("control_accept_errors", control.accept_errors),
             ("open_files_limit", crate::fdlimit::limit()),
+            ("config_files_refused", crate::config::file::refused()),
         ])
     }
 }

@@ -4,7 +4,6 @@
 pub mod command;
 pub mod lines;
 pub mod pipes;
-pub mod regular_file;
 pub mod rotation;
 pub mod signals;
 pub mod systemd;

@@ -17,7 +17,7 @@
 //! Invariants: at most one retired file (a second rotation within the grace period closes the
 //! first, read to its end), and it is read before the current file, so lines come in the order
 //! they were written. Only regular files are opened, without blocking (see
-//! [`super::regular_file`]): a FIFO or a device at the path is named in the log and in `status`,
+//! [`crate::regular_file`]): a FIFO or a device at the path is named in the log and in `status`,
 //! and waited out like a missing file. A read never exceeds the caller's budget, so one busy
 //! file cannot starve the others.
 
@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 
 use super::lines::{LineAssembler, Pumped, ReadCounters};
 pub use super::lines::{LineSink, Scratch};
-use super::regular_file::{self, OpenError};
 use super::rotation::{self, AtEof, AtPath, Resume, Step, TailCheck};
 use super::watch::{Listener, WatchError, WatchHandle, Watches};
 use crate::logging::{Admit, Limiter};
+use crate::regular_file::{self, OpenError};
 use crate::time::Instant;
 
 /// How long a rotated-away file is still read after the switch to the new one.

@@ -39,25 +39,7 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024;
 pub const COMPACT_MIN_BYTES: u64 = 16 * 1024;
 const ACK_FILE: &str = "acked";
 
-/// When records are forced to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    /// `fdatasync` before an alert counts as accepted.
-    Always,
-    /// The kernel's writeback decides.
-    Never,
-}
-
-impl Fsync {
-    /// Reads `ALERT_STORE_FSYNC`.
-    pub fn parse(s: &str) -> Option<Fsync> {
-        match s.to_ascii_lowercase().as_str() {
-            "always" => Some(Fsync::Always),
-            "never" => Some(Fsync::Never),
-            _ => None,
-        }
-    }
-}
+pub use crate::config::settings::Fsync;
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}.seg"))
