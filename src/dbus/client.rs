@@ -115,7 +115,8 @@ pub enum Event<T> {
     },
     /// A signal.
     Signal(Message),
-    /// A message that did not decode was skipped; `say`: not the same as the last one said.
+    /// A message was skipped (it did not decode, or was too long); `say`: not the same as the
+    /// last one said.
     Skipped {
         /// What was skipped and why.
         why: String,
@@ -147,6 +148,8 @@ pub struct ClientCounters {
     pub received: u64,
     /// Messages that did not decode (skipped).
     pub malformed: u64,
+    /// Messages longer than the client accepts (skipped unread).
+    pub oversized: u64,
     /// Calls that got no answer in time.
     pub timeouts: u64,
     /// Answers that came after their call had timed out (dropped).
@@ -198,6 +201,7 @@ impl<T> Client<T> {
             let k = conn.counters();
             c.received += k.received;
             c.malformed += k.malformed;
+            c.oversized += k.oversized;
         }
         c
     }
@@ -349,6 +353,7 @@ impl<T> Client<T> {
             let k = c.counters();
             self.counters.received += k.received;
             self.counters.malformed += k.malformed;
+            self.counters.oversized += k.oversized;
         }
     }
 

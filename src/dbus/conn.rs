@@ -8,21 +8,25 @@
 //! the caller ([`super::client::Client`]); this core only numbers messages and frames replies.
 //!
 //! Bounds: the input holds at most one message of [`MAX_MESSAGE`] plus one read; a message that
-//! frames but does not decode is skipped; a header that makes framing impossible (or a message
-//! over [`MAX_MESSAGE`]) closes the connection. The output is bounded by [`MAX_OUTPUT`]: a peer
-//! that does not read is dropped. Nothing here panics on input.
+//! frames but does not decode is skipped; a longer one that still frames (up to the
+//! specification's [`MAX_FRAMED`]) is skipped without being buffered, so a peer cannot cut a
+//! connection (and the signals it would have carried) with one big message; a header that makes
+//! framing impossible closes the connection. The output is bounded by [`MAX_OUTPUT`]: a peer that does
+//! not read is dropped. Nothing here panics on input.
 
 use std::fmt;
 
 use super::message::{FIXED_HEADER, Kind, MAX_MESSAGE, Message, decode, message_len};
 use super::sasl;
-use super::wire::Value;
+use super::wire::{Value, WireError};
 use crate::time::Instant;
 
 /// Time allowed for connecting and authenticating.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Most bytes waiting to be written before the peer is considered stuck.
 pub const MAX_OUTPUT: usize = 4 * MAX_MESSAGE;
+/// The longest message the specification allows (128 MiB): a longer one cannot be framed.
+pub const MAX_FRAMED: usize = 1 << 27;
 
 /// Why a call got no answer from its peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +82,7 @@ pub enum ConnEvent {
     },
     /// A signal.
     Signal(Message),
-    /// A message that frames but does not decode was skipped.
+    /// A message that frames but does not decode, or is over [`MAX_MESSAGE`], was skipped.
     Skipped(String),
     /// The connection is unusable; the reason. Nothing more comes from it.
     Closed(String),
@@ -99,6 +103,8 @@ pub struct ConnCounters {
     pub received: u64,
     /// Messages that framed but did not decode (skipped).
     pub malformed: u64,
+    /// Messages over [`MAX_MESSAGE`] (skipped unread).
+    pub oversized: u64,
 }
 
 /// One connection's protocol state.
@@ -108,6 +114,8 @@ pub struct Conn {
     is_bus: bool,
     /// Received bytes not yet consumed: the SASL answer, then the start of the next message.
     input: Vec<u8>,
+    /// Bytes of an over-long message still to be thrown away as they arrive.
+    skipping: usize,
     /// Bytes to write, in order.
     output: Vec<u8>,
     /// Messages made before the handshake ended, sent right after it.
@@ -128,6 +136,7 @@ impl Conn {
             phase: Phase::Auth,
             is_bus,
             input: Vec::new(),
+            skipping: 0,
             output: sasl::hello(uid),
             queued: Vec::new(),
             next_serial: 1,
@@ -249,10 +258,13 @@ impl Conn {
     }
 
     /// Consumes `bytes` read from the socket.
-    pub fn received(&mut self, bytes: &[u8], events: &mut Vec<ConnEvent>) {
+    pub fn received(&mut self, mut bytes: &[u8], events: &mut Vec<ConnEvent>) {
         if self.report_failure(events) || self.phase == Phase::Closed {
             return;
         }
+        let skip = self.skipping.min(bytes.len());
+        self.skipping -= skip;
+        bytes = &bytes[skip..];
         self.input.extend_from_slice(bytes);
         if let Err(why) = self.process(events) {
             self.closed(why, events);
@@ -280,7 +292,11 @@ impl Conn {
         }
         while self.phase != Phase::Closed && self.input.len() >= FIXED_HEADER {
             let head: [u8; FIXED_HEADER] = self.input[..FIXED_HEADER].try_into().map_err(|_| "header".to_string())?;
-            let len = message_len(&head).map_err(|e| format!("unreadable message header: {e}"))?;
+            let len = frame_len(&head)?;
+            if len > MAX_MESSAGE {
+                self.skip_oversized(len, events);
+                continue;
+            }
             if self.input.len() < len {
                 break;
             }
@@ -295,6 +311,16 @@ impl Conn {
             self.input.drain(..len);
         }
         Ok(())
+    }
+
+    /// Throws away a message of `len` bytes (over [`MAX_MESSAGE`]) without buffering it.
+    fn skip_oversized(&mut self, len: usize, events: &mut Vec<ConnEvent>) {
+        self.counters.received += 1;
+        self.counters.oversized += 1;
+        events.push(ConnEvent::Skipped(format!("a message of {len} bytes (more than {MAX_MESSAGE})")));
+        let here = len.min(self.input.len());
+        self.input.drain(..here);
+        self.skipping = len - here;
     }
 
     fn become_ready(&mut self, events: &mut Vec<ConnEvent>) {
@@ -332,6 +358,17 @@ impl Conn {
             // if we had no name, and we have nothing to offer.
             Kind::Call => {}
         }
+    }
+}
+
+/// The length of the message that starts with `head`: an error when it cannot be framed (a
+/// bad header, or longer than the specification allows); lengths over [`MAX_MESSAGE`] are
+/// returned, for skipping.
+fn frame_len(head: &[u8; FIXED_HEADER]) -> Result<usize, String> {
+    match message_len(head) {
+        Ok(n) => Ok(n),
+        Err(WireError::TooLarge(n)) if n <= MAX_FRAMED => Ok(n),
+        Err(e) => Err(format!("unreadable message header: {e}")),
     }
 }
 
@@ -460,6 +497,39 @@ mod tests {
         assert_eq!(ev, [ConnEvent::Closed("unreadable message header: bad header: endianness byte 0x58".into())]);
         c.received(&Message::signal("/a", "x.y", "Z", vec![]).encode(4).unwrap(), &mut ev);
         assert_eq!(ev.len(), 1, "nothing after the close");
+    }
+
+    #[test]
+    fn an_oversized_message_is_skipped_unbuffered_and_the_next_one_read() {
+        let mut c = ready_bus();
+        // A signal whose string is MAX_MESSAGE bytes: encode() refuses it, so its bytes are an
+        // empty string's with the lengths patched, and the string sent in pieces.
+        let small = Message::signal("/a", "x.y", "Big", vec![Value::Str(String::new())]).encode(5).unwrap();
+        let mut bytes = small.clone();
+        let body = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize + MAX_MESSAGE;
+        bytes[4..8].copy_from_slice(&(body as u32).to_le_bytes());
+        let str_at = small.len() - 5;
+        bytes[str_at..str_at + 4].copy_from_slice(&(MAX_MESSAGE as u32).to_le_bytes());
+        bytes.truncate(str_at + 4);
+        let total = small.len() + MAX_MESSAGE;
+        let mut ev = Vec::new();
+        c.received(&bytes, &mut ev);
+        assert_eq!(ev, [ConnEvent::Skipped(format!("a message of {total} bytes (more than {MAX_MESSAGE})"))]);
+        let rest = total - bytes.len();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = rest - 1;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            c.received(&chunk[..n], &mut ev);
+            left -= n;
+            assert!(c.input.is_empty(), "not buffered");
+        }
+        let mut tail = vec![0u8];
+        tail.extend(Message::signal("/a", "x.y", "After", vec![]).encode(6).unwrap());
+        c.received(&tail, &mut ev);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(matches!(&ev[1], ConnEvent::Signal(m) if m.member.as_deref() == Some("After")));
+        assert_eq!(c.counters().oversized, 1);
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct BusClient<T> {
     via: usize,
     /// The read budget ran out before the socket was drained: read at the next step.
     backlog: bool,
+    /// Most bytes read per step ([`READ_BUDGET`]).
+    budget: usize,
     /// Starts every line logged (`"check dbus power: "`), or is empty.
     prefix: String,
 }
@@ -93,7 +95,7 @@ impl<T> BusClient<T> {
     /// (`systemd`, `the system bus`).
     pub fn new(label: &str, peer: &'static str) -> Self {
         let prefix = if label.is_empty() { String::new() } else { format!("{label}: ") };
-        BusClient { client: Client::new(peer), socket: None, via: 0, backlog: false, prefix }
+        BusClient { client: Client::new(peer), socket: None, via: 0, backlog: false, budget: READ_BUDGET, prefix }
     }
 
     /// The client, for the user's calls (written by [`settle`](Self::settle)).
@@ -209,7 +211,7 @@ impl<T> BusClient<T> {
         self.backlog = false;
         let Some((stream, _)) = self.socket.as_mut() else { return };
         let mut buf = [0u8; READ_CHUNK];
-        let mut budget = READ_BUDGET;
+        let mut budget = self.budget;
         while self.client.is_open() {
             if budget == 0 {
                 self.backlog = true;
@@ -242,5 +244,61 @@ impl<T> BusClient<T> {
             }
         }
         self.client.check_output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::dbus::message::Message;
+    use crate::dbus::wire::Value;
+
+    /// A flood larger than the budget is read over several steps, each due at once, and none
+    /// of it is lost.
+    #[test]
+    fn a_flood_is_read_a_budget_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("lookout-driver-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("peer");
+        let listener = UnixListener::bind(&path).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let mut slot = FixedToken { registry: poll.registry(), token: Token(1) };
+        let mut bus: BusClient<()> = BusClient::new("test", "the peer");
+        bus.budget = 16 * 1024;
+        let now = Instant::from_millis(0);
+        bus.want(now);
+        assert!(bus.on_tick(now, &[Endpoint::peer(path.clone())], &mut slot).is_empty());
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut auth = String::new();
+        BufReader::new(&peer).read_line(&mut auth).unwrap();
+        assert!(auth.starts_with("\0AUTH EXTERNAL "), "{auth:?}");
+        let one = Message::signal("/a", "x.y", "Z", vec![Value::Str("x".repeat(200))]);
+        let mut bytes = b"OK 1\r\n".to_vec();
+        let n = 400;
+        for serial in 1..=n {
+            bytes.extend(one.encode(serial).unwrap());
+        }
+        assert!(bytes.len() > 5 * bus.budget);
+        peer.write_all(&bytes).unwrap();
+        let signals = |events: &[Event<()>]| events.iter().filter(|e| matches!(e, Event::Signal(_))).count();
+        let first = bus.on_ready(now, &mut slot);
+        assert!(matches!(first[0], Event::Ready { .. }));
+        let mut seen = signals(&first);
+        assert!(seen < n as usize, "one step read {seen} of {n}");
+        assert_eq!(bus.next_deadline(), Some(Instant::from_millis(0)), "the rest is due at once");
+        let mut steps = 1;
+        while bus.next_deadline().is_some() {
+            seen += signals(&bus.on_tick(now, &[], &mut slot));
+            steps += 1;
+            assert!(steps < 100);
+        }
+        assert_eq!(seen, n as usize);
+        assert!(steps >= 5, "{steps} steps");
+        bus.stop(&mut slot);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -49,6 +49,8 @@ pub struct SignalCounters {
     pub cut: u64,
     /// Messages that did not decode (skipped), over every connection.
     pub malformed: u64,
+    /// Messages over [`crate::dbus::message::MAX_MESSAGE`] (skipped unread).
+    pub oversized: u64,
 }
 
 /// The one call a signal source makes.
@@ -106,7 +108,13 @@ impl SignalWatch {
     /// Counters so far.
     pub fn counters(&self) -> SignalCounters {
         let c = self.bus.counters();
-        SignalCounters { connects: c.connects, disconnects: c.disconnects, malformed: c.malformed, ..self.watch.counters }
+        SignalCounters {
+            connects: c.connects,
+            disconnects: c.disconnects,
+            malformed: c.malformed,
+            oversized: c.oversized,
+            ..self.watch.counters
+        }
     }
 
     /// When [`on_tick`](Self::on_tick) has something to do.

@@ -12,6 +12,13 @@
 //! read again, so changes that happened meanwhile are reported. No connection is made while no
 //! service check runs, and nothing is polled.
 //!
+//! Any local user may send signals on the system bus, to the agent too. On a bus, unit changes
+//! and jobs count only from systemd's own connection (asked with `GetNameOwner`, followed
+//! through `NameOwnerChanged`; its previous one too, since the name may leave while a shutdown
+//! is announced), and `NameOwnerChanged` only from the bus itself; others are counted, said
+//! once and ignored. A forged `JobNew` for `poweroff.target` would otherwise silence every
+//! service check.
+//!
 //! The connection is the shared [`BusClient`]; what systemd's answers and signals mean is
 //! decided by [`Units`], which sees only the client and its events (tested without a socket).
 
@@ -20,7 +27,7 @@ use std::path::PathBuf;
 
 use mio::{Registry, Token};
 
-use crate::dbus::client::{CallError, Client, Event};
+use crate::dbus::client::{CallError, Client, Event, SayOnce};
 use crate::dbus::driver::{BusClient, Endpoint, FixedToken};
 use crate::dbus::message::{Kind, Message, bus};
 use crate::dbus::wire::Value;
@@ -87,6 +94,7 @@ pub enum Update {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
     Setup,
+    Owner,
     LoadUnit(String),
     GetUnit(String),
     GetRestarts(String),
@@ -113,8 +121,12 @@ pub struct SystemdCounters {
     pub updates: u64,
     /// Messages that did not decode (skipped), over every connection.
     pub malformed_messages: u64,
+    /// Messages over [`crate::dbus::message::MAX_MESSAGE`] (skipped unread), over every connection.
+    pub oversized_messages: u64,
     /// Calls that got no answer in time, over every connection.
     pub call_timeouts: u64,
+    /// Signals ignored because they did not come from whom they claim to.
+    pub foreign_signals: u64,
 }
 
 /// The connection to systemd and the units it follows.
@@ -147,7 +159,9 @@ impl SystemdSource {
             failed_calls: self.units.failed_calls,
             updates: self.units.updates,
             malformed_messages: c.malformed,
+            oversized_messages: c.oversized,
             call_timeouts: c.timeouts,
+            foreign_signals: self.units.foreign_signals,
         }
     }
 
@@ -209,8 +223,13 @@ impl SystemdSource {
 struct Units {
     units: BTreeMap<String, Unit>,
     shutting_down: bool,
+    /// On a bus: systemd's connection, and the one before it.
+    owner: Option<String>,
+    previous_owner: Option<String>,
     failed_calls: u64,
     updates: u64,
+    foreign_signals: u64,
+    said_foreign: SayOnce,
 }
 
 impl Units {
@@ -258,12 +277,15 @@ impl Units {
                     ] {
                         call(Message::add_match(rule), Call::Setup, now, bus);
                     }
+                    call(Message::to_bus("GetNameOwner", vec![Value::Str(SYSTEMD.into())]), Call::Owner, now, bus);
                 }
                 self.subscribe_and_load(now, bus);
             }
             Event::Reply { tag, result } => self.on_reply(tag, result, now, bus, out),
             Event::Signal(m) => self.on_signal(m, now, bus, out),
             Event::Lost { .. } => {
+                self.owner = None;
+                self.previous_owner = None;
                 for u in self.units.values_mut() {
                     u.path = None;
                 }
@@ -295,6 +317,7 @@ impl Units {
         };
         match call {
             Call::Setup => {}
+            Call::Owner => self.owner = body.first().and_then(Value::as_str).map(str::to_string),
             Call::LoadUnit(unit) => {
                 let Some(path) = body.first().and_then(Value::as_str).map(str::to_string) else { return };
                 if let Some(u) = self.units.get_mut(&unit) {
@@ -341,7 +364,13 @@ impl Units {
             m.member.as_deref().unwrap_or(""),
             m.path.as_deref().unwrap_or("")
         );
+        let from_bus = m.sender.as_deref() == Some(bus::NAME);
+        let from_systemd = !bus.on_bus() || (m.sender.is_some() && (m.sender == self.owner || m.sender == self.previous_owner));
         match (m.interface.as_deref(), m.member.as_deref()) {
+            (Some(PROPERTIES), Some("PropertiesChanged")) | (Some(MANAGER), Some("JobNew")) if !from_systemd => {
+                self.foreign(&m, "not from systemd");
+            }
+            (Some(bus::INTERFACE), Some("NameOwnerChanged")) if !from_bus => self.foreign(&m, "not from the bus"),
             (Some(PROPERTIES), Some("PropertiesChanged")) => self.on_properties(&m, now, bus, out),
             (Some(MANAGER), Some("JobNew")) if is_shutdown_job(m.body.get(2).and_then(Value::as_str)) && !self.shutting_down => {
                 crate::info!("the system is shutting down: service changes are not reported from now on");
@@ -351,12 +380,26 @@ impl Units {
             (Some(bus::INTERFACE), Some("NameOwnerChanged")) => {
                 let name = m.body.first().and_then(Value::as_str);
                 let new_owner = m.body.get(2).and_then(Value::as_str).unwrap_or_default();
+                if name == Some(SYSTEMD) {
+                    let old = std::mem::replace(&mut self.owner, (!new_owner.is_empty()).then(|| new_owner.to_string()));
+                    self.previous_owner = old.or(self.previous_owner.take());
+                }
                 if name == Some(SYSTEMD) && !new_owner.is_empty() {
                     crate::info!("systemd is back on the bus (re-executed?); reading every unit again");
                     self.subscribe_and_load(now, bus);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A signal that claims to be what it is not: counted, said once per sender and kind.
+    fn foreign(&mut self, m: &Message, why: &str) {
+        self.foreign_signals += 1;
+        let sender = m.sender.as_deref().unwrap_or("(no sender)");
+        let what = format!("{} from {sender}: {why}", m.member.as_deref().unwrap_or_default());
+        if self.said_foreign.say(&what) {
+            crate::warn!("systemd: ignored {what}");
         }
     }
 
@@ -498,17 +541,20 @@ mod tests {
         units.on_event(t(1), Event::Ready { again: false }, &mut bus, &mut out);
         let sent = calls(&mut bus);
         let members: Vec<&str> = sent.iter().map(|(_, m, _)| m.as_str()).collect();
-        assert_eq!(members, ["AddMatch", "AddMatch", "AddMatch", "Subscribe", "LoadUnit"]);
+        assert_eq!(members, ["AddMatch", "AddMatch", "AddMatch", "GetNameOwner", "Subscribe", "LoadUnit"]);
         assert!(sent[1].2.contains("member='JobNew'") && sent[1].2.contains(MANAGER_PATH), "{}", sent[1].2);
-        assert_eq!(sent[4], (Some(SYSTEMD.into()), "LoadUnit".into(), "crasher.service".into()));
+        assert_eq!(sent[5], (Some(SYSTEMD.into()), "LoadUnit".into(), "crasher.service".into()));
+        // Serials: Hello 1, AddMatch 2..=4, GetNameOwner 5, Subscribe 6, LoadUnit 7.
+        let owner = from(bus::NAME, Message::reply(5, Ok(vec![Value::Str(":1.1".into())])));
+        assert_eq!(feed(&mut units, &mut bus, t(1), &owner), []);
+        assert_eq!(units.owner.as_deref(), Some(":1.1"));
         (units, bus)
     }
 
     #[test]
     fn a_unit_is_read_once_then_followed_by_its_changes() {
         let (mut units, mut bus) = connected_with_crasher();
-        // Replies in order: 4 setup calls (serials 2..=5), LoadUnit 6.
-        let load = Message::reply(6, Ok(vec![Value::ObjectPath(PATH.into())]));
+        let load = Message::reply(7, Ok(vec![Value::ObjectPath(PATH.into())]));
         assert_eq!(feed(&mut units, &mut bus, t(2), &from(":1.1", load)), []);
         let sent = sent(&mut bus);
         let what: Vec<(&str, &str)> = sent.iter().map(|m| (m.path.as_deref().unwrap(), m.member.as_deref().unwrap())).collect();
@@ -538,7 +584,7 @@ mod tests {
     #[test]
     fn a_shutdown_job_stops_the_reporting() {
         let (mut units, mut bus) = connected_with_crasher();
-        let load = from(":1.1", Message::reply(6, Ok(vec![Value::ObjectPath(PATH.into())])));
+        let load = from(":1.1", Message::reply(7, Ok(vec![Value::ObjectPath(PATH.into())])));
         feed(&mut units, &mut bus, t(2), &load);
         sent(&mut bus);
         let job = |unit: &str| {
@@ -549,6 +595,38 @@ mod tests {
         assert_eq!(feed(&mut units, &mut bus, t(4), &job("poweroff.target")), [Update::ShuttingDown]);
         assert_eq!(feed(&mut units, &mut bus, t(5), &job("shutdown.target")), [], "said once");
         assert_eq!(feed(&mut units, &mut bus, t(6), &changed("inactive", "dead", &[])), [], "stops are not news now");
+    }
+
+    /// Any peer may send signals to the agent, and a job by path: they count only from
+    /// systemd's connection (or its previous one), owner changes only from the bus.
+    #[test]
+    fn signals_from_others_than_systemd_are_ignored() {
+        let (mut units, mut bus) = connected_with_crasher();
+        let load = from(":1.1", Message::reply(7, Ok(vec![Value::ObjectPath(PATH.into())])));
+        feed(&mut units, &mut bus, t(2), &load);
+        let sent = sent(&mut bus);
+        feed(&mut units, &mut bus, t(3), &from(":1.1", Message::reply(sent[0].serial, Ok(vec![props("active", "running")]))));
+        let job = |sender: &str| {
+            let body =
+                vec![Value::U32(7), Value::ObjectPath("/org/freedesktop/systemd1/job/7".into()), Value::Str("poweroff.target".into())];
+            from(sender, Message::signal(MANAGER_PATH, MANAGER, "JobNew", body))
+        };
+        assert_eq!(feed(&mut units, &mut bus, t(4), &job(":1.66")), []);
+        let mut fake = changed("failed", "failed", &[]);
+        fake.sender = Some(":1.66".into());
+        assert_eq!(feed(&mut units, &mut bus, t(5), &fake), []);
+        let owner = |new: &str, sender: &str| {
+            let body = vec![Value::Str(SYSTEMD.into()), Value::Str(":1.1".into()), Value::Str(new.into())];
+            from(sender, Message::signal(bus::PATH, bus::INTERFACE, "NameOwnerChanged", body))
+        };
+        assert_eq!(feed(&mut units, &mut bus, t(6), &owner(":1.66", ":1.66")), []);
+        assert_eq!((units.foreign_signals, units.owner.as_deref()), (3, Some(":1.1")));
+        assert!(!units.shutting_down);
+        let got = feed(&mut units, &mut bus, t(7), &changed("failed", "failed", &[]));
+        assert_eq!(got.len(), 1, "systemd's own change is news");
+        // systemd's name leaves while it announces the shutdown: its jobs still count.
+        feed(&mut units, &mut bus, t(8), &owner("", bus::NAME));
+        assert_eq!(feed(&mut units, &mut bus, t(9), &job(":1.1")), [Update::ShuttingDown]);
     }
 
     #[test]
@@ -581,7 +659,7 @@ mod tests {
     #[test]
     fn failed_calls_are_counted_a_loss_is_not_and_paths_are_read_again_after_it() {
         let (mut units, mut bus) = connected_with_crasher();
-        let load = from(":1.1", Message::reply(6, Ok(vec![Value::ObjectPath(PATH.into())])));
+        let load = from(":1.1", Message::reply(7, Ok(vec![Value::ObjectPath(PATH.into())])));
         feed(&mut units, &mut bus, t(2), &load);
         let sent = sent(&mut bus);
         let no = Message::reply(sent[1].serial, Err(("org.freedesktop.DBus.Error.UnknownProperty", "no NRestarts")));

@@ -11,6 +11,12 @@
 //! name gets an owner. A lost bus connection is retried (1 s doubling to 30 s); the last token
 //! stays in use meanwhile (the proxy does not depend on the bus).
 //!
+//! Any local user may send signals on the system bus, to the agent too: `JwtTokenStateChange` is
+//! taken only from the connection that owns the service's name (asked with `GetNameOwner`, then
+//! followed through `NameOwnerChanged`), and `NameOwnerChanged` only from the bus itself. Others
+//! are counted, said once, and ignored: a forged token would send alerts to a server of the
+//! sender's choosing.
+//!
 //! The connection is the shared [`BusClient`]; what the answers and signals mean for the token
 //! is decided by [`Auth`], which sees only the client and its events (tested without a socket).
 
@@ -53,6 +59,7 @@ pub enum AuthUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Call {
     Setup,
+    Owner,
     Get,
     Fetch,
 }
@@ -61,6 +68,7 @@ impl Call {
     fn member(self) -> &'static str {
         match self {
             Call::Setup => "AddMatch",
+            Call::Owner => "GetNameOwner",
             Call::Get => "GetJwtToken",
             Call::Fetch => "FetchJwtToken",
         }
@@ -97,6 +105,11 @@ impl MenderAuth {
     /// The connection's counters.
     pub fn counters(&self) -> ClientCounters {
         self.bus.counters()
+    }
+
+    /// Signals ignored because they did not come from whom they claim to.
+    pub fn foreign_signals(&self) -> u64 {
+        self.auth.foreign_signals
     }
 
     /// When [`on_tick`](Self::on_tick) has something to do.
@@ -147,11 +160,25 @@ struct Auth {
     state: String,
     /// Tokens received.
     tokens: u64,
+    /// The unique name of the connection that owns [`NAME`], if known.
+    owner: Option<String>,
+    /// Signals from others than they claim to be from (ignored).
+    foreign_signals: u64,
+    /// Foreign signals said.
+    said_foreign: SayOnce,
 }
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { fetch_deadline: None, said: SayOnce::default(), state: "connecting to the system bus".into(), tokens: 0 }
+        Auth {
+            fetch_deadline: None,
+            said: SayOnce::default(),
+            state: "connecting to the system bus".into(),
+            tokens: 0,
+            owner: None,
+            foreign_signals: 0,
+            said_foreign: SayOnce::default(),
+        }
     }
 }
 
@@ -184,12 +211,14 @@ impl Auth {
                 ] {
                     send(Message::add_match(rule), Call::Setup, now, bus);
                 }
+                send(Message::to_bus("GetNameOwner", vec![Value::Str(NAME.into())]), Call::Owner, now, bus);
                 call(Call::Get, now, bus);
             }
             Event::Reply { tag, result } => self.on_reply(tag, result, now, bus, out),
             Event::Signal(m) => self.on_signal(&m, now, bus, out),
             Event::Lost { why, say, .. } => {
                 self.fetch_deadline = None;
+                self.owner = None;
                 if say && self.tokens > 0 {
                     crate::info!("Mender client: keeping the last token meanwhile");
                 }
@@ -213,6 +242,9 @@ impl Auth {
             // The signal brings a fetched token.
             (Call::Setup | Call::Fetch, Ok(_)) => {}
             (Call::Setup, Err(e)) => crate::warn!("D-Bus: AddMatch failed: {e}"),
+            (Call::Owner, Ok(body)) => self.owner = body.first().and_then(Value::as_str).map(str::to_string),
+            // Nobody owns it: GetJwtToken says so too.
+            (Call::Owner, Err(_)) => self.owner = None,
             (Call::Get, Ok(body)) => match (body.first().and_then(Value::as_str), body.get(1).and_then(Value::as_str)) {
                 (Some(token), Some(url)) => self.token(token, url, "GetJwtToken", out),
                 _ => self.no_token(format!("GetJwtToken answered {body:?}, not (token, server URL)"), out),
@@ -238,6 +270,12 @@ impl Auth {
             return;
         }
         match (m.interface.as_deref(), m.member.as_deref()) {
+            (Some(IFACE), Some("JwtTokenStateChange")) if self.owner.is_none() || m.sender != self.owner => {
+                self.foreign(m, &format!("not from the owner of {NAME}"));
+            }
+            (Some(bus::INTERFACE), Some("NameOwnerChanged")) if m.sender.as_deref() != Some(bus::NAME) => {
+                self.foreign(m, "not from the bus");
+            }
             (Some(IFACE), Some("JwtTokenStateChange")) => {
                 self.fetch_deadline = None;
                 match (m.body.first().and_then(Value::as_str), m.body.get(1).and_then(Value::as_str)) {
@@ -247,6 +285,7 @@ impl Auth {
             }
             (Some(bus::INTERFACE), Some("NameOwnerChanged")) if m.body.first().and_then(Value::as_str) == Some(NAME) => {
                 let new_owner = m.body.get(2).and_then(Value::as_str).unwrap_or_default();
+                self.owner = (!new_owner.is_empty()).then(|| new_owner.to_string());
                 if new_owner.is_empty() {
                     self.no_token(format!("its authentication service ({NAME}) left the system bus"), out);
                 } else {
@@ -255,6 +294,16 @@ impl Auth {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A signal that claims to be what it is not: counted, said once per sender and kind.
+    fn foreign(&mut self, m: &Message, why: &str) {
+        self.foreign_signals += 1;
+        let sender = m.sender.as_deref().unwrap_or("(no sender)");
+        let what = format!("{} from {sender}: {why}", m.member.as_deref().unwrap_or_default());
+        if self.said_foreign.say(&what) {
+            crate::warn!("Mender client: ignored {what}");
         }
     }
 
@@ -346,13 +395,16 @@ mod tests {
         from(bus::NAME, Message::signal(bus::PATH, bus::INTERFACE, "NameOwnerChanged", body))
     }
 
-    /// Connected: the match rules, then the token is read.
+    /// Connected: the match rules, who owns the service's name, then the token is read.
     fn connected() -> (Auth, Client<Call>, u32) {
         let mut auth = Auth::default();
         let mut bus = ready("the system bus", t(0), true);
         assert_eq!(run(&mut auth, &mut bus, t(0), vec![Event::Ready { again: false }]), []);
         let (members, get) = called(&mut bus);
-        assert_eq!(members, ["AddMatch", "AddMatch", "GetJwtToken"]);
+        assert_eq!(members, ["AddMatch", "AddMatch", "GetNameOwner", "GetJwtToken"]);
+        let owner = from(bus::NAME, Message::reply(get - 1, Ok(vec![Value::Str(OWNER.into())])));
+        assert_eq!(feed(&mut auth, &mut bus, t(1), &owner), []);
+        assert_eq!(auth.owner.as_deref(), Some(OWNER));
         (auth, bus, get)
     }
 
@@ -430,6 +482,34 @@ mod tests {
         assert!(matches!(&got[..], [AuthUpdate::Token { .. }]));
         let left = feed(&mut auth, &mut bus, t(600), &owner_changed(""));
         assert_eq!(left, [AuthUpdate::NoToken(format!("its authentication service ({NAME}) left the system bus"))]);
+    }
+
+    /// Any peer may send signals to the agent: a token only counts from the service's owner,
+    /// an owner change only from the bus.
+    #[test]
+    fn signals_from_others_than_they_claim_are_ignored() {
+        let (mut auth, mut bus, get) = connected();
+        feed(&mut auth, &mut bus, t(5), &token(get, "T1", "http://proxy"));
+        let mut forged = signal("EVIL", "http://evil");
+        forged.sender = Some(":1.66".into());
+        assert_eq!(feed(&mut auth, &mut bus, t(10), &forged), []);
+        let mut left = owner_changed("");
+        left.sender = Some(":1.66".into());
+        assert_eq!(feed(&mut auth, &mut bus, t(11), &left), []);
+        assert_eq!(auth.owner.as_deref(), Some(OWNER));
+        assert_eq!(auth.foreign_signals, 2);
+        assert_eq!(auth.state, "token from the Mender client, server http://proxy");
+        // The service restarts under a new name: its signals count, the old name's do not.
+        assert_eq!(feed(&mut auth, &mut bus, t(20), &owner_changed(":1.40")), []);
+        called(&mut bus);
+        assert_eq!(feed(&mut auth, &mut bus, t(21), &signal("T2", "http://proxy")), [], "from the old owner");
+        let mut from_new = signal("T3", "http://proxy");
+        from_new.sender = Some(":1.40".into());
+        assert_eq!(
+            feed(&mut auth, &mut bus, t(22), &from_new),
+            [AuthUpdate::Token { token: "T3".into(), server_url: "http://proxy".into() }]
+        );
+        assert_eq!(auth.foreign_signals, 3);
     }
 
     #[test]
