@@ -210,6 +210,7 @@ fn a_flood_of_signals_does_not_hold_up_the_other_checks_or_grow_memory() {
     // The flood: as fast as the bus takes them, ~200-byte signals, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
     let flooder = {
         let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
         let mut peer = RawPeer::connect(&bus);
@@ -247,13 +248,15 @@ fn a_flood_of_signals_does_not_hold_up_the_other_checks_or_grow_memory() {
     }
     let (s, _) = timed_status(&root);
     let seen = counter(&s, "flood", "signals");
+    let took = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     flooder.join().unwrap();
     let after = rss_kib(daemon.pid());
     println!(
-        "flood: {} signals sent, {seen} seen by the check; log alert latency {latencies:?}; status took {status_times:?}; \
-         RSS {before} KiB before, {peak} KiB peak, {after} KiB after",
-        sent.load(Ordering::Relaxed)
+        "flood: {} signals sent, {seen} seen by the check in {took:?} ({:.0}/s); log alert latency {latencies:?}; \
+         status took {status_times:?}; RSS {before} KiB before, {peak} KiB peak, {after} KiB after",
+        sent.load(Ordering::Relaxed),
+        seen as f64 / took.as_secs_f64()
     );
     for l in &latencies {
         assert!(*l < LATENCY_BOUND, "a log alert took {l:?} during the flood (all: {latencies:?})");

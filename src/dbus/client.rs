@@ -97,6 +97,26 @@ impl SayOnce {
     }
 }
 
+/// Signals that claim to come from someone they do not come from (any peer on a bus may send
+/// signals, to anyone): how many, and which were said.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ForeignSignals {
+    /// Signals ignored so far.
+    pub count: u64,
+    said: SayOnce,
+}
+
+impl ForeignSignals {
+    /// Counts `m`, ignored because of `why`; returns the sentence to say, unless it was the
+    /// last one said (same kind, same sender).
+    pub fn note(&mut self, m: &Message, why: &str) -> Option<String> {
+        self.count += 1;
+        let sender = m.sender.as_deref().unwrap_or("(no sender)");
+        let what = format!("ignored {} from {sender}: {why}", m.member.as_deref().unwrap_or_default());
+        self.said.say(&what).then_some(what)
+    }
+}
+
 /// What happened, for the client's user. `T` says what a call was for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event<T> {

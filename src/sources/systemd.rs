@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use mio::{Registry, Token};
 
-use crate::dbus::client::{CallError, Client, Event, SayOnce};
+use crate::dbus::client::{CallError, Client, Event, ForeignSignals};
 use crate::dbus::driver::{BusClient, Endpoint, FixedToken};
 use crate::dbus::message::{Kind, Message, bus};
 use crate::dbus::wire::Value;
@@ -161,7 +161,7 @@ impl SystemdSource {
             malformed_messages: c.malformed,
             oversized_messages: c.oversized,
             call_timeouts: c.timeouts,
-            foreign_signals: self.units.foreign_signals,
+            foreign_signals: self.units.foreign.count,
         }
     }
 
@@ -228,8 +228,7 @@ struct Units {
     previous_owner: Option<String>,
     failed_calls: u64,
     updates: u64,
-    foreign_signals: u64,
-    said_foreign: SayOnce,
+    foreign: ForeignSignals,
 }
 
 impl Units {
@@ -393,13 +392,9 @@ impl Units {
         }
     }
 
-    /// A signal that claims to be what it is not: counted, said once per sender and kind.
     fn foreign(&mut self, m: &Message, why: &str) {
-        self.foreign_signals += 1;
-        let sender = m.sender.as_deref().unwrap_or("(no sender)");
-        let what = format!("{} from {sender}: {why}", m.member.as_deref().unwrap_or_default());
-        if self.said_foreign.say(&what) {
-            crate::warn!("systemd: ignored {what}");
+        if let Some(what) = self.foreign.note(m, why) {
+            crate::warn!("systemd: {what}");
         }
     }
 
@@ -620,7 +615,7 @@ mod tests {
             from(sender, Message::signal(bus::PATH, bus::INTERFACE, "NameOwnerChanged", body))
         };
         assert_eq!(feed(&mut units, &mut bus, t(6), &owner(":1.66", ":1.66")), []);
-        assert_eq!((units.foreign_signals, units.owner.as_deref()), (3, Some(":1.1")));
+        assert_eq!((units.foreign.count, units.owner.as_deref()), (3, Some(":1.1")));
         assert!(!units.shutting_down);
         let got = feed(&mut units, &mut bus, t(7), &changed("failed", "failed", &[]));
         assert_eq!(got.len(), 1, "systemd's own change is news");

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use mio::{Registry, Token};
 
-use crate::dbus::client::{CallError, Client, ClientCounters, Event, SayOnce};
+use crate::dbus::client::{CallError, Client, ClientCounters, Event, ForeignSignals, SayOnce};
 use crate::dbus::driver::{BusClient, Endpoint, FixedToken};
 use crate::dbus::message::{Kind, Message, bus};
 use crate::dbus::wire::Value;
@@ -109,7 +109,7 @@ impl MenderAuth {
 
     /// Signals ignored because they did not come from whom they claim to.
     pub fn foreign_signals(&self) -> u64 {
-        self.auth.foreign_signals
+        self.auth.foreign.count
     }
 
     /// When [`on_tick`](Self::on_tick) has something to do.
@@ -163,9 +163,7 @@ struct Auth {
     /// The unique name of the connection that owns [`NAME`], if known.
     owner: Option<String>,
     /// Signals from others than they claim to be from (ignored).
-    foreign_signals: u64,
-    /// Foreign signals said.
-    said_foreign: SayOnce,
+    foreign: ForeignSignals,
 }
 
 impl Default for Auth {
@@ -176,8 +174,7 @@ impl Default for Auth {
             state: "connecting to the system bus".into(),
             tokens: 0,
             owner: None,
-            foreign_signals: 0,
-            said_foreign: SayOnce::default(),
+            foreign: ForeignSignals::default(),
         }
     }
 }
@@ -297,13 +294,9 @@ impl Auth {
         }
     }
 
-    /// A signal that claims to be what it is not: counted, said once per sender and kind.
     fn foreign(&mut self, m: &Message, why: &str) {
-        self.foreign_signals += 1;
-        let sender = m.sender.as_deref().unwrap_or("(no sender)");
-        let what = format!("{} from {sender}: {why}", m.member.as_deref().unwrap_or_default());
-        if self.said_foreign.say(&what) {
-            crate::warn!("Mender client: ignored {what}");
+        if let Some(what) = self.foreign.note(m, why) {
+            crate::warn!("Mender client: {what}");
         }
     }
 
@@ -497,7 +490,7 @@ mod tests {
         left.sender = Some(":1.66".into());
         assert_eq!(feed(&mut auth, &mut bus, t(11), &left), []);
         assert_eq!(auth.owner.as_deref(), Some(OWNER));
-        assert_eq!(auth.foreign_signals, 2);
+        assert_eq!(auth.foreign.count, 2);
         assert_eq!(auth.state, "token from the Mender client, server http://proxy");
         // The service restarts under a new name: its signals count, the old name's do not.
         assert_eq!(feed(&mut auth, &mut bus, t(20), &owner_changed(":1.40")), []);
@@ -509,7 +502,7 @@ mod tests {
             feed(&mut auth, &mut bus, t(22), &from_new),
             [AuthUpdate::Token { token: "T3".into(), server_url: "http://proxy".into() }]
         );
-        assert_eq!(auth.foreign_signals, 3);
+        assert_eq!(auth.foreign.count, 3);
     }
 
     #[test]
