@@ -9,8 +9,6 @@
 //! [`CallError::Disconnected`] (the connection went first). A reply after its timeout is counted
 //! and dropped.
 
-use std::collections::BTreeMap;
-
 pub use super::conn::CallError;
 use super::conn::{Conn, ConnEvent};
 use super::message::Message;
@@ -178,6 +176,7 @@ pub struct ClientCounters {
 
 #[derive(Debug)]
 struct Pending<T> {
+    serial: u32,
     deadline: Instant,
     tag: T,
 }
@@ -188,8 +187,9 @@ pub struct Client<T> {
     /// What is reached, for sentences (`systemd`, `the system bus`).
     peer: &'static str,
     conn: Option<Conn>,
-    /// Calls sent on `conn` and not answered yet, by serial.
-    pending: BTreeMap<u32, Pending<T>>,
+    /// Calls sent on `conn` and not answered yet, in the order they were made (a handful: a
+    /// list costs less code than a map, once per user).
+    pending: Vec<Pending<T>>,
     redial: Redial,
     /// Connection troubles.
     trouble: SayOnce,
@@ -206,7 +206,7 @@ impl<T> Client<T> {
         Client {
             peer,
             conn: None,
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             redial: Redial::idle(),
             trouble: SayOnce::default(),
             skipped: SayOnce::default(),
@@ -279,7 +279,7 @@ impl<T> Client<T> {
     pub fn call(&mut self, now: Instant, msg: &Message, tag: T, timeout_ms: u64) -> Result<(), CallError> {
         let conn = self.conn.as_mut().ok_or(CallError::Disconnected)?;
         let serial = conn.send(msg)?;
-        self.pending.insert(serial, Pending { deadline: now.plus_ms(timeout_ms), tag });
+        self.pending.push(Pending { serial, deadline: now.plus_ms(timeout_ms), tag });
         Ok(())
     }
 
@@ -338,19 +338,17 @@ impl<T> Client<T> {
             conn.on_tick(now, &mut events);
         }
         self.translate(now, events, out);
-        let late: Vec<u32> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(s, _)| *s).collect();
-        for serial in late {
-            if let Some(p) = self.pending.remove(&serial) {
-                self.counters.timeouts += 1;
-                out.push(Event::Reply { tag: p.tag, result: Err(CallError::Timeout) });
-            }
+        while let Some(i) = self.pending.iter().position(|p| p.deadline <= now) {
+            let p = self.pending.remove(i);
+            self.counters.timeouts += 1;
+            out.push(Event::Reply { tag: p.tag, result: Err(CallError::Timeout) });
         }
     }
 
     /// The earliest time [`on_tick`](Self::on_tick) or a dial has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().and_then(Conn::next_deadline);
-        let calls = self.pending.values().map(|p| p.deadline).min();
+        let calls = self.pending.iter().map(|p| p.deadline).min();
         [self.redial.at(), conn, calls].into_iter().flatten().min()
     }
 
@@ -384,8 +382,8 @@ impl<T> Client<T> {
                     self.redial.succeeded();
                     out.push(Event::Ready { again: self.trouble.clear() });
                 }
-                ConnEvent::Reply { serial, result } => match self.pending.remove(&serial) {
-                    Some(p) => out.push(Event::Reply { tag: p.tag, result }),
+                ConnEvent::Reply { serial, result } => match self.pending.iter().position(|p| p.serial == serial) {
+                    Some(i) => out.push(Event::Reply { tag: self.pending.remove(i).tag, result }),
                     None => self.counters.late_replies += 1,
                 },
                 ConnEvent::Signal(m) => out.push(Event::Signal(m)),
@@ -396,7 +394,7 @@ impl<T> Client<T> {
                 ConnEvent::Closed(why) => {
                     self.drop_conn();
                     self.counters.disconnects += 1;
-                    for (_, p) in std::mem::take(&mut self.pending) {
+                    for p in std::mem::take(&mut self.pending) {
                         out.push(Event::Reply { tag: p.tag, result: Err(CallError::Disconnected) });
                     }
                     let lost = format!("lost the connection to {}: {why}", self.peer);
