@@ -34,7 +34,13 @@ struct RawPeer {
 
 impl RawPeer {
     fn connect(bus: &Bus) -> RawPeer {
-        let mut stream = UnixStream::connect(&bus.socket).unwrap();
+        // The socket file exists from dbus-daemon's bind; it may not listen yet.
+        let mut stream = None;
+        wait_until("the bus to accept connections", || {
+            stream = UnixStream::connect(&bus.socket).ok();
+            stream.is_some()
+        });
+        let mut stream = stream.unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream.write_all(&sasl::hello(nix::unistd::getuid().as_raw())).unwrap();
         let mut line = Vec::new();
