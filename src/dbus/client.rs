@@ -360,12 +360,6 @@ impl<T> Client<T> {
         self.redial.cancel();
     }
 
-    /// Says `what` unless it was the last trouble said (for a user's own troubles that belong
-    /// with the connection's, such as a call the peer refuses).
-    pub fn say(&mut self, what: &str) -> bool {
-        self.trouble.say(what)
-    }
-
     fn drop_conn(&mut self) {
         if let Some(c) = self.conn.take() {
             let k = c.counters();

@@ -80,8 +80,6 @@ impl Poller for FixedToken<'_> {
 pub struct BusClient<T> {
     client: Client<T>,
     socket: Option<(UnixStream, Token)>,
-    /// The index of the endpoint the socket is connected to.
-    via: usize,
     /// The read budget ran out before the socket was drained: read at the next step.
     backlog: bool,
     /// Most bytes read per step ([`READ_BUDGET`]).
@@ -95,7 +93,7 @@ impl<T> BusClient<T> {
     /// (`systemd`, `the system bus`).
     pub fn new(label: &str, peer: &'static str) -> Self {
         let prefix = if label.is_empty() { String::new() } else { format!("{label}: ") };
-        BusClient { client: Client::new(peer), socket: None, via: 0, backlog: false, budget: READ_BUDGET, prefix }
+        BusClient { client: Client::new(peer), socket: None, backlog: false, budget: READ_BUDGET, prefix }
     }
 
     /// The client, for the user's calls (written by [`settle`](Self::settle)).
@@ -111,11 +109,6 @@ impl<T> BusClient<T> {
     /// Whether calls are answered now.
     pub fn is_ready(&self) -> bool {
         self.client.is_ready()
-    }
-
-    /// Which endpoint (index) the open connection goes to.
-    pub fn via(&self) -> usize {
-        self.via
     }
 
     /// The connection is needed: a dial at the next step, unless one is open or scheduled.
@@ -190,12 +183,11 @@ impl<T> BusClient<T> {
 
     fn dial(&mut self, now: Instant, endpoints: &[Endpoint], poll: &mut impl Poller, out: &mut Vec<Event<T>>) {
         let mut errors = Vec::new();
-        for (i, ep) in endpoints.iter().enumerate() {
+        for ep in endpoints {
             let connected = UnixStream::connect(&ep.path).and_then(|mut s| poll.add(&mut s).map(|token| (s, token)));
             match connected {
                 Ok(socket) => {
                     self.socket = Some(socket);
-                    self.via = i;
                     self.client.dialed(now, nix::unistd::getuid().as_raw(), ep.is_bus);
                     self.write();
                     return;
