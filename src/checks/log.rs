@@ -380,6 +380,7 @@ impl LogCheck {
                     ("connects", c.connects),
                     ("disconnects", c.disconnects),
                     ("malformed_messages", c.malformed),
+                    ("oversized_messages", c.oversized),
                 ]));
                 SourceStatus::Bus { rule: w.rule().to_string(), state: w.state().to_string() }
             }
@@ -418,8 +419,8 @@ impl LogCheck {
             Source::Signals(w) => {
                 let c = w.counters();
                 format!(
-                    "signals {} bytes {} cut {} connects {} disconnects {} malformed {}",
-                    c.signals, c.bytes, c.cut, c.connects, c.disconnects, c.malformed
+                    "signals {} bytes {} cut {} connects {} disconnects {} malformed {} oversized {}",
+                    c.signals, c.bytes, c.cut, c.connects, c.disconnects, c.malformed, c.oversized
                 )
             }
         };

@@ -1,103 +1,94 @@
-//! One non-blocking D-Bus connection, driven by the reactor: connect, SASL EXTERNAL, `Hello` on a
-//! bus (not on a peer-to-peer socket such as systemd's private one), then method calls with
-//! serials and timeouts, and signals. Reading and writing never block; a message that does not
-//! decode is counted and skipped (its length is known from the header), a header that makes
-//! framing impossible closes the connection.
+//! One D-Bus connection's protocol without I/O: the SASL EXTERNAL handshake, `Hello` on a bus
+//! (not on a peer-to-peer socket such as systemd's private one), serials, framing of the input
+//! into messages, and the bytes to send.
+//!
+//! The driver moves the bytes: it writes what [`Conn::output`] holds and reports how much with
+//! [`Conn::wrote`], hands over what it reads with [`Conn::received`], and says when the socket is
+//! gone with [`Conn::closed`]. Time comes in as `now`. Calls and their answers are matched by
+//! the caller ([`super::client::Client`]); this core only numbers messages and frames replies.
+//!
+//! Bounds: the input holds at most one message of [`MAX_MESSAGE`] plus one read; a message that
+//! frames but does not decode is skipped; a longer one that still frames (up to the
+//! specification's [`MAX_FRAMED`]) is skipped without being buffered, so a peer cannot cut a
+//! connection (and the signals it would have carried) with one big message; a header that makes
+//! framing impossible closes the connection. The output is bounded by [`MAX_OUTPUT`]: a peer that does
+//! not read is dropped. Nothing here panics on input.
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::path::Path;
-
-use mio::net::UnixStream;
-use mio::{Interest, Registry, Token};
+use std::fmt;
 
 use super::message::{FIXED_HEADER, Kind, MAX_MESSAGE, Message, decode, message_len};
 use super::sasl;
-use super::wire::Value;
+use super::wire::{Value, WireError};
 use crate::time::Instant;
 
 /// Time allowed for connecting and authenticating.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Most bytes waiting to be written before the peer is considered stuck.
 pub const MAX_OUTPUT: usize = 4 * MAX_MESSAGE;
+/// The longest message the specification allows (128 MiB): a longer one cannot be framed.
+pub const MAX_FRAMED: usize = 1 << 27;
 
-/// When to connect again after a connection was lost or could not be made: 1 s after the first
-/// failure, doubling to 30 s, and back to 1 s once a connection works. Every D-Bus client of the
-/// agent (systemd, the Mender client, `dbus` checks) redials this way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Redial {
-    at: Option<Instant>,
-    delay_ms: u64,
+/// Why a call got no answer from its peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No answer within the call's timeout.
+    Timeout,
+    /// The connection was lost before the answer came (or there was none to send it on).
+    Disconnected,
+    /// The message could not be encoded (the reason).
+    Unsendable(String),
+    /// The peer answered with an error.
+    Error {
+        /// The D-Bus error name (`org.freedesktop.DBus.Error.ServiceUnknown`, ...).
+        name: String,
+        /// Its text (empty if it had none).
+        message: String,
+    },
 }
 
-impl Redial {
-    /// First delay.
-    pub const FIRST_MS: u64 = 1_000;
-    /// Longest delay.
-    pub const MAX_MS: u64 = 30_000;
-
-    /// Nothing scheduled.
-    pub fn idle() -> Self {
-        Redial { at: None, delay_ms: Self::FIRST_MS }
-    }
-
-    /// A first dial due at `now`.
-    pub fn due_at(now: Instant) -> Self {
-        Redial { at: Some(now), delay_ms: Self::FIRST_MS }
-    }
-
-    /// A connection failed at `now`: schedules the next dial; returns its delay.
-    pub fn failed(&mut self, now: Instant) -> u64 {
-        let delay = self.delay_ms;
-        self.at = Some(now.plus_ms(delay));
-        self.delay_ms = (delay * 2).min(Self::MAX_MS);
-        delay
-    }
-
-    /// A connection works: the next failure waits the first delay again.
-    pub fn succeeded(&mut self) {
-        self.delay_ms = Self::FIRST_MS;
-    }
-
-    /// When the next dial is due, if one is scheduled.
-    pub fn at(&self) -> Option<Instant> {
-        self.at
-    }
-
-    /// Whether a dial is due at `now`; if so it is no longer scheduled (the caller dials).
-    pub fn take_due(&mut self, now: Instant) -> bool {
-        let due = self.at.is_some_and(|t| t <= now);
-        if due {
-            self.at = None;
+impl CallError {
+    /// The D-Bus error name, if the peer answered with one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            CallError::Error { name, .. } => Some(name),
+            _ => None,
         }
-        due
-    }
-
-    /// Drops a scheduled dial (nothing needs the connection any more, or it is being made).
-    pub fn cancel(&mut self) {
-        self.at = None;
     }
 }
 
-/// What happened on a connection.
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Written like a D-Bus error, so that every failed call reads the same in the log.
+            CallError::Timeout => write!(f, "lookout.Timeout: no reply in time"),
+            CallError::Disconnected => write!(f, "lookout.Disconnected: the connection is gone"),
+            CallError::Unsendable(why) => write!(f, "lookout.Unsendable: {why}"),
+            CallError::Error { name, message } => write!(f, "{name}: {message}"),
+        }
+    }
+}
+
+/// What the connection learnt from the bytes it was given.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// Authenticated (and, on a bus, `Hello` answered): calls can be made.
+pub enum ConnEvent {
+    /// Authenticated (and, on a bus, `Hello` answered): calls are answered from now on.
     Ready,
-    /// The answer to a call: its body, or the error name and message.
+    /// The answer to the message with serial `serial`: its body, or the peer's error.
     Reply {
         /// The call's serial.
         serial: u32,
         /// The reply.
-        result: Result<Vec<Value>, (String, String)>,
+        result: Result<Vec<Value>, CallError>,
     },
     /// A signal.
     Signal(Message),
-    /// The connection is gone; the reason.
+    /// A message that frames but does not decode, or is over [`MAX_MESSAGE`], was skipped.
+    Skipped(String),
+    /// The connection is unusable; the reason. Nothing more comes from it.
     Closed(String),
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Auth,
     Hello { serial: u32 },
@@ -105,55 +96,54 @@ enum Phase {
     Closed,
 }
 
-/// Counters of a connection.
+/// Counters of one connection.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ConnCounters {
-    /// Messages received.
+    /// Messages received (skipped ones included).
     pub received: u64,
-    /// Messages that did not decode (skipped).
+    /// Messages that framed but did not decode (skipped).
     pub malformed: u64,
-    /// Calls that got no answer in time.
-    pub timeouts: u64,
+    /// Messages over [`MAX_MESSAGE`] (skipped unread).
+    pub oversized: u64,
 }
 
-/// A connection to a bus or to a peer.
+/// One connection's protocol state.
 #[derive(Debug)]
-pub struct Connection {
-    stream: UnixStream,
+pub struct Conn {
     phase: Phase,
     is_bus: bool,
+    /// Received bytes not yet consumed: the SASL answer, then the start of the next message.
     input: Vec<u8>,
+    /// Bytes of an over-long message still to be thrown away as they arrive.
+    skipping: usize,
+    /// Bytes to write, in order.
     output: Vec<u8>,
-    /// Messages waiting for the handshake to finish.
-    queued: Vec<Vec<u8>>,
+    /// Messages made before the handshake ended, sent right after it.
+    queued: Vec<u8>,
+    /// The next serial; never 0.
     next_serial: u32,
-    pending: HashMap<u32, Instant>,
     handshake_deadline: Option<Instant>,
-    /// A write failed outside `on_ready`; reported by the next `on_ready` or `on_tick`.
+    /// Set by the driver when the socket failed outside a read; reported by the next step.
     failed: Option<String>,
     counters: ConnCounters,
 }
 
-impl Connection {
-    /// Connects to the socket at `path` and starts authenticating. `is_bus`: a bus daemon (send
-    /// `Hello`), else a peer (systemd's private socket).
-    pub fn connect(path: &Path, is_bus: bool, registry: &Registry, token: Token, now: Instant) -> io::Result<Connection> {
-        let mut stream = UnixStream::connect(path)?;
-        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        let uid = nix::unistd::getuid().as_raw();
-        Ok(Connection {
-            stream,
+impl Conn {
+    /// A connection whose socket just connected at `now`, authenticating as `uid`. `is_bus`: a
+    /// bus daemon (send `Hello`), else a peer.
+    pub fn new(uid: u32, is_bus: bool, now: Instant) -> Conn {
+        Conn {
             phase: Phase::Auth,
             is_bus,
             input: Vec::new(),
+            skipping: 0,
             output: sasl::hello(uid),
             queued: Vec::new(),
             next_serial: 1,
-            pending: HashMap::new(),
             handshake_deadline: Some(now.plus_ms(HANDSHAKE_TIMEOUT_MS)),
             failed: None,
             counters: ConnCounters::default(),
-        })
+        }
     }
 
     /// Counters so far.
@@ -166,9 +156,14 @@ impl Connection {
         self.phase == Phase::Ready
     }
 
-    /// Removes the connection from the poll before it is dropped.
-    pub fn close(mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.stream);
+    /// Whether the peer is a bus daemon (messages name a destination; match rules apply).
+    pub fn is_bus(&self) -> bool {
+        self.is_bus
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
     }
 
     fn serial(&mut self) -> u32 {
@@ -177,126 +172,107 @@ impl Connection {
         s
     }
 
-    /// Sends a method call that must be answered within `timeout_ms`; returns its serial.
-    /// Calls made before the handshake is done are sent after it.
-    pub fn call(&mut self, msg: &Message, now: Instant, timeout_ms: u64) -> Result<u32, String> {
+    /// Queues `msg` for sending; returns its serial. Messages made before the handshake ends
+    /// are sent after it.
+    pub fn send(&mut self, msg: &Message) -> Result<u32, CallError> {
+        if self.phase == Phase::Closed {
+            return Err(CallError::Disconnected);
+        }
         let serial = self.serial();
-        let bytes = msg.encode(serial).map_err(|e| e.to_string())?;
-        self.pending.insert(serial, now.plus_ms(timeout_ms));
+        let bytes = msg.encode(serial).map_err(|e| CallError::Unsendable(e.to_string()))?;
         if self.phase == Phase::Ready {
             self.output.extend_from_slice(&bytes);
-            // The socket is edge-triggered: write now, or no event may come to do it later.
-            if let Err(e) = self.flush() {
-                self.failed.get_or_insert(e);
-            }
         } else {
-            self.queued.push(bytes);
+            self.queued.extend_from_slice(&bytes);
         }
         Ok(serial)
     }
 
-    /// The earliest call or handshake deadline (at once if a write failed).
+    /// The bytes waiting to be written.
+    pub fn output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// `n` bytes of [`output`](Self::output) were written.
+    pub fn wrote(&mut self, n: usize) {
+        self.output.drain(..n.min(self.output.len()));
+    }
+
+    /// The driver could write no more for now: a peer that leaves more than [`MAX_OUTPUT`]
+    /// unread is stuck, and the connection fails.
+    pub fn check_output(&mut self) {
+        if self.output.len() > MAX_OUTPUT {
+            self.fail(format!("the peer does not read ({} bytes waiting)", self.output.len()));
+        }
+    }
+
+    /// The socket failed outside a read (a write, say); the next [`on_tick`](Self::on_tick) or
+    /// [`received`](Self::received) reports it, and [`next_deadline`](Self::next_deadline) is at once.
+    pub fn fail(&mut self, why: String) {
+        if self.phase != Phase::Closed {
+            self.failed.get_or_insert(why);
+        }
+    }
+
+    /// The earliest time [`on_tick`](Self::on_tick) has something to do: the handshake's
+    /// deadline, or at once after a failure.
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.failed.is_some() {
             return Some(Instant::from_millis(0));
         }
-        self.pending.values().copied().chain(self.handshake_deadline).min()
+        self.handshake_deadline.filter(|_| self.phase != Phase::Closed)
     }
 
-    /// Times out calls and the handshake whose deadline has passed.
-    pub fn on_tick(&mut self, now: Instant) -> Vec<Event> {
-        let mut events = Vec::new();
-        if let Some(why) = self.failed.take() {
-            self.phase = Phase::Closed;
-            events.push(Event::Closed(why));
-            return events;
+    /// Reports a failure, or a handshake not finished in time.
+    pub fn on_tick(&mut self, now: Instant, events: &mut Vec<ConnEvent>) {
+        if self.report_failure(events) {
+            return;
         }
-        if self.handshake_deadline.is_some_and(|d| d <= now) {
+        if self.phase != Phase::Closed && self.handshake_deadline.is_some_and(|d| d <= now) {
             let why = match self.phase {
                 Phase::Hello { .. } => "no answer to Hello in time (does the bus's policy let us receive?)",
                 _ => "no answer to the authentication in time",
             };
-            self.phase = Phase::Closed;
-            events.push(Event::Closed(why.into()));
-            return events;
+            self.closed(why.into(), events);
         }
-        let late: Vec<u32> = self.pending.iter().filter(|(_, d)| **d <= now).map(|(s, _)| *s).collect();
-        for serial in late {
-            self.pending.remove(&serial);
-            self.counters.timeouts += 1;
-            events.push(Event::Reply { serial, result: Err(("lookout.Timeout".into(), "no reply in time".into())) });
-        }
-        events
     }
 
-    /// Does the I/O the socket allows now and returns what happened.
-    pub fn on_ready(&mut self) -> Vec<Event> {
-        let mut events = Vec::new();
-        if let Some(why) = self.failed.take() {
-            self.phase = Phase::Closed;
-            events.push(Event::Closed(why));
-            return events;
-        }
-        if self.phase == Phase::Closed {
-            return events;
-        }
-        if let Err(e) = self.flush() {
-            self.phase = Phase::Closed;
-            events.push(Event::Closed(e));
-            return events;
-        }
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => {
-                    self.phase = Phase::Closed;
-                    events.push(Event::Closed("the peer closed the connection".into()));
-                    return events;
-                }
-                Ok(n) => {
-                    self.input.extend_from_slice(&buf[..n]);
-                    if let Err(e) = self.process(&mut events) {
-                        self.phase = Phase::Closed;
-                        events.push(Event::Closed(e));
-                        return events;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.phase = Phase::Closed;
-                    events.push(Event::Closed(format!("read failed: {e}")));
-                    return events;
-                }
+    fn report_failure(&mut self, events: &mut Vec<ConnEvent>) -> bool {
+        match self.failed.take() {
+            Some(why) => {
+                self.closed(why, events);
+                true
             }
+            None => false,
         }
-        if let Err(e) = self.flush() {
+    }
+
+    /// The socket is gone (end of file, or an error; `why` says which).
+    pub fn closed(&mut self, why: String, events: &mut Vec<ConnEvent>) {
+        if self.phase != Phase::Closed {
             self.phase = Phase::Closed;
-            events.push(Event::Closed(e));
+            self.handshake_deadline = None;
+            self.failed = None;
+            events.push(ConnEvent::Closed(why));
         }
-        events
     }
 
-    fn flush(&mut self) -> Result<(), String> {
-        while !self.output.is_empty() {
-            match self.stream.write(&self.output) {
-                Ok(0) => return Err("the peer stopped reading".into()),
-                Ok(n) => {
-                    self.output.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("write failed: {e}")),
-            }
+    /// Consumes `bytes` read from the socket.
+    pub fn received(&mut self, mut bytes: &[u8], events: &mut Vec<ConnEvent>) {
+        if self.report_failure(events) || self.phase == Phase::Closed {
+            return;
         }
-        if self.output.len() > MAX_OUTPUT {
-            return Err(format!("the peer does not read ({} bytes waiting)", self.output.len()));
+        let skip = self.skipping.min(bytes.len());
+        self.skipping -= skip;
+        bytes = &bytes[skip..];
+        self.input.extend_from_slice(bytes);
+        if let Err(why) = self.process(events) {
+            self.closed(why, events);
         }
-        Ok(())
     }
 
-    /// Consumes what is complete in the input buffer.
-    fn process(&mut self, events: &mut Vec<Event>) -> Result<(), String> {
+    /// Consumes what is complete in the input.
+    fn process(&mut self, events: &mut Vec<ConnEvent>) -> Result<(), String> {
         if self.phase == Phase::Auth {
             match sasl::on_bytes(&self.input)? {
                 sasl::Step::NeedMore => return Ok(()),
@@ -314,35 +290,47 @@ impl Connection {
                 }
             }
         }
-        while self.input.len() >= FIXED_HEADER {
+        while self.phase != Phase::Closed && self.input.len() >= FIXED_HEADER {
             let head: [u8; FIXED_HEADER] = self.input[..FIXED_HEADER].try_into().map_err(|_| "header".to_string())?;
-            let len = message_len(&head).map_err(|e| format!("unreadable message header: {e}"))?;
+            let len = frame_len(&head)?;
+            if len > MAX_MESSAGE {
+                self.skip_oversized(len, events);
+                continue;
+            }
             if self.input.len() < len {
                 break;
             }
-            let bytes: Vec<u8> = self.input.drain(..len).collect();
             self.counters.received += 1;
-            match decode(&bytes) {
+            match decode(&self.input[..len]) {
                 Ok(m) => self.dispatch(m, events),
                 Err(e) => {
                     self.counters.malformed += 1;
-                    crate::warn!("D-Bus: skipped a malformed message: {e}");
+                    events.push(ConnEvent::Skipped(format!("a malformed message: {e}")));
                 }
             }
+            self.input.drain(..len);
         }
         Ok(())
     }
 
-    fn become_ready(&mut self, events: &mut Vec<Event>) {
-        self.phase = Phase::Ready;
-        self.handshake_deadline = None;
-        for q in std::mem::take(&mut self.queued) {
-            self.output.extend(q);
-        }
-        events.push(Event::Ready);
+    /// Throws away a message of `len` bytes (over [`MAX_MESSAGE`]) without buffering it.
+    fn skip_oversized(&mut self, len: usize, events: &mut Vec<ConnEvent>) {
+        self.counters.received += 1;
+        self.counters.oversized += 1;
+        events.push(ConnEvent::Skipped(format!("a message of {len} bytes (more than {MAX_MESSAGE})")));
+        let here = len.min(self.input.len());
+        self.input.drain(..here);
+        self.skipping = len - here;
     }
 
-    fn dispatch(&mut self, m: Message, events: &mut Vec<Event>) {
+    fn become_ready(&mut self, events: &mut Vec<ConnEvent>) {
+        self.phase = Phase::Ready;
+        self.handshake_deadline = None;
+        self.output.append(&mut self.queued);
+        events.push(ConnEvent::Ready);
+    }
+
+    fn dispatch(&mut self, m: Message, events: &mut Vec<ConnEvent>) {
         match m.kind {
             Kind::Return | Kind::Error => {
                 let Some(serial) = m.reply_serial else { return };
@@ -351,23 +339,21 @@ impl Connection {
                         if m.kind == Kind::Return {
                             self.become_ready(events);
                         } else {
-                            self.phase = Phase::Closed;
-                            events.push(Event::Closed(format!("Hello refused: {}", m.error_name.unwrap_or_default())));
+                            let name = m.error_name.unwrap_or_default();
+                            self.closed(format!("Hello refused: {name}"), events);
                         }
                         return;
                     }
                 }
-                if self.pending.remove(&serial).is_none() {
-                    return; // late answer to a call that timed out
-                }
                 let result = if m.kind == Kind::Return {
                     Ok(m.body)
                 } else {
-                    Err((m.error_name.unwrap_or_default(), m.body.first().and_then(|v| v.as_str()).unwrap_or_default().to_string()))
+                    let message = m.body.first().and_then(Value::as_str).unwrap_or_default().to_string();
+                    Err(CallError::Error { name: m.error_name.unwrap_or_default(), message })
                 };
-                events.push(Event::Reply { serial, result });
+                events.push(ConnEvent::Reply { serial, result });
             }
-            Kind::Signal => events.push(Event::Signal(m)),
+            Kind::Signal => events.push(ConnEvent::Signal(m)),
             // Nobody calls methods on us; a bus would answer the caller with an error itself
             // if we had no name, and we have nothing to offer.
             Kind::Call => {}
@@ -375,25 +361,188 @@ impl Connection {
     }
 }
 
+/// The length of the message that starts with `head`: an error when it cannot be framed (a
+/// bad header, or longer than the specification allows); lengths over [`MAX_MESSAGE`] are
+/// returned, for skipping.
+fn frame_len(head: &[u8; FIXED_HEADER]) -> Result<usize, String> {
+    match message_len(head) {
+        Ok(n) => Ok(n),
+        Err(WireError::TooLarge(n)) if n <= MAX_FRAMED => Ok(n),
+        Err(e) => Err(format!("unreadable message header: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dbus::message::Message;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    /// A bus connection through SASL and `Hello`, with the output taken.
+    fn ready_bus() -> Conn {
+        let mut c = Conn::new(0, true, t(0));
+        assert_eq!(c.output(), b"\0AUTH EXTERNAL 30\r\n");
+        let n = c.output().len();
+        c.wrote(n);
+        let mut ev = Vec::new();
+        c.received(b"OK 0123\r\n", &mut ev);
+        assert!(ev.is_empty());
+        let out = c.output().to_vec();
+        assert!(out.starts_with(b"BEGIN\r\n"));
+        let hello = decode(&out[7..]).unwrap();
+        assert_eq!((hello.member.as_deref(), hello.serial), (Some("Hello"), 1));
+        c.wrote(out.len());
+        c.received(&Message::reply(1, Ok(vec![Value::Str(":1.7".into())])).encode(1).unwrap(), &mut ev);
+        assert_eq!(ev, [ConnEvent::Ready]);
+        c
+    }
 
     #[test]
-    fn redial_doubles_to_thirty_seconds_and_starts_over_after_a_success() {
-        let mut r = Redial::idle();
-        let t0 = Instant::from_millis(1_000);
-        assert_eq!(r.at(), None);
-        let delays: Vec<u64> = (0..7).map(|_| r.failed(t0)).collect();
-        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
-        assert_eq!(r.at(), Some(t0.plus_ms(30_000)));
-        assert!(!r.take_due(t0.plus_ms(29_999)));
-        assert!(r.take_due(t0.plus_ms(30_000)));
-        assert_eq!(r.at(), None, "a due dial is taken once");
-        r.succeeded();
-        assert_eq!(r.failed(t0), 1_000);
-        r.cancel();
-        assert_eq!(r.at(), None);
-        assert!(Redial::due_at(t0).take_due(t0));
+    fn a_peer_is_ready_after_authentication_and_a_bus_after_hello() {
+        let mut c = Conn::new(1000, false, t(0));
+        let mut ev = Vec::new();
+        c.received(b"OK 1234\r\n", &mut ev);
+        assert_eq!(ev, [ConnEvent::Ready]);
+        assert!(c.is_ready());
+        let c = ready_bus();
+        assert!(c.is_ready());
+        assert_eq!(c.next_deadline(), None);
+    }
+
+    #[test]
+    fn messages_before_the_handshake_are_sent_after_it() {
+        let mut c = Conn::new(0, false, t(0));
+        let serial = c.send(&Message::to_bus("ListNames", vec![])).unwrap();
+        assert_eq!(c.output(), b"\0AUTH EXTERNAL 30\r\n", "held back");
+        let n = c.output().len();
+        c.wrote(n);
+        let mut ev = Vec::new();
+        c.received(b"OK 1\r\n", &mut ev);
+        let out = c.output();
+        assert_eq!(&out[..7], b"BEGIN\r\n");
+        assert_eq!(decode(&out[7..]).unwrap().serial, serial);
+    }
+
+    #[test]
+    fn replies_and_errors_are_framed_across_reads() {
+        let mut c = ready_bus();
+        let a = c.send(&Message::to_bus("GetId", vec![])).unwrap();
+        let b = c.send(&Message::to_bus("GetId", vec![])).unwrap();
+        let mut bytes = Message::reply(a, Ok(vec![Value::U32(5)])).encode(9).unwrap();
+        bytes.extend(Message::reply(b, Err(("x.Failed", "no"))).encode(10).unwrap());
+        let mut ev = Vec::new();
+        for chunk in bytes.chunks(3) {
+            c.received(chunk, &mut ev);
+        }
+        assert_eq!(
+            ev,
+            [
+                ConnEvent::Reply { serial: a, result: Ok(vec![Value::U32(5)]) },
+                ConnEvent::Reply { serial: b, result: Err(CallError::Error { name: "x.Failed".into(), message: "no".into() }) },
+            ]
+        );
+        assert_eq!(c.counters().received, 3, "Hello's answer too");
+    }
+
+    #[test]
+    fn an_unanswered_handshake_closes_at_its_deadline() {
+        let mut c = Conn::new(0, true, t(100));
+        assert_eq!(c.next_deadline(), Some(t(100 + HANDSHAKE_TIMEOUT_MS)));
+        let mut ev = Vec::new();
+        c.on_tick(t(100 + HANDSHAKE_TIMEOUT_MS - 1), &mut ev);
+        assert!(ev.is_empty());
+        c.received(b"OK 1\r\n", &mut ev);
+        c.on_tick(t(100 + HANDSHAKE_TIMEOUT_MS), &mut ev);
+        assert_eq!(ev, [ConnEvent::Closed("no answer to Hello in time (does the bus's policy let us receive?)".into())]);
+        assert!(c.is_closed());
+        assert_eq!(c.send(&Message::to_bus("GetId", vec![])), Err(CallError::Disconnected));
+    }
+
+    #[test]
+    fn a_refused_authentication_or_hello_closes() {
+        let mut c = Conn::new(0, true, t(0));
+        let mut ev = Vec::new();
+        c.received(b"REJECTED EXTERNAL\r\n", &mut ev);
+        assert_eq!(ev, [ConnEvent::Closed("authentication refused: REJECTED EXTERNAL".into())]);
+        let mut c = Conn::new(0, true, t(0));
+        let mut ev = Vec::new();
+        c.received(b"OK 1\r\n", &mut ev);
+        c.received(&Message::reply(1, Err(("org.freedesktop.DBus.Error.AccessDenied", ""))).encode(1).unwrap(), &mut ev);
+        assert_eq!(ev, [ConnEvent::Closed("Hello refused: org.freedesktop.DBus.Error.AccessDenied".into())]);
+    }
+
+    #[test]
+    fn a_malformed_message_is_skipped_and_the_next_one_read() {
+        let mut c = ready_bus();
+        let mut bad = Message::signal("/a", "x.y", "Z", vec![Value::Bool(true)]).encode(3).unwrap();
+        let n = bad.len();
+        bad[n - 4] = 2;
+        bad.extend(Message::signal("/a", "x.y", "Z", vec![]).encode(4).unwrap());
+        let mut ev = Vec::new();
+        c.received(&bad, &mut ev);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0], ConnEvent::Skipped("a malformed message: boolean with value 2".into()));
+        assert!(matches!(&ev[1], ConnEvent::Signal(m) if m.serial == 4));
+        assert_eq!(c.counters().malformed, 1);
+    }
+
+    #[test]
+    fn an_unframeable_header_closes() {
+        let mut c = ready_bus();
+        let mut ev = Vec::new();
+        c.received(b"Xgarbage-garbage-garbage", &mut ev);
+        assert_eq!(ev, [ConnEvent::Closed("unreadable message header: bad header: endianness byte 0x58".into())]);
+        c.received(&Message::signal("/a", "x.y", "Z", vec![]).encode(4).unwrap(), &mut ev);
+        assert_eq!(ev.len(), 1, "nothing after the close");
+    }
+
+    #[test]
+    fn an_oversized_message_is_skipped_unbuffered_and_the_next_one_read() {
+        let mut c = ready_bus();
+        // A signal whose string is MAX_MESSAGE bytes: encode() refuses it, so its bytes are an
+        // empty string's with the lengths patched, and the string sent in pieces.
+        let small = Message::signal("/a", "x.y", "Big", vec![Value::Str(String::new())]).encode(5).unwrap();
+        let mut bytes = small.clone();
+        let body = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize + MAX_MESSAGE;
+        bytes[4..8].copy_from_slice(&(body as u32).to_le_bytes());
+        let str_at = small.len() - 5;
+        bytes[str_at..str_at + 4].copy_from_slice(&(MAX_MESSAGE as u32).to_le_bytes());
+        bytes.truncate(str_at + 4);
+        let total = small.len() + MAX_MESSAGE;
+        let mut ev = Vec::new();
+        c.received(&bytes, &mut ev);
+        assert_eq!(ev, [ConnEvent::Skipped(format!("a message of {total} bytes (more than {MAX_MESSAGE})"))]);
+        let rest = total - bytes.len();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = rest - 1;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            c.received(&chunk[..n], &mut ev);
+            left -= n;
+            assert!(c.input.is_empty(), "not buffered");
+        }
+        let mut tail = vec![0u8];
+        tail.extend(Message::signal("/a", "x.y", "After", vec![]).encode(6).unwrap());
+        c.received(&tail, &mut ev);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(matches!(&ev[1], ConnEvent::Signal(m) if m.member.as_deref() == Some("After")));
+        assert_eq!(c.counters().oversized, 1);
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_fails_the_connection() {
+        let mut c = ready_bus();
+        let s = Value::Str("x".repeat(MAX_MESSAGE / 2));
+        while c.output().len() <= MAX_OUTPUT {
+            c.send(&Message::to_bus("Ping", vec![s.clone()])).unwrap();
+        }
+        c.check_output();
+        assert_eq!(c.next_deadline(), Some(Instant::from_millis(0)), "reported at once");
+        let mut ev = Vec::new();
+        c.on_tick(t(1), &mut ev);
+        assert!(matches!(&ev[..], [ConnEvent::Closed(why)] if why.starts_with("the peer does not read (")));
     }
 }

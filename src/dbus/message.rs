@@ -7,6 +7,54 @@ use super::wire::{Decoder, Encoder, Type, Value, WireError, parse_signature};
 pub const FIXED_HEADER: usize = 16;
 /// Largest message this client accepts (systemd's property sets are a few KiB).
 pub const MAX_MESSAGE: usize = 1 << 20;
+/// The first header byte of a little-endian message.
+pub const LITTLE_ENDIAN: u8 = b'l';
+/// The first header byte of a big-endian message.
+pub const BIG_ENDIAN: u8 = b'B';
+/// The only major protocol version (the fourth header byte).
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Where the body length sits in the fixed header.
+const BODY_LENGTH_AT: usize = 4;
+/// Where the length of the header-field array sits in the fixed header.
+const FIELDS_LENGTH_AT: usize = 12;
+
+/// The header fields' codes, as the specification numbers them.
+pub mod field {
+    /// `PATH` (object path).
+    pub const PATH: u8 = 1;
+    /// `INTERFACE` (string).
+    pub const INTERFACE: u8 = 2;
+    /// `MEMBER` (string).
+    pub const MEMBER: u8 = 3;
+    /// `ERROR_NAME` (string).
+    pub const ERROR_NAME: u8 = 4;
+    /// `REPLY_SERIAL` (u32).
+    pub const REPLY_SERIAL: u8 = 5;
+    /// `DESTINATION` (string).
+    pub const DESTINATION: u8 = 6;
+    /// `SENDER` (string).
+    pub const SENDER: u8 = 7;
+    /// `SIGNATURE` (signature of the body).
+    pub const SIGNATURE: u8 = 8;
+    /// `UNIX_FDS` (u32; lookout passes no fds and refuses messages that carry them).
+    pub const UNIX_FDS: u8 = 9;
+}
+
+/// The bus driver: its name (also the sender of its signals), object and interface.
+pub mod bus {
+    /// The bus driver's name, and the sender of the signals only it can send.
+    pub const NAME: &str = "org.freedesktop.DBus";
+    /// The bus driver's object.
+    pub const PATH: &str = "/org/freedesktop/DBus";
+    /// The bus driver's interface.
+    pub const INTERFACE: &str = "org.freedesktop.DBus";
+    /// The standard properties interface (`Get`, `GetAll`, `PropertiesChanged`).
+    pub const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+    /// The error for a call to a name nobody owns (and that cannot be activated).
+    pub const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
+    /// The error of `GetNameOwner` for a name nobody owns.
+    pub const NAME_HAS_NO_OWNER: &str = "org.freedesktop.DBus.Error.NameHasNoOwner";
+}
 
 /// The four message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +70,24 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn code(self) -> u8 {
+    /// The message type's code on the wire.
+    pub const fn code(self) -> u8 {
         match self {
             Kind::Call => 1,
             Kind::Return => 2,
             Kind::Error => 3,
             Kind::Signal => 4,
+        }
+    }
+
+    /// The message type with wire code `code`, if there is one.
+    pub const fn from_code(code: u8) -> Option<Kind> {
+        match code {
+            1 => Some(Kind::Call),
+            2 => Some(Kind::Return),
+            3 => Some(Kind::Error),
+            4 => Some(Kind::Signal),
+            _ => None,
         }
     }
 }
@@ -80,9 +140,36 @@ impl Message {
         }
     }
 
+    /// A signal (broadcast: no destination).
+    pub fn signal(path: &str, interface: &str, member: &str, body: Vec<Value>) -> Self {
+        Message { kind: Kind::Signal, ..Message::call(None, path, interface, member, body) }
+    }
+
+    /// The answer to the call whose serial is `to`: its return values, or an error with a name
+    /// and a text.
+    pub fn reply(to: u32, result: Result<Vec<Value>, (&str, &str)>) -> Self {
+        let (kind, error_name, body) = match result {
+            Ok(body) => (Kind::Return, None, body),
+            Err((name, text)) => (Kind::Error, Some(name.to_string()), vec![Value::Str(text.to_string())]),
+        };
+        Message {
+            kind,
+            flags: 0,
+            serial: 0,
+            path: None,
+            interface: None,
+            member: None,
+            error_name,
+            reply_serial: Some(to),
+            destination: None,
+            sender: None,
+            body,
+        }
+    }
+
     /// A call to the bus itself (`org.freedesktop.DBus`).
     pub fn to_bus(member: &str, body: Vec<Value>) -> Self {
-        Message::call(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", "org.freedesktop.DBus", member, body)
+        Message::call(Some(bus::NAME), bus::PATH, bus::INTERFACE, member, body)
     }
 
     /// `AddMatch(rule)`: asks the bus for the signals `rule` selects.
@@ -102,41 +189,35 @@ impl Message {
             body.value(v)?;
         }
         let mut fields: Vec<Value> = Vec::new();
-        let field = |code: u8, v: Value| Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v))]);
+        let strings = [(field::INTERFACE, &self.interface), (field::MEMBER, &self.member), (field::ERROR_NAME, &self.error_name)];
         if let Some(p) = &self.path {
-            fields.push(field(1, Value::ObjectPath(p.clone())));
+            fields.push(header_field(field::PATH, Value::ObjectPath(p.clone())));
         }
-        if let Some(i) = &self.interface {
-            fields.push(field(2, Value::Str(i.clone())));
-        }
-        if let Some(m) = &self.member {
-            fields.push(field(3, Value::Str(m.clone())));
-        }
-        if let Some(e) = &self.error_name {
-            fields.push(field(4, Value::Str(e.clone())));
+        for (code, v) in strings {
+            if let Some(v) = v {
+                fields.push(header_field(code, Value::Str(v.clone())));
+            }
         }
         if let Some(r) = self.reply_serial {
-            fields.push(field(5, Value::U32(r)));
+            fields.push(header_field(field::REPLY_SERIAL, Value::U32(r)));
         }
-        if let Some(d) = &self.destination {
-            fields.push(field(6, Value::Str(d.clone())));
-        }
-        if let Some(s) = &self.sender {
-            fields.push(field(7, Value::Str(s.clone())));
+        for (code, v) in [(field::DESTINATION, &self.destination), (field::SENDER, &self.sender)] {
+            if let Some(v) = v {
+                fields.push(header_field(code, Value::Str(v.clone())));
+            }
         }
         let sig = self.signature();
         if !sig.is_empty() {
-            fields.push(field(8, Value::Signature(sig)));
+            fields.push(header_field(field::SIGNATURE, Value::Signature(sig)));
         }
         let mut h = Encoder::new(0, false);
-        h.value(&Value::Byte(b'l'))?;
+        h.value(&Value::Byte(LITTLE_ENDIAN))?;
         h.value(&Value::Byte(self.kind.code()))?;
         h.value(&Value::Byte(self.flags))?;
-        h.value(&Value::Byte(1))?;
+        h.value(&Value::Byte(PROTOCOL_VERSION))?;
         h.value(&Value::U32(body.buf.len() as u32))?;
         h.value(&Value::U32(serial))?;
-        let field_type = Type::Struct(vec![Type::Byte, Type::Variant]);
-        h.value(&Value::Array(field_type, fields))?;
+        h.value(&Value::Array(header_field_type(), fields))?;
         h.align(8);
         let mut out = h.buf;
         out.extend_from_slice(&body.buf);
@@ -147,22 +228,32 @@ impl Message {
     }
 }
 
+/// One entry of the header-field array: `(code, variant)`.
+fn header_field(code: u8, v: Value) -> Value {
+    Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v))])
+}
+
+/// The type of a header field, `(yv)`.
+fn header_field_type() -> Type {
+    Type::Struct(vec![Type::Byte, Type::Variant])
+}
+
 /// The total length of the message whose first 16 bytes are `head`.
 pub fn message_len(head: &[u8; FIXED_HEADER]) -> Result<usize, WireError> {
     let big = match head[0] {
-        b'l' => false,
-        b'B' => true,
+        LITTLE_ENDIAN => false,
+        BIG_ENDIAN => true,
         other => return Err(WireError::BadHeader(format!("endianness byte {other:#x}"))),
     };
     let u32_at = |i: usize| {
         let b = [head[i], head[i + 1], head[i + 2], head[i + 3]];
         if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
     };
-    if head[3] != 1 {
+    if head[3] != PROTOCOL_VERSION {
         return Err(WireError::BadHeader(format!("protocol version {}", head[3])));
     }
-    let body = u32_at(4) as usize;
-    let fields = u32_at(12) as usize;
+    let body = u32_at(BODY_LENGTH_AT) as usize;
+    let fields = u32_at(FIELDS_LENGTH_AT) as usize;
     let header = FIXED_HEADER.checked_add(fields).ok_or(WireError::TooLarge(usize::MAX))?;
     let header = header + (8 - header % 8) % 8;
     let total = header.checked_add(body).ok_or(WireError::TooLarge(usize::MAX))?;
@@ -179,22 +270,16 @@ pub fn decode(buf: &[u8]) -> Result<Message, WireError> {
     if buf.len() != total {
         return Err(WireError::BadHeader(format!("{} bytes for a message of {total}", buf.len())));
     }
-    let big = buf[0] == b'B';
-    let kind = match buf[1] {
-        1 => Kind::Call,
-        2 => Kind::Return,
-        3 => Kind::Error,
-        4 => Kind::Signal,
-        other => return Err(WireError::BadHeader(format!("message type {other}"))),
-    };
+    let big = buf[0] == BIG_ENDIAN;
+    let kind = Kind::from_code(buf[1]).ok_or_else(|| WireError::BadHeader(format!("message type {}", buf[1])))?;
     let flags = buf[2];
-    let mut d = Decoder::new(buf, 4, big);
+    let mut d = Decoder::new(buf, BODY_LENGTH_AT, big);
     let body_len = d.u32()? as usize;
     let serial = d.u32()?;
     if serial == 0 {
         return Err(WireError::BadHeader("serial 0".into()));
     }
-    let fields = d.value(&Type::Array(Box::new(Type::Struct(vec![Type::Byte, Type::Variant]))))?;
+    let fields = d.value(&Type::Array(Box::new(header_field_type())))?;
     d.align(8)?;
     let body_start = d.pos();
     if body_start + body_len != buf.len() {
@@ -220,16 +305,16 @@ pub fn decode(buf: &[u8]) -> Result<Message, WireError> {
         let (Some(Value::Byte(code)), Some(Value::Variant(v))) = (parts.first(), parts.get(1)) else { continue };
         let wrong = || WireError::BadHeader(format!("header field {code} has the wrong type"));
         match (*code, &**v) {
-            (1, Value::ObjectPath(p)) => m.path = Some(p.clone()),
-            (2, Value::Str(s)) => m.interface = Some(s.clone()),
-            (3, Value::Str(s)) => m.member = Some(s.clone()),
-            (4, Value::Str(s)) => m.error_name = Some(s.clone()),
-            (5, Value::U32(r)) => m.reply_serial = Some(*r),
-            (6, Value::Str(s)) => m.destination = Some(s.clone()),
-            (7, Value::Str(s)) => m.sender = Some(s.clone()),
-            (8, Value::Signature(s)) => signature = s.clone(),
-            (9, _) => return Err(WireError::BadHeader("unix fds are not supported".into())),
-            (1..=8, _) => return Err(wrong()),
+            (field::PATH, Value::ObjectPath(p)) => m.path = Some(p.clone()),
+            (field::INTERFACE, Value::Str(s)) => m.interface = Some(s.clone()),
+            (field::MEMBER, Value::Str(s)) => m.member = Some(s.clone()),
+            (field::ERROR_NAME, Value::Str(s)) => m.error_name = Some(s.clone()),
+            (field::REPLY_SERIAL, Value::U32(r)) => m.reply_serial = Some(*r),
+            (field::DESTINATION, Value::Str(s)) => m.destination = Some(s.clone()),
+            (field::SENDER, Value::Str(s)) => m.sender = Some(s.clone()),
+            (field::SIGNATURE, Value::Signature(s)) => signature = s.clone(),
+            (field::UNIX_FDS, _) => return Err(WireError::BadHeader("unix fds are not supported".into())),
+            (field::PATH..=field::SIGNATURE, _) => return Err(wrong()),
             _ => {} // unknown fields are ignored, as the specification asks
         }
     }

@@ -93,6 +93,7 @@ impl Daemon {
         let watch = self.io.watches.counters();
         let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
         let sd = self.io.systemd.counters();
+        let mc = self.auth.as_ref().map(|a| a.counters()).unwrap_or_default();
         crate::control::status::counters(&[
             ("systemd_connected", u64::from(self.io.systemd.connected())),
             ("systemd_connects", sd.connects),
@@ -101,6 +102,12 @@ impl Daemon {
             ("systemd_updates", sd.updates),
             ("systemd_malformed_messages", sd.malformed_messages),
             ("systemd_call_timeouts", sd.call_timeouts),
+            ("systemd_oversized_messages", sd.oversized_messages),
+            ("systemd_foreign_signals", sd.foreign_signals),
+            ("mender_client_disconnects", mc.disconnects),
+            ("mender_client_call_timeouts", mc.timeouts),
+            ("mender_client_skipped_messages", mc.malformed + mc.oversized),
+            ("mender_client_foreign_signals", self.auth.as_ref().map_or(0, |a| a.foreign_signals())),
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
             // Command pipes, pidfds and `dbus` checks' bus connections in the poll.
