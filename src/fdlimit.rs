@@ -28,13 +28,19 @@ pub struct Limits {
 }
 
 /// Raises the soft limit to the hard one and sets the ceiling for checks.
+// rlim_t is 32 bits on armv7 and 64 on aarch64/x86_64: the conversions are needed on one.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
 pub fn raise() -> Result<Limits, String> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("cannot read the open files limit: {}", e.desc()))?;
+    // rlim_t is 32 bits on armv7, 64 on aarch64.
+    let (soft_raw, hard_raw) = (soft, hard);
+    let (soft, hard) = (u64::from(soft), u64::from(hard));
     // An unlimited hard limit is not accepted as a soft one; the kernel's own ceiling is.
-    let target = if hard == nix::libc::RLIM_INFINITY { nr_open().unwrap_or(soft) } else { hard };
+    let target = if hard_raw == nix::libc::RLIM_INFINITY { nr_open().unwrap_or(soft) } else { hard };
     let now = if target > soft {
-        match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        let new_soft = nix::libc::rlim_t::try_from(target).unwrap_or(soft_raw);
+        match setrlimit(Resource::RLIMIT_NOFILE, new_soft, hard_raw) {
             Ok(()) => target,
             Err(e) => {
                 set_ceiling(soft);
