@@ -26,6 +26,7 @@ pub mod sdnotify;
 pub mod sources;
 pub mod state;
 pub mod time;
+pub mod tokens;
 pub mod uplink;
 pub mod url;
 

@@ -12,9 +12,9 @@ use crate::control::status::{CheckStatus, SourceStatus};
 use crate::dbus::rule::MatchRule;
 use crate::detect::log::{CriticalState, LogDetector, LogSettings};
 use crate::detect::matcher::Matcher;
+use crate::sources::bus_signals::SignalWatch;
 use crate::sources::command::{CommandRunner, Stopping};
 use crate::sources::lines::LineSink;
-use crate::sources::signals::SignalWatch;
 use crate::sources::tail::{Position, Progress, Tailer};
 use crate::sources::watch::Listener;
 use crate::state::{CheckState, SavedCritical};
@@ -200,9 +200,9 @@ impl LogCheck {
         let mut feed = Feed { detector: &mut self.detector, now, out };
         match &mut self.source {
             Source::File(t) => t.sync(now.mono, &mut io.watches, &mut io.scratch, budget, &mut feed),
-            Source::Command(c) => c.on_ready(&mut io.pipes, &mut io.scratch, budget, &mut feed),
+            Source::Command(c) => c.on_ready(&mut io.check_fds, &mut io.scratch, budget, &mut feed),
             Source::Signals(w) => {
-                w.on_ready(now, &mut io.pipes, &mut feed);
+                w.on_ready(now, &mut io.check_fds, &mut feed);
                 Progress::Done
             }
         }
@@ -215,8 +215,10 @@ impl LogCheck {
         if self.source_deadline().is_some_and(|d| d <= now.mono) {
             match &mut self.source {
                 Source::File(_) => progress = self.on_ready(now, io, budget, out),
-                Source::Command(c) => c.on_tick(now.mono, &mut io.pipes),
-                Source::Signals(w) => w.on_tick(now, &io.system_bus, &mut io.pipes, &mut Feed { detector: &mut self.detector, now, out }),
+                Source::Command(c) => c.on_tick(now.mono, &mut io.check_fds),
+                Source::Signals(w) => {
+                    w.on_tick(now, &io.system_bus, &mut io.check_fds, &mut Feed { detector: &mut self.detector, now, out })
+                }
             }
         }
         self.detector.on_tick(now, &mut |a| out.push(a));
@@ -251,7 +253,7 @@ impl LogCheck {
     pub fn on_child_exit(&mut self, now: Now, status: &WaitStatus, io: &mut Io, out: &mut Vec<Alert>) -> Option<Stopping> {
         let Source::Command(c) = &mut self.source else { return None };
         let mut feed = Feed { detector: &mut self.detector, now, out };
-        c.on_exit(now.mono, status, &mut io.pipes, &mut io.scratch, &mut feed)
+        c.on_exit(now.mono, status, &mut io.check_fds, &mut io.scratch, &mut feed)
     }
 
     /// Applies a changed config to a running check with the same source: the source (position,
@@ -312,9 +314,9 @@ impl LogCheck {
     pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> (CheckState, Option<Stopping>) {
         let (position, stopping) = match &mut self.source {
             Source::File(t) => (t.stop(&mut io.watches), None),
-            Source::Command(c) => (None, c.stop(now.mono, &mut io.pipes)),
+            Source::Command(c) => (None, c.stop(now.mono, &mut io.check_fds)),
             Source::Signals(w) => {
-                w.stop(&mut io.pipes);
+                w.stop(&mut io.check_fds);
                 (None, None)
             }
         };

@@ -4,8 +4,8 @@
 pub mod log;
 pub mod service;
 
+use crate::sources::check_fds::CheckFds;
 use crate::sources::lines::Scratch;
-use crate::sources::pipes::Pipes;
 use crate::sources::watch::Watches;
 
 pub use log::{LogCheck, LogCheckConfig};
@@ -18,7 +18,7 @@ pub struct Io {
     /// inotify watches.
     pub watches: Watches,
     /// Per-check fds registered with the poll (pipes, pidfds, `dbus` checks' connections).
-    pub pipes: Pipes,
+    pub check_fds: CheckFds,
     /// The shared read buffer.
     pub scratch: Scratch,
     /// Unit states.

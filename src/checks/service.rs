@@ -104,7 +104,7 @@ impl ServiceCheck {
     /// sysV: the pid file or the followed process changed; look again.
     pub fn on_ready(&mut self, now: Now, io: &mut Io, out: &mut Vec<Alert>) {
         let Some((watch, last)) = self.sysv.as_mut() else { return };
-        let state = watch.check(&mut io.watches, &mut io.pipes);
+        let state = watch.check(&mut io.watches, &mut io.check_fds);
         if last.as_ref() == Some(&state) {
             return;
         }
@@ -161,7 +161,7 @@ impl ServiceCheck {
     /// agent stops). Returns the state to save.
     pub fn stop(&mut self, now: Now, io: &mut Io, clear: Option<&str>, out: &mut Vec<Alert>) -> CheckState {
         match self.sysv.as_mut() {
-            Some((w, _)) => w.stop(&mut io.watches, &mut io.pipes),
+            Some((w, _)) => w.stop(&mut io.watches, &mut io.check_fds),
             None => io.systemd.unwatch(&self.config.unit),
         }
         if let Some(why) = clear {

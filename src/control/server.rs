@@ -16,11 +16,8 @@ use mio::{Interest, Registry, Token};
 
 use super::protocol::{MAX_REQUEST, Parsed, Response, parse_request};
 use crate::time::Instant;
+use crate::tokens::{CONTROL_LISTENER, FIRST_CONTROL_CLIENT};
 
-/// The listener's token.
-pub const LISTENER: Token = Token(2);
-/// Connection tokens start here (apart from pipe tokens, which count up from 16).
-pub const FIRST_CONNECTION: usize = 1 << 30;
 /// Connections served at once.
 pub const MAX_CLIENTS: usize = 16;
 /// Time a client has for its request and for reading the answer.
@@ -106,13 +103,13 @@ impl ControlServer {
         nix::sys::stat::umask(old);
         let mut listener = bound.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        registry.register(&mut listener, LISTENER, Interest::READABLE)?;
+        registry.register(&mut listener, CONTROL_LISTENER, Interest::READABLE)?;
         Ok(ControlServer {
             listener,
             path: path.to_path_buf(),
             registry,
             conns: HashMap::new(),
-            next: FIRST_CONNECTION,
+            next: FIRST_CONTROL_CLIENT,
             counters: ControlCounters::default(),
             accept_retry_at: None,
         })
@@ -125,7 +122,7 @@ impl ControlServer {
 
     /// Whether `token` is one of our connections.
     pub fn owns(token: Token) -> bool {
-        token.0 >= FIRST_CONNECTION
+        token.0 >= FIRST_CONTROL_CLIENT
     }
 
     /// Accepts every pending connection.
@@ -335,7 +332,7 @@ mod tests {
         c.write_all(b"{\"v\":1,\"cmd\":\"status\"}\n").unwrap();
         s.on_listener(Instant::from_millis(0));
         assert_eq!(s.clients(), 1);
-        let t = Token(FIRST_CONNECTION);
+        let t = Token(FIRST_CONTROL_CLIENT);
         assert_eq!(s.on_connection(t), Some(Asked::Status));
         s.respond(t, &Response::error("just a test"));
         assert_eq!(s.clients(), 0, "closed once the answer is written");
@@ -380,13 +377,13 @@ mod tests {
         text.push(b'\n');
         long.write_all(&text).unwrap();
         s.on_listener(Instant::from_millis(0));
-        assert_eq!(s.on_connection(Token(FIRST_CONNECTION)), None);
-        assert_eq!(s.on_connection(Token(FIRST_CONNECTION + 1)), None);
+        assert_eq!(s.on_connection(Token(FIRST_CONTROL_CLIENT)), None);
+        assert_eq!(s.on_connection(Token(FIRST_CONTROL_CLIENT + 1)), None);
         assert_eq!(s.counters().bad_requests, 2);
         assert!(answer(garbage).contains("error"));
         // The client goes on writing after the refusal: the answer is not lost to a reset.
         long.write_all(b"more after the refusal").unwrap();
-        s.on_connection(Token(FIRST_CONNECTION + 1));
+        s.on_connection(Token(FIRST_CONTROL_CLIENT + 1));
         assert!(answer(long).contains("longer than"));
     }
 }

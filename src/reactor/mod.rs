@@ -12,8 +12,8 @@
 
 mod children;
 pub mod plan;
-pub mod signals;
 mod status;
+pub mod unix_signals;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::RawFd;
@@ -30,23 +30,20 @@ use crate::config::layout::Layout;
 use crate::config::settings::Settings;
 use crate::config::store;
 use crate::control::protocol::Response;
-use crate::control::server::{Asked, ControlServer, LISTENER};
+use crate::control::server::{Asked, ControlServer};
 use crate::logging::{Admit, Limiter};
+use crate::sources::check_fds::CheckFds;
 use crate::sources::command::Reaper;
 use crate::sources::lines::Scratch;
-use crate::sources::pipes::{FIRST_PIPE_TOKEN, Pipes};
-use crate::sources::systemd::{DBUS, SystemdSource, Update};
+use crate::sources::systemd::{SystemdSource, Update};
 use crate::sources::tail::Progress;
 use crate::sources::watch::{Listener, WatchHandle, Watches};
 use crate::state::{CheckState, StateStore};
 use crate::time::{Clock, Instant, Now};
-use crate::uplink::mender_auth::{AUTH_DBUS, MenderAuth};
+use crate::tokens::{CONTROL_LISTENER, FIRST_CHECK_FD, INOTIFY, MENDER_BUS, SIGNALS, SYSTEMD_BUS, WAKER};
+use crate::uplink::mender_auth::MenderAuth;
 use crate::uplink::{Uplink, UplinkSettings};
 
-const SIGNALS: Token = Token(0);
-const INOTIFY: Token = Token(1);
-/// The uplink worker wakes the reactor with this (it wants a new token).
-const WAKER: Token = Token(5);
 /// Bytes one check may read per turn before the others get theirs.
 pub const TURN_BUDGET: usize = 1 << 20;
 /// Delay between a change in monitor.d or config.sh (or a SIGHUP) and the rescan (editors write
@@ -111,7 +108,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         Ok(_) => {}
         Err(e) => crate::warn!("{e}"),
     }
-    let signals = signals::Signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))?;
+    let signals = unix_signals::Signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))?;
     let clock = Clock::default();
     let started = clock.now();
     let mut poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
@@ -194,10 +191,10 @@ fn bind_control(poll: &Poll, layout: &Layout) -> Result<Option<ControlServer>, S
 fn open_io(poll: &Poll, layout: &Layout, settings: &Settings) -> Result<Io, String> {
     let watches = Watches::new().map_err(|e| format!("cannot create an inotify instance: {}", e.desc()))?;
     register(poll, watches.raw_fd(), INOTIFY)?;
-    let pipes = Pipes::new(registry(poll)?);
+    let pipes = CheckFds::new(registry(poll)?);
     let bus = system_bus(layout.root());
     let systemd = SystemdSource::new(bus.clone(), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry(poll)?);
-    Ok(Io { watches, pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus })
+    Ok(Io { watches, check_fds: pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus })
 }
 
 fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), String> {
@@ -282,7 +279,7 @@ impl Daemon {
         self.notifier.ready(now.mono, &status);
     }
 
-    fn run(&mut self, poll: &mut Poll, signals: &signals::Signals, clock: &Clock) -> Result<(), String> {
+    fn run(&mut self, poll: &mut Poll, signals: &unix_signals::Signals, clock: &Clock) -> Result<(), String> {
         let mut events = Events::with_capacity(64);
         loop {
             let now = clock.now();
@@ -324,11 +321,11 @@ impl Daemon {
                         }
                     }
                     INOTIFY => self.on_inotify(now),
-                    DBUS => {
+                    SYSTEMD_BUS => {
                         let updates = self.io.systemd.on_ready(now.mono);
                         self.on_units(now, updates, &mut out);
                     }
-                    AUTH_DBUS => {
+                    MENDER_BUS => {
                         let updates = self.auth.as_mut().map(|a| a.on_ready(now.mono)).unwrap_or_default();
                         for u in updates {
                             self.uplink.set_credentials(u);
@@ -339,14 +336,14 @@ impl Daemon {
                             a.refresh(now.mono);
                         }
                     }
-                    LISTENER => {
+                    CONTROL_LISTENER => {
                         if let Some(c) = self.control.as_mut() {
                             c.on_listener(now.mono);
                         }
                     }
                     t if ControlServer::owns(t) => self.on_control(t, now, &mut out),
-                    t if t.0 >= FIRST_PIPE_TOKEN => {
-                        if let Some(Listener::Check(key)) = self.io.pipes.route(t) {
+                    t if t.0 >= FIRST_CHECK_FD => {
+                        if let Some(Listener::Check(key)) = self.io.check_fds.route(t) {
                             self.ready.insert(key);
                         }
                     }

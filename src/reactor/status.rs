@@ -111,7 +111,7 @@ impl Daemon {
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
             // Command pipes, pidfds and `dbus` checks' bus connections in the poll.
-            ("check_fds", self.io.pipes.len() as u64),
+            ("check_fds", self.io.check_fds.len() as u64),
             ("process_groups_stopping", self.reaper.len() as u64),
             ("state_saves", self.state.saves),
             ("state_save_errors", self.state.save_errors),

@@ -22,8 +22,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
+use super::check_fds::CheckFds;
 use super::lines::{LineAssembler, LineSink, Pumped, ReadCounters, Scratch};
-use super::pipes::Pipes;
 use super::tail::Progress;
 use super::watch::Listener;
 use crate::time::Instant;
@@ -67,7 +67,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn open(pipe: Option<impl Into<Receiver>>, pipes: &mut Pipes, listener: Listener) -> io::Result<Stream> {
+    fn open(pipe: Option<impl Into<Receiver>>, pipes: &mut CheckFds, listener: Listener) -> io::Result<Stream> {
         let mut pipe: Receiver = pipe.ok_or_else(|| io::Error::other("no pipe"))?.into();
         // A child's pipe is blocking by default; the reactor must never block on it.
         pipe.set_nonblocking(true)?;
@@ -88,7 +88,7 @@ impl Stream {
         self.asm.pump(scratch, budget, counters, sink, &mut read)
     }
 
-    fn close(mut self, pipes: &mut Pipes) {
+    fn close(mut self, pipes: &mut CheckFds) {
         pipes.deregister(&mut self.pipe, self.token);
     }
 }
@@ -289,13 +289,13 @@ impl CommandRunner {
     }
 
     /// Starts the command if it is due.
-    pub fn on_tick(&mut self, now: Instant, pipes: &mut Pipes) {
+    pub fn on_tick(&mut self, now: Instant, pipes: &mut CheckFds) {
         if matches!(self.state, State::Waiting { start_at } if start_at <= now) {
             self.spawn(now, pipes);
         }
     }
 
-    fn spawn(&mut self, now: Instant, pipes: &mut Pipes) {
+    fn spawn(&mut self, now: Instant, pipes: &mut CheckFds) {
         self.counters.starts += 1;
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
@@ -367,7 +367,7 @@ impl CommandRunner {
     }
 
     /// Reads the command's output (at most `budget` bytes of it).
-    pub fn on_ready(&mut self, pipes: &mut Pipes, scratch: &mut Scratch, budget: &mut usize, sink: &mut dyn LineSink) -> Progress {
+    pub fn on_ready(&mut self, pipes: &mut CheckFds, scratch: &mut Scratch, budget: &mut usize, sink: &mut dyn LineSink) -> Progress {
         let State::Running(r) = &mut self.state else { return Progress::Done };
         let mut progress = Progress::Done;
         if let Some(s) = r.stdout.as_mut() {
@@ -406,7 +406,7 @@ impl CommandRunner {
         &mut self,
         now: Instant,
         status: &WaitStatus,
-        pipes: &mut Pipes,
+        pipes: &mut CheckFds,
         scratch: &mut Scratch,
         sink: &mut dyn LineSink,
     ) -> Option<Stopping> {
@@ -439,7 +439,7 @@ impl CommandRunner {
     }
 
     /// Closes the pipes; with a sink, an unterminated last line of stdout is handed on.
-    fn close_streams(&mut self, pipes: &mut Pipes, sink: Option<&mut dyn LineSink>) {
+    fn close_streams(&mut self, pipes: &mut CheckFds, sink: Option<&mut dyn LineSink>) {
         let State::Running(r) = &mut self.state else { return };
         if let Some(mut s) = r.stdout.take() {
             if let Some(sink) = sink {
@@ -454,7 +454,7 @@ impl CommandRunner {
 
     /// Stops the command: SIGTERM to its group, pipes closed (what is unread is not looked at:
     /// stopping raises no alerts). Returns the group for the reaper.
-    pub fn stop(&mut self, now: Instant, pipes: &mut Pipes) -> Option<Stopping> {
+    pub fn stop(&mut self, now: Instant, pipes: &mut CheckFds) -> Option<Stopping> {
         let pid = self.pid()?;
         self.close_streams(pipes, None);
         self.state = State::Waiting { start_at: Instant::from_millis(u64::MAX) };

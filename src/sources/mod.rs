@@ -1,11 +1,12 @@
-//! Byte producers registered with the reactor: the inotify watch table, the file tailer, the
-//! command runner and its pipes, and the line assembly they share.
+//! Byte producers registered with the reactor: the inotify watch table, the file tailer and its
+//! rotation decisions, the command runner, the checks' fds in the poll, systemd's unit states,
+//! `dbus` checks' signals, and the line assembly they share.
 
+pub mod bus_signals;
+pub mod check_fds;
 pub mod command;
 pub mod lines;
-pub mod pipes;
 pub mod rotation;
-pub mod signals;
 pub mod systemd;
 pub mod sysv;
 pub mod tail;

@@ -25,16 +25,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use mio::{Registry, Token};
+use mio::Registry;
 
 use crate::dbus::client::{CallError, Client, Event, ForeignSignals};
 use crate::dbus::driver::{BusClient, Endpoint, FixedToken};
 use crate::dbus::message::{Kind, Message, bus};
 use crate::dbus::wire::Value;
 use crate::time::Instant;
+use crate::tokens::SYSTEMD_BUS;
 
-/// The connection's token.
-pub const DBUS: Token = Token(3);
 /// Time allowed for one call.
 pub const CALL_TIMEOUT_MS: u64 = 10_000;
 
@@ -178,13 +177,13 @@ impl SystemdSource {
     /// Starts following `unit` (connecting if this is the first one).
     pub fn watch(&mut self, unit: &str, now: Instant) {
         self.units.watch(unit, now, self.bus.client());
-        self.bus.settle(&mut FixedToken { registry: &self.registry, token: DBUS });
+        self.bus.settle(&mut FixedToken { registry: &self.registry, token: SYSTEMD_BUS });
     }
 
     /// Stops following `unit`; the connection closes with the last one.
     pub fn unwatch(&mut self, unit: &str) {
         if self.units.unwatch(unit) {
-            self.bus.stop(&mut FixedToken { registry: &self.registry, token: DBUS });
+            self.bus.stop(&mut FixedToken { registry: &self.registry, token: SYSTEMD_BUS });
         }
     }
 
@@ -195,14 +194,14 @@ impl SystemdSource {
 
     /// Reconnects when due; times out calls.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Update> {
-        let mut poll = FixedToken { registry: &self.registry, token: DBUS };
+        let mut poll = FixedToken { registry: &self.registry, token: SYSTEMD_BUS };
         let events = self.bus.on_tick(now, &self.endpoints, &mut poll);
         self.handle(now, events)
     }
 
     /// Reads what the connection has.
     pub fn on_ready(&mut self, now: Instant) -> Vec<Update> {
-        let mut poll = FixedToken { registry: &self.registry, token: DBUS };
+        let mut poll = FixedToken { registry: &self.registry, token: SYSTEMD_BUS };
         let events = self.bus.on_ready(now, &mut poll);
         self.handle(now, events)
     }
@@ -212,7 +211,7 @@ impl SystemdSource {
         for e in events {
             self.units.on_event(now, e, self.bus.client(), &mut out);
         }
-        self.bus.settle(&mut FixedToken { registry: &self.registry, token: DBUS });
+        self.bus.settle(&mut FixedToken { registry: &self.registry, token: SYSTEMD_BUS });
         out
     }
 }

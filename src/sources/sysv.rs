@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use mio::Token;
 
-use super::pipes::Pipes;
+use super::check_fds::CheckFds;
 use super::watch::{Listener, WatchHandle, Watches};
 
 /// Opens a pidfd for `pid` (Linux 5.3+): readable once the process exits.
@@ -76,7 +76,7 @@ impl SysvWatch {
 
     /// Looks again: called at start, when the pid file changes, and when the followed process
     /// exits.
-    pub fn check(&mut self, watches: &mut Watches, pipes: &mut Pipes) -> SysvState {
+    pub fn check(&mut self, watches: &mut Watches, pipes: &mut CheckFds) -> SysvState {
         if self.dir_watch.is_none() {
             if let Some(dir) = self.pidfile.parent() {
                 let name: Option<OsString> = self.pidfile.file_name().map(|n| n.to_os_string());
@@ -116,14 +116,14 @@ impl SysvWatch {
         SysvState { running: true, detail: format!("{} runs as pid {pid} ({how})", self.name), pid: Some(pid) }
     }
 
-    fn unfollow(&mut self, pipes: &mut Pipes) {
+    fn unfollow(&mut self, pipes: &mut CheckFds) {
         if let Some((fd, token, _)) = self.followed.take() {
             pipes.deregister_fd(fd.as_raw_fd(), token);
         }
     }
 
     /// Stops following.
-    pub fn stop(&mut self, watches: &mut Watches, pipes: &mut Pipes) {
+    pub fn stop(&mut self, watches: &mut Watches, pipes: &mut CheckFds) {
         self.unfollow(pipes);
         if let Some(h) = self.dir_watch.take() {
             watches.unwatch(h);

@@ -22,16 +22,15 @@
 
 use std::path::PathBuf;
 
-use mio::{Registry, Token};
+use mio::Registry;
 
 use crate::dbus::client::{CallError, Client, ClientCounters, Event, ForeignSignals, SayOnce};
 use crate::dbus::driver::{BusClient, Endpoint, FixedToken};
 use crate::dbus::message::{Kind, Message, bus};
 use crate::dbus::wire::Value;
 use crate::time::Instant;
+use crate::tokens::MENDER_BUS;
 
-/// The connection's token.
-pub const AUTH_DBUS: Token = Token(4);
 /// The well-known name of the Mender client's authentication service.
 pub const NAME: &str = "io.mender.AuthenticationManager";
 const PATH: &str = "/io/mender/AuthenticationManager";
@@ -119,7 +118,7 @@ impl MenderAuth {
 
     /// Reconnects when due, times out calls, reads the token again after a fetch without news.
     pub fn on_tick(&mut self, now: Instant) -> Vec<AuthUpdate> {
-        let mut poll = FixedToken { registry: &self.registry, token: AUTH_DBUS };
+        let mut poll = FixedToken { registry: &self.registry, token: MENDER_BUS };
         let events = self.bus.on_tick(now, &self.endpoint, &mut poll);
         self.auth.on_tick(now, self.bus.client());
         self.handle(now, events)
@@ -127,7 +126,7 @@ impl MenderAuth {
 
     /// Reads what the connection has.
     pub fn on_ready(&mut self, now: Instant) -> Vec<AuthUpdate> {
-        let mut poll = FixedToken { registry: &self.registry, token: AUTH_DBUS };
+        let mut poll = FixedToken { registry: &self.registry, token: MENDER_BUS };
         let events = self.bus.on_ready(now, &mut poll);
         self.handle(now, events)
     }
@@ -135,7 +134,7 @@ impl MenderAuth {
     /// The server refused the token (or there is none): ask the client for a new one.
     pub fn refresh(&mut self, now: Instant) {
         self.auth.refresh(now, self.bus.client());
-        self.bus.settle(&mut FixedToken { registry: &self.registry, token: AUTH_DBUS });
+        self.bus.settle(&mut FixedToken { registry: &self.registry, token: MENDER_BUS });
     }
 
     fn handle(&mut self, now: Instant, events: Vec<Event<Call>>) -> Vec<AuthUpdate> {
@@ -143,7 +142,7 @@ impl MenderAuth {
         for e in events {
             self.auth.on_event(now, e, self.bus.client(), &mut out);
         }
-        self.bus.settle(&mut FixedToken { registry: &self.registry, token: AUTH_DBUS });
+        self.bus.settle(&mut FixedToken { registry: &self.registry, token: MENDER_BUS });
         out
     }
 }

@@ -1,5 +1,5 @@
-//! Registering per-check fds with the reactor's poll (commands' pipes, pidfds of sysV
-//! services): each fd gets a token that is never given out again, so an event for a restarted
+//! The checks' own fds in the reactor's poll (commands' pipes, pidfds of sysV services, `dbus`
+//! checks' bus connections): each fd gets a token that is never given out again, so an event for a restarted
 //! command's old pipe cannot reach the new one, and the token says whose fd it is.
 
 use std::collections::HashMap;
@@ -13,21 +13,18 @@ use mio::{Interest, Registry, Token};
 
 use super::watch::Listener;
 
-/// Tokens below this are the reactor's own fds (signals, inotify, ...).
-pub const FIRST_PIPE_TOKEN: usize = 16;
-
 /// The pipes registered with the poll, and whom each one wakes.
 #[derive(Debug)]
-pub struct Pipes {
+pub struct CheckFds {
     registry: Registry,
     routes: HashMap<Token, Listener>,
     next: usize,
 }
 
-impl Pipes {
-    /// Pipes registered through `registry` (a clone of the reactor's).
+impl CheckFds {
+    /// CheckFds registered through `registry` (a clone of the reactor's).
     pub fn new(registry: Registry) -> Self {
-        Pipes { registry, routes: HashMap::new(), next: FIRST_PIPE_TOKEN }
+        CheckFds { registry, routes: HashMap::new(), next: crate::tokens::FIRST_CHECK_FD }
     }
 
     /// Registers `pipe` for readability; its events wake `listener`.
@@ -86,7 +83,7 @@ impl Pipes {
         self.routes.get(&token).copied()
     }
 
-    /// Pipes registered now.
+    /// CheckFds registered now.
     pub fn len(&self) -> usize {
         self.routes.len()
     }

@@ -22,8 +22,8 @@ use std::path::Path;
 use mio::net::UnixStream;
 use mio::{Interest, Token};
 
+use super::check_fds::CheckFds;
 use super::lines::LineSink;
-use super::pipes::Pipes;
 use super::watch::Listener;
 use crate::dbus::client::{CallError, Client, Event};
 use crate::dbus::driver::{BusClient, Endpoint, Poller};
@@ -67,12 +67,12 @@ pub struct SignalWatch {
 }
 
 /// A check's connection in the pipe table: a fresh token per connection, routed to the check.
-struct CheckFds<'a> {
-    pipes: &'a mut Pipes,
+struct CheckPoller<'a> {
+    pipes: &'a mut CheckFds,
     listener: Listener,
 }
 
-impl Poller for CheckFds<'_> {
+impl Poller for CheckPoller<'_> {
     fn add(&mut self, stream: &mut UnixStream) -> io::Result<Token> {
         self.pipes.register_with(self.listener, |registry, token| {
             registry.register(stream, token, Interest::READABLE | Interest::WRITABLE).map(|()| token)
@@ -123,25 +123,25 @@ impl SignalWatch {
     }
 
     /// Reads what the bus sent and passes the signals on as lines.
-    pub fn on_ready(&mut self, now: Now, pipes: &mut Pipes, sink: &mut impl LineSink) {
-        let events = self.bus.on_ready(now.mono, &mut CheckFds { pipes, listener: self.listener });
+    pub fn on_ready(&mut self, now: Now, pipes: &mut CheckFds, sink: &mut impl LineSink) {
+        let events = self.bus.on_ready(now.mono, &mut CheckPoller { pipes, listener: self.listener });
         self.handle(now, events, pipes, sink);
     }
 
     /// Connects to the bus at `bus` when due, reads what the last turn left, times out
     /// `AddMatch`.
-    pub fn on_tick(&mut self, now: Now, bus: &Path, pipes: &mut Pipes, sink: &mut impl LineSink) {
+    pub fn on_tick(&mut self, now: Now, bus: &Path, pipes: &mut CheckFds, sink: &mut impl LineSink) {
         let endpoints = [Endpoint::bus(bus.to_path_buf())];
-        let events = self.bus.on_tick(now.mono, &endpoints, &mut CheckFds { pipes, listener: self.listener });
+        let events = self.bus.on_tick(now.mono, &endpoints, &mut CheckPoller { pipes, listener: self.listener });
         self.handle(now, events, pipes, sink);
     }
 
-    fn handle(&mut self, now: Now, events: Vec<Event<AddMatch>>, pipes: &mut Pipes, sink: &mut impl LineSink) {
+    fn handle(&mut self, now: Now, events: Vec<Event<AddMatch>>, pipes: &mut CheckFds, sink: &mut impl LineSink) {
         let mut text = Vec::new();
         for e in events {
             self.watch.on_event(now, e, self.bus.client(), &mut text);
         }
-        self.bus.settle(&mut CheckFds { pipes, listener: self.listener });
+        self.bus.settle(&mut CheckPoller { pipes, listener: self.listener });
         if !text.is_empty() {
             self.watch.counters.bytes += text.len() as u64;
             let count = crate::detect::log::count_lines(&text);
@@ -151,8 +151,8 @@ impl SignalWatch {
     }
 
     /// Closes the connection.
-    pub fn stop(&mut self, pipes: &mut Pipes) {
-        self.bus.stop(&mut CheckFds { pipes, listener: self.listener });
+    pub fn stop(&mut self, pipes: &mut CheckFds) {
+        self.bus.stop(&mut CheckPoller { pipes, listener: self.listener });
     }
 }
 
