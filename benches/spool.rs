@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use lookout::time::Wall;
 use lookout::uplink::spool::{self, Fsync};
 
 fn alert(i: usize) -> Vec<u8> {
@@ -34,14 +35,14 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 
 fn run(dir: &PathBuf, fsync: Fsync, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let _ = std::fs::remove_dir_all(dir);
-    let loaded = spool::load(dir, fsync, 0);
+    let loaded = spool::load(dir, fsync, Wall::default());
     let mut w = loaded.writer;
     let (mut appends, mut syncs) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let payload = alert(i);
         let (key, label) = spool::key_and_label("Log file contains ERROR", "CRITICAL", "app");
         let t = Instant::now();
-        let (_, written) = w.append(&payload, key, label, 0);
+        let (_, written) = w.append(&payload, key, label, Wall::default());
         appends.push(t.elapsed());
         assert!(written.is_ok(), "{written:?}");
         let t = Instant::now();
@@ -72,7 +73,7 @@ fn main() {
         );
     }
     let t = Instant::now();
-    let loaded = spool::load(&dir, Fsync::Never, 0);
+    let loaded = spool::load(&dir, Fsync::Never, Wall::default());
     println!("load at start: {} alerts waiting, read back in {:?}", loaded.index.len(), t.elapsed());
     let _ = std::fs::remove_dir_all(&dir);
 }

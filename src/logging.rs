@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::time::Instant;
+
 /// Severity of a log line, most severe first (the order of the `CONFIG_LOG_LEVEL` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -88,7 +90,7 @@ macro_rules! debug { ($($t:tt)*) => { $crate::logging::write($crate::logging::Le
 /// first line of a later minute. Pure: the caller passes the time.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Limiter {
-    window_start_ms: u64,
+    window_start: Option<Instant>,
     logged: u32,
     suppressed: u64,
 }
@@ -106,11 +108,11 @@ pub enum Admit {
 }
 
 impl Limiter {
-    /// Whether a line may be written at `now_ms`.
-    pub fn admit(&mut self, now_ms: u64, per_minute: u32) -> Admit {
-        if now_ms.saturating_sub(self.window_start_ms) >= 60_000 || self.window_start_ms == 0 {
+    /// Whether a line may be written at `now`.
+    pub fn admit(&mut self, now: Instant, per_minute: u32) -> Admit {
+        if self.window_start.is_none_or(|start| start.until(now) >= 60_000) {
             let left_out = std::mem::take(&mut self.suppressed);
-            *self = Limiter { window_start_ms: now_ms.max(1), logged: 1, suppressed: 0 };
+            *self = Limiter { window_start: Some(now), logged: 1, suppressed: 0 };
             return Admit::Log { left_out };
         }
         if self.logged < per_minute {
@@ -131,14 +133,14 @@ mod tests {
     fn a_limiter_lets_a_few_through_a_minute_and_sums_the_rest() {
         let mut l = Limiter::default();
         let t0 = 5_000;
-        assert_eq!(l.admit(t0, 3), Admit::Log { left_out: 0 });
-        assert_eq!(l.admit(t0 + 1, 3), Admit::Log { left_out: 0 });
-        assert_eq!(l.admit(t0 + 2, 3), Admit::Log { left_out: 0 });
+        assert_eq!(l.admit(Instant::from_millis(t0), 3), Admit::Log { left_out: 0 });
+        assert_eq!(l.admit(Instant::from_millis(t0 + 1), 3), Admit::Log { left_out: 0 });
+        assert_eq!(l.admit(Instant::from_millis(t0 + 2), 3), Admit::Log { left_out: 0 });
         for i in 0..100 {
-            assert_eq!(l.admit(t0 + 3 + i, 3), Admit::Suppress);
+            assert_eq!(l.admit(Instant::from_millis(t0 + 3 + i), 3), Admit::Suppress);
         }
-        assert_eq!(l.admit(t0 + 59_999, 3), Admit::Suppress);
-        assert_eq!(l.admit(t0 + 60_000, 3), Admit::Log { left_out: 101 });
-        assert_eq!(l.admit(t0 + 60_001, 3), Admit::Log { left_out: 0 });
+        assert_eq!(l.admit(Instant::from_millis(t0 + 59_999), 3), Admit::Suppress);
+        assert_eq!(l.admit(Instant::from_millis(t0 + 60_000), 3), Admit::Log { left_out: 101 });
+        assert_eq!(l.admit(Instant::from_millis(t0 + 60_001), 3), Admit::Log { left_out: 0 });
     }
 }

@@ -1,5 +1,5 @@
 //! Time as lookout uses it: a monotonic millisecond [`Instant`] for every deadline, and the wall
-//! clock only for alert timestamps. Both are read once per reactor turn into a [`Now`] and passed
+//! clock ([`Wall`]) only for timestamps. Both are read once per reactor turn into a [`Now`] and passed
 //! down, so detectors never read a clock and their tests use exact times.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,20 +31,48 @@ impl Instant {
     }
 }
 
-/// The time of one reactor turn: monotonic for deadlines, wall clock (Unix ms) for timestamps.
+/// A point on the wall clock, in milliseconds since the Unix epoch: for timestamps (alerts,
+/// `status`, HTTP dates) and for carrying a deadline across a restart, never for waiting. A type
+/// of its own, so that it cannot be compared with an [`Instant`] by mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Wall(u64);
+
+impl Wall {
+    /// The point `ms` milliseconds after the Unix epoch.
+    pub const fn from_unix_ms(ms: u64) -> Self {
+        Wall(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_unix_ms(self) -> u64 {
+        self.0
+    }
+
+    /// This point plus `ms` milliseconds (saturating).
+    pub const fn plus_ms(self, ms: u64) -> Self {
+        Wall(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self`, 0 if `earlier` is not before (the wall clock may
+    /// step back).
+    pub const fn since(self, earlier: Wall) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// The time of one reactor turn: monotonic for deadlines, wall clock for timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
     /// Monotonic time; all deadlines are compared against this.
     pub mono: Instant,
-    /// Wall-clock time in milliseconds since the Unix epoch; only for timestamps and for
-    /// carrying deadlines across a restart.
-    pub wall_ms: u64,
+    /// Wall-clock time; only for timestamps and for carrying deadlines across a restart.
+    pub wall: Wall,
 }
 
 impl Now {
     /// A `Now` at `ms` on both clocks, for tests.
     pub const fn at(ms: u64) -> Self {
-        Now { mono: Instant(ms), wall_ms: 1_700_000_000_000 + ms }
+        Now { mono: Instant(ms), wall: Wall(1_700_000_000_000 + ms) }
     }
 }
 
@@ -69,19 +97,19 @@ impl Clock {
     pub fn now(&self) -> Now {
         let elapsed = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mono = Instant(MONO_ORIGIN_MS.saturating_add(elapsed));
-        Now { mono, wall_ms: wall_now_ms() }
+        Now { mono, wall: wall_now() }
     }
 }
 
-/// The wall clock in Unix milliseconds (0 if the clock is before 1970, as on a Pi without RTC
-/// before NTP: timestamps are then wrong but nothing fails).
-pub fn wall_now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+/// The wall clock (the epoch if the clock is before 1970, as on a Pi without RTC before NTP:
+/// timestamps are then wrong but nothing fails).
+pub fn wall_now() -> Wall {
+    Wall(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0))
 }
 
 /// RFC 3339 UTC with milliseconds, as the Mender server parses it: `2026-11-29T10:00:00.123Z`.
-pub fn rfc3339(wall_ms: u64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(wall_ms);
+pub fn rfc3339(wall: Wall) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(wall.0);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -91,8 +119,8 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_utc_millis() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_946_400_123), "2026-11-29T10:00:00.123Z");
+        assert_eq!(rfc3339(Wall(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(Wall(1_795_946_400_123)), "2026-11-29T10:00:00.123Z");
     }
 
     #[test]

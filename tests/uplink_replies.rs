@@ -92,7 +92,7 @@ proptest! {
             Outcome::Delivered => String::new(),
             Outcome::Refused(w) | Outcome::Unauthorized(w) => w.clone(),
             Outcome::Retry { why, after } => {
-                let delay = after.map(|a| a.delay(0));
+                let delay = after.map(|a| a.delay(lookout::time::Wall::default()));
                 prop_assert!(delay.is_none_or(|d| d <= MAX_RETRY_AFTER));
                 why.clone()
             }

@@ -18,7 +18,7 @@ use crate::sources::lines::LineSink;
 use crate::sources::tail::{Position, Progress, Tailer};
 use crate::sources::watch::Listener;
 use crate::state::{CheckState, SavedCritical};
-use crate::time::{Instant, Now, rfc3339};
+use crate::time::{Instant, Now, Wall, rfc3339};
 
 /// A log check, fully resolved against the global settings; two equal configs behave the same,
 /// so a reload keeps a check whose config did not change.
@@ -164,7 +164,7 @@ impl LogCheck {
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
         if let Some(c) = saved.and_then(|s| s.critical.as_ref()) {
             if c.alert_name == config.detector.alert_name {
-                detector.restore(now, CriticalState { last_match_wall_ms: c.last_match_unix_ms });
+                detector.restore(now, CriticalState { last_match_wall: Wall::from_unix_ms(c.last_match_unix_ms) });
                 // Expired while we were down: the OK goes out before any new line is read, so
                 // a match read now raises a CRITICAL of its own. (After a crash the server may
                 // already have this OK: a repeat, never a miss.)
@@ -175,7 +175,7 @@ impl LogCheck {
                     LogSettings { alert_name: c.alert_name.clone(), ..config.detector.clone() },
                     Matcher::new(&config.pattern)?,
                 );
-                old.restore(now, CriticalState { last_match_wall_ms: c.last_match_unix_ms });
+                old.restore(now, CriticalState { last_match_wall: Wall::from_unix_ms(c.last_match_unix_ms) });
                 old.clear(now, "check changed", &mut |a| out.push(a));
             }
         }
@@ -299,10 +299,10 @@ impl LogCheck {
         CheckState {
             source: self.config.source.as_config(),
             position: position.map(Into::into),
-            critical: self
-                .detector
-                .critical_state()
-                .map(|c| SavedCritical { alert_name: self.config.detector.alert_name.clone(), last_match_unix_ms: c.last_match_wall_ms }),
+            critical: self.detector.critical_state().map(|c| SavedCritical {
+                alert_name: self.config.detector.alert_name.clone(),
+                last_match_unix_ms: c.last_match_wall.as_unix_ms(),
+            }),
             flapping: false,
         }
     }
@@ -394,8 +394,8 @@ impl LogCheck {
             source: Some(source),
             level: Some(if view.critical { self.config.detector.level.as_str().into() } else { "OK".into() }),
             alert: Some(self.config.detector.alert_name.clone()),
-            last_match: view.last_match_wall_ms.map(rfc3339),
-            expires: view.expires_wall_ms.map(rfc3339),
+            last_match: view.last_match_wall.map(rfc3339),
+            expires: view.expires_wall.map(rfc3339),
             counters,
         }
     }
@@ -503,14 +503,17 @@ mod tests {
     #[test]
     fn a_saved_critical_is_resumed_expired_or_cleared() {
         let now = Now::at(100_000);
-        let (c, out) = start(config("ERROR", Some(60), None), Some(&saved_critical("Log file contains ERROR", now.wall_ms - 10_000)), now);
+        let (c, out) =
+            start(config("ERROR", Some(60), None), Some(&saved_critical("Log file contains ERROR", now.wall.as_unix_ms() - 10_000)), now);
         assert!(out.is_empty());
         assert!(c.snapshot().critical.is_some(), "still CRITICAL");
-        let (c, out) = start(config("ERROR", Some(5), None), Some(&saved_critical("Log file contains ERROR", now.wall_ms - 10_000)), now);
+        let (c, out) =
+            start(config("ERROR", Some(5), None), Some(&saved_critical("Log file contains ERROR", now.wall.as_unix_ms() - 10_000)), now);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].level, crate::alert::Level::Ok);
         assert!(c.snapshot().critical.is_none());
-        let (_, out) = start(config("ERROR", Some(60), Some("New name")), Some(&saved_critical("Old name", now.wall_ms - 1_000)), now);
+        let (_, out) =
+            start(config("ERROR", Some(60), Some("New name")), Some(&saved_critical("Old name", now.wall.as_unix_ms() - 1_000)), now);
         assert_eq!((out.len(), out[0].name.as_str(), out[0].level), (1, "Old name", crate::alert::Level::Ok));
     }
 

@@ -176,7 +176,8 @@ impl ServiceCheck {
         CheckState {
             source: self.config.source(),
             position: None,
-            critical: not_running.then(|| SavedCritical { alert_name: self.detector.not_running_name(), last_match_unix_ms: now.wall_ms }),
+            critical: not_running
+                .then(|| SavedCritical { alert_name: self.detector.not_running_name(), last_match_unix_ms: now.wall.as_unix_ms() }),
             flapping,
         }
     }

@@ -111,7 +111,7 @@ pub fn run(layout: &Layout, t: &TestPattern, out: &mut impl Write) -> Result<boo
     asm.finish(&mut show);
     let matched = show.matched;
     // The daemon would send the CRITICAL once its after-window has passed.
-    let later = Now { mono: now.mono.plus_ms(config.detector.after_window_ms), wall_ms: now.wall_ms };
+    let later = Now { mono: now.mono.plus_ms(config.detector.after_window_ms), wall: now.wall };
     detector.on_tick(later, &mut |a| alerts.push(a));
     if let Some(a) = alerts.first() {
         let _ = writeln!(out, "--- the alert a check with this pattern sends ({} lines read):", detector.counters().lines);

@@ -8,6 +8,7 @@
 //! value stays on its line; byte arrays are one line of hex; and at most [`MAX_LINES`] lines are
 //! written per message (a last line says how many values were left out).
 
+use crate::time::Wall;
 use std::fmt::Write;
 
 use super::message::Message;
@@ -18,15 +19,15 @@ pub const MAX_LINES: usize = 256;
 /// Most bytes of a byte array written (as hex).
 const MAX_BYTES_SHOWN: usize = 64;
 
-/// Appends `m` to `out` as `\n`-terminated lines; `wall_ms` is the time of arrival. Returns
+/// Appends `m` to `out` as `\n`-terminated lines; `wall` is the time of arrival. Returns
 /// whether values were left out to keep within [`MAX_LINES`].
-pub fn signal_lines(m: &Message, wall_ms: u64, out: &mut Vec<u8>) -> bool {
+pub fn signal_lines(m: &Message, wall: Wall, out: &mut Vec<u8>) -> bool {
     let mut text = String::new();
     let _ = writeln!(
         text,
         "signal time={}.{:06} sender={} -> destination={} serial={} path={}; interface={}; member={}",
-        wall_ms / 1000,
-        (wall_ms % 1000) * 1000,
+        wall.as_unix_ms() / 1000,
+        (wall.as_unix_ms() % 1000) * 1000,
         m.sender.as_deref().unwrap_or("(null sender)"),
         m.destination.as_deref().unwrap_or("(null destination)"),
         m.serial,
@@ -157,7 +158,7 @@ mod tests {
 
     fn text(m: &Message) -> String {
         let mut out = Vec::new();
-        signal_lines(m, 1_764_420_000_123, &mut out);
+        signal_lines(m, Wall::from_unix_ms(1_764_420_000_123), &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -212,7 +213,7 @@ mod tests {
     fn a_huge_message_is_cut_and_says_so() {
         let m = signal(vec![Value::Array(Type::U32, (0..10_000).map(Value::U32).collect())]);
         let mut out = Vec::new();
-        assert!(signal_lines(&m, 0, &mut out));
+        assert!(signal_lines(&m, Wall::default(), &mut out));
         let t = String::from_utf8(out).unwrap();
         assert_eq!(t.lines().count(), MAX_LINES);
         assert!(t.ends_with("more values not shown\n"), "{}", &t[t.len() - 80..]);

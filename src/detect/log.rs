@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use super::matcher::Matcher;
 use crate::alert::{Alert, Details, Level, LineDescriptor, Subject};
-use crate::time::{Instant, Now, rfc3339};
+use crate::time::{Instant, Now, Wall, rfc3339};
 
 /// What a log check needs to know, resolved from its file and the global defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct LogSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CriticalState {
     /// Wall-clock time of the last match, Unix ms.
-    pub last_match_wall_ms: u64,
+    pub last_match_wall: Wall,
 }
 
 /// Counters of one detector, for the agent's log and `status`.
@@ -76,9 +76,9 @@ pub struct LogView {
     /// A CRITICAL waits for its "after" lines.
     pub collecting_context: bool,
     /// Wall-clock time of the last match, Unix ms (while CRITICAL).
-    pub last_match_wall_ms: Option<u64>,
+    pub last_match_wall: Option<Wall>,
     /// When the OK is due, wall clock, Unix ms (the last match plus the expiration).
-    pub expires_wall_ms: Option<u64>,
+    pub expires_wall: Option<Wall>,
 }
 
 #[derive(Debug)]
@@ -91,7 +91,7 @@ struct Pending {
 #[derive(Debug, Clone, Copy)]
 struct Critical {
     last_match: Instant,
-    last_match_wall_ms: u64,
+    last_match_wall: Wall,
 }
 
 /// One log check's detection state.
@@ -142,22 +142,22 @@ impl LogDetector {
         LogView {
             critical: self.critical.is_some(),
             collecting_context: self.pending.is_some(),
-            last_match_wall_ms: self.critical.map(|c| c.last_match_wall_ms),
-            expires_wall_ms: self.critical.and_then(|c| Some(c.last_match_wall_ms.saturating_add(self.settings.expiration_ms?))),
+            last_match_wall: self.critical.map(|c| c.last_match_wall),
+            expires_wall: self.critical.and_then(|c| Some(c.last_match_wall.plus_ms(self.settings.expiration_ms?))),
         }
     }
 
     /// The CRITICAL state to persist, if the check is CRITICAL.
     pub fn critical_state(&self) -> Option<CriticalState> {
-        self.critical.map(|c| CriticalState { last_match_wall_ms: c.last_match_wall_ms })
+        self.critical.map(|c| CriticalState { last_match_wall: c.last_match_wall })
     }
 
     /// Resumes a CRITICAL carried over from before a restart: its expiry counts from the last
     /// match's wall-clock time, so the OK comes when it would have.
     pub fn restore(&mut self, now: Now, state: CriticalState) {
-        let elapsed = now.wall_ms.saturating_sub(state.last_match_wall_ms);
+        let elapsed = now.wall.since(state.last_match_wall);
         let last_match = Instant::from_millis(now.mono.as_millis().saturating_sub(elapsed));
-        self.critical = Some(Critical { last_match, last_match_wall_ms: state.last_match_wall_ms });
+        self.critical = Some(Critical { last_match, last_match_wall: state.last_match_wall });
     }
 
     /// The earliest time [`on_tick`](Self::on_tick) has something to do.
@@ -186,8 +186,8 @@ impl LogDetector {
             // The OK is dated no earlier than the expiry after the last match, whatever the
             // wall clock did meanwhile (steps, or the two clocks read a millisecond apart).
             let expired_at =
-                self.critical.take().map(|c| c.last_match_wall_ms.saturating_add(self.settings.expiration_ms.unwrap_or(0))).unwrap_or(0);
-            self.emit_ok(Now { wall_ms: now.wall_ms.max(expired_at), ..now }, "expired", emit);
+                self.critical.take().map(|c| c.last_match_wall.plus_ms(self.settings.expiration_ms.unwrap_or(0))).unwrap_or_default();
+            self.emit_ok(Now { wall: now.wall.max(expired_at), ..now }, "expired", emit);
         }
     }
 
@@ -210,7 +210,7 @@ impl LogDetector {
         emit(Alert {
             name: s.alert_name.clone(),
             level: Level::Ok,
-            timestamp: rfc3339(now.wall_ms),
+            timestamp: rfc3339(now.wall),
             subject: Subject {
                 name: s.subject_name.clone(),
                 kind: s.subject_type.clone(),
@@ -303,12 +303,12 @@ impl LogDetector {
     fn touch(&mut self, now: Now) {
         if let Some(c) = self.critical.as_mut() {
             c.last_match = now.mono;
-            c.last_match_wall_ms = now.wall_ms;
+            c.last_match_wall = now.wall;
         }
     }
 
     fn raise(&mut self, now: Now, buf: &[u8], start: usize, end: usize, number: u64, emit: &mut impl FnMut(Alert)) {
-        self.critical = Some(Critical { last_match: now.mono, last_match_wall_ms: now.wall_ms });
+        self.critical = Some(Critical { last_match: now.mono, last_match_wall: now.wall });
         let lines_before = self.lines_before(buf, start, number);
         let matching = self.describe(number, &buf[start..end]);
         let s = &self.settings;
@@ -319,7 +319,7 @@ impl LogDetector {
         let alert = Alert {
             name: s.alert_name.clone(),
             level: s.level,
-            timestamp: rfc3339(now.wall_ms),
+            timestamp: rfc3339(now.wall),
             subject: Subject {
                 name: s.subject_name.clone(),
                 kind: s.subject_type.clone(),
@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(det.line_matching.as_ref().map(|l| (l.line_number, l.data.as_str())), Some((3, "ERROR x")));
         assert_eq!(numbers(&det.lines_after), vec![(4, "after".into())]);
         assert_eq!(alerts[0].level, Level::Critical);
-        assert_eq!(alerts[0].timestamp, rfc3339(Now::at(10).wall_ms));
+        assert_eq!(alerts[0].timestamp, rfc3339(Now::at(10).wall));
     }
 
     #[test]
@@ -550,7 +550,7 @@ mod tests {
         assert!(tick(&mut d, 7_999).is_empty());
         let ok = tick(&mut d, 8_000);
         assert_eq!(ok.len(), 1);
-        assert_eq!(ok[0].timestamp, rfc3339(Now::at(8_000).wall_ms));
+        assert_eq!(ok[0].timestamp, rfc3339(Now::at(8_000).wall));
         assert_eq!(ok[0].level, Level::Ok);
         assert_eq!(ok[0].name, "Log file contains ERROR");
         assert_eq!(ok[0].subject.details.as_ref().unwrap().description, "ERROR not present in /root/crasher.log for 5 s");
@@ -575,10 +575,10 @@ mod tests {
         let mut d = detector(s);
         feed(&mut d, 1_000, "ERROR\n", 1);
         // The wall clock stepped back 3 s while the monotonic clock ran on.
-        let stepped = Now { mono: Instant::from_millis(6_000), wall_ms: Now::at(3_000).wall_ms };
+        let stepped = Now { mono: Instant::from_millis(6_000), wall: Now::at(3_000).wall };
         let mut out = Vec::new();
         d.on_tick(stepped, &mut |a| out.push(a));
-        assert_eq!(out[0].timestamp, rfc3339(Now::at(6_000).wall_ms));
+        assert_eq!(out[0].timestamp, rfc3339(Now::at(6_000).wall));
     }
 
     #[test]
@@ -623,7 +623,7 @@ mod tests {
     fn restored_critical_expires_on_wall_time() {
         let mut d = detector(settings());
         let now = Now::at(100_000);
-        d.restore(now, CriticalState { last_match_wall_ms: now.wall_ms - 3_000 });
+        d.restore(now, CriticalState { last_match_wall: Wall::from_unix_ms(now.wall.as_unix_ms() - 3_000) });
         assert_eq!(d.next_deadline(), Some(Instant::from_millis(102_000)));
         assert!(feed(&mut d, 100_500, "ERROR again\n", 7).is_empty(), "restored CRITICAL does not re-alert");
         assert_eq!(tick(&mut d, 105_500).len(), 1);

@@ -251,7 +251,7 @@ impl ServiceDetector {
         emit(Alert {
             name,
             level,
-            timestamp: rfc3339(now.wall_ms),
+            timestamp: rfc3339(now.wall),
             subject: Subject {
                 name: self.settings.service_name.clone(),
                 kind: "service".into(),

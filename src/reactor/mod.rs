@@ -125,7 +125,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create the reactor's waker: {e}"))?;
     let now = clock.now();
     let spool = layout.state_dir().join("spool");
-    let uplink = Uplink::start(destination.clone(), &spool, UplinkSettings::from_settings(&settings), Some(waker), now.wall_ms)
+    let uplink = Uplink::start(destination.clone(), &spool, UplinkSettings::from_settings(&settings), Some(waker), now.wall)
         .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
     let auth = match destination {
         Destination::MenderClient => Some(MenderAuth::start(system_bus(layout.root()), registry(&poll)?, now.mono)),
@@ -307,7 +307,7 @@ impl Daemon {
                         if r.reload && self.rescan_at.is_none() {
                             // A storm of SIGHUPs is one reload per debounce period, and a few
                             // log lines a minute.
-                            match self.reload_notes.admit(now.mono.as_millis(), RELOAD_NOTES_PER_MINUTE) {
+                            match self.reload_notes.admit(now.mono, RELOAD_NOTES_PER_MINUTE) {
                                 Admit::Log { left_out: 0 } => crate::info!("SIGHUP: reloading the configuration"),
                                 Admit::Log { left_out } => {
                                     crate::info!("SIGHUP: reloading the configuration ({left_out} more reloads were not logged)")
@@ -611,7 +611,7 @@ impl Daemon {
             crate::info!("{}: settings changed", self.layout.config_sh().display());
             crate::logging::set_level(settings.log_level);
             self.io.scratch.set_max_line(settings.log_max_line_bytes);
-            self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall_ms);
+            self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall);
             self.settings = settings;
         }
     }

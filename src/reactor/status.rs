@@ -12,7 +12,7 @@ impl Daemon {
         Status {
             version: crate::cli::version(),
             pid: std::process::id(),
-            started: rfc3339(self.started.wall_ms),
+            started: rfc3339(self.started.wall),
             uptime_s: self.started.mono.until(now.mono) / 1000,
             checks: self.check_statuses(),
             uplink: self.uplink_status(),
@@ -54,12 +54,12 @@ impl Daemon {
             queue_capacity: u.max_count,
             queue_bytes: u.waiting_bytes,
             spool_bytes: u.spool_bytes,
-            oldest_waiting: u.oldest_ms.map(rfc3339),
+            oldest_waiting: u.oldest.map(rfc3339),
             auth: self.auth.as_ref().map(|a| a.state().to_string()),
             waiting_for: u.worker.waiting_for.clone(),
-            last_delivery: u.worker.last_delivery_ms.map(rfc3339),
+            last_delivery: u.worker.last_delivery.map(rfc3339),
             last_error: u.worker.last_error.map(|(t, e)| format!("{}: {e}", rfc3339(t))),
-            retry_at: u.worker.retry_at_ms.map(rfc3339),
+            retry_at: u.worker.retry_at.map(rfc3339),
             spool_degraded: (u.in_memory > 0).then(|| {
                 format!(
                     "{} alerts held in memory only: {}",

@@ -202,7 +202,7 @@ impl Watch {
             Event::Signal(m) => {
                 if !is_about_us(&m) {
                     self.counters.signals += 1;
-                    if signal_lines(&m, now.wall_ms, text) {
+                    if signal_lines(&m, now.wall, text) {
                         self.counters.cut += 1;
                     }
                 }

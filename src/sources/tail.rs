@@ -418,7 +418,7 @@ impl Tailer {
     /// Logs a line about the path at `level`, rate-limited with the rotation notes: a path that
     /// keeps changing (a hostile or broken writer) cannot flood the agent's log.
     fn say(&mut self, now: Instant, what: &str, level: crate::logging::Level) {
-        match self.notes.admit(now.as_millis(), NOTES_PER_MINUTE) {
+        match self.notes.admit(now, NOTES_PER_MINUTE) {
             Admit::Log { left_out } => {
                 if left_out > 0 {
                     crate::info!("{}: {left_out} more lines about this file were not logged in the last minute(s)", self.path.display());

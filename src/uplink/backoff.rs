@@ -4,6 +4,7 @@
 //! random source is passed in (seeded by the caller), and a `Retry-After` date is resolved
 //! against a wall-clock time the caller passes.
 
+use crate::time::Wall;
 use std::time::Duration;
 
 /// The first backoff ceiling.
@@ -80,17 +81,17 @@ impl Backoff {
 pub enum RetryAfter {
     /// delay-seconds.
     Delay(Duration),
-    /// An HTTP date, in Unix ms.
-    At(u64),
+    /// An HTTP date.
+    At(Wall),
 }
 
 impl RetryAfter {
-    /// How long to wait from `now_wall_ms` (a date in the past: not at all); at most
+    /// How long to wait from `now` (a date in the past: not at all); at most
     /// [`MAX_RETRY_AFTER`].
-    pub fn delay(self, now_wall_ms: u64) -> Duration {
+    pub fn delay(self, now: Wall) -> Duration {
         let d = match self {
             RetryAfter::Delay(d) => d,
-            RetryAfter::At(at) => Duration::from_millis(at.saturating_sub(now_wall_ms)),
+            RetryAfter::At(at) => Duration::from_millis(at.since(now)),
         };
         d.min(MAX_RETRY_AFTER)
     }
@@ -103,7 +104,7 @@ pub fn parse_retry_after(value: &[u8]) -> Option<RetryAfter> {
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         return Some(RetryAfter::Delay(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))));
     }
-    http_date_ms(v).map(RetryAfter::At)
+    http_date_ms(v).map(|ms| RetryAfter::At(Wall::from_unix_ms(ms)))
 }
 
 /// IMF-fixdate (RFC 9110 §5.6.7) to Unix ms, by rewriting it as RFC 3339 for humantime to
@@ -153,13 +154,13 @@ mod tests {
 
     #[test]
     fn retry_after_in_both_forms() {
-        let at = |v: &str, now: u64| parse_retry_after(v.as_bytes()).map(|r| r.delay(now));
+        let at = |v: &str, now: u64| parse_retry_after(v.as_bytes()).map(|r| r.delay(Wall::from_unix_ms(now)));
         assert_eq!(at("120", 0), Some(S(120)));
         assert_eq!(at(" 0 ", 0), Some(S(0)));
         assert_eq!(at("99999999999999999999999", 0), Some(MAX_RETRY_AFTER), "capped, not overflowed");
         // 1994-11-06T08:49:37Z = 784111777 s.
         let now = 784_111_777_000 - 5_000;
-        assert_eq!(parse_retry_after(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(RetryAfter::At(784_111_777_000)));
+        assert_eq!(parse_retry_after(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(RetryAfter::At(Wall::from_unix_ms(784_111_777_000))));
         assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(S(5)));
         assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT", now + 10_000), Some(S(0)), "a past date: at once");
         for bad in

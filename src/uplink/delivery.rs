@@ -141,7 +141,7 @@ impl Delivery {
     /// What to do at `now`, given the shared state `g` (bounds are applied as time passes).
     pub fn step(&mut self, now: Now, g: &mut Inner) -> Action {
         let t = now.mono;
-        g.enforce(now.wall_ms);
+        g.enforce(now.wall);
         if g.stop && self.stop_deadline.is_none() {
             self.stop_deadline = Some(t.plus_ms(ms(SHUTDOWN_FLUSH)));
             self.retry_at = None; // one last attempt, now
@@ -160,7 +160,7 @@ impl Delivery {
                 return Action::Wait(Some(self.until(r)));
             }
             self.retry_at = None;
-            g.worker.retry_at_ms = None;
+            g.worker.retry_at = None;
         }
         let creds = match self.http {
             false => None,
@@ -305,7 +305,7 @@ impl Delivery {
             Outcome::Retry { why, after } => {
                 // Not the alerts' backoff: a server without the configuration endpoint must
                 // not hold alerts up.
-                let after = after.map(|a| a.delay(now.wall_ms)).unwrap_or_default();
+                let after = after.map(|a| a.delay(now.wall)).unwrap_or_default();
                 let wait = after.max(g.settings.resend_interval);
                 crate::warn!("{why}; pushing the configuration again in {} s", wait.as_secs());
                 self.config_retry_at = Some(t.plus_ms(ms(wait)));
@@ -319,8 +319,8 @@ impl Delivery {
                 let seqs: Vec<u64> = items.iter().map(|i| i.seq).collect();
                 g.index.complete(&seqs);
                 g.worker.in_flight = 0;
-                g.worker.last_delivery_ms = Some(now.wall_ms);
-                g.worker.retry_at_ms = None;
+                g.worker.last_delivery = Some(now.wall);
+                g.worker.retry_at = None;
                 if self.backoff.failures() > 0 {
                     crate::info!("delivering again after {} failed attempts", self.backoff.failures());
                 }
@@ -349,7 +349,7 @@ impl Delivery {
                 g.index.discard(item.seq);
                 g.index.counters.rejected += 1;
                 g.worker.in_flight = 0;
-                g.worker.last_error = Some((now.wall_ms, why.clone()));
+                g.worker.last_error = Some((now.wall, why.clone()));
                 let total = g.index.counters.rejected;
                 crate::error!("{why}: the server refuses {} on its own; dropped it ({total} refused so far)", item.label);
                 self.refused_in_a_row += 1;
@@ -362,7 +362,7 @@ impl Delivery {
             }
             Outcome::Retry { why, after } => {
                 g.index.release();
-                let after = after.map(|a| a.delay(now.wall_ms));
+                let after = after.map(|a| a.delay(now.wall));
                 self.fail(now, g, why, after, stop);
             }
         }
@@ -384,8 +384,8 @@ impl Delivery {
         self.retry_at = Some(now.mono.plus_ms(ms(delay)));
         g.requests.failures += 1;
         g.worker.in_flight = 0;
-        g.worker.last_error = Some((now.wall_ms, why.clone()));
-        g.worker.retry_at_ms = Some(now.wall_ms.saturating_add(ms(delay)));
+        g.worker.last_error = Some((now.wall, why.clone()));
+        g.worker.retry_at = Some(now.wall.plus_ms(ms(delay)));
         let waiting = g.index.len();
         if self.last_logged.as_deref() != Some(why.as_str()) {
             crate::warn!("{why}; {waiting} alerts kept, trying again in {:.1} s", delay.as_secs_f32());

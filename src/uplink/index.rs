@@ -10,6 +10,7 @@
 //! nothing superseded is left does a count or byte bound drop a latest state, oldest first, and
 //! that is logged as an error.
 
+use crate::time::Wall;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ pub struct Meta {
     /// Bytes of the record (header and payload).
     pub bytes: u64,
     /// Wall-clock ms when it was accepted.
-    pub at_ms: u64,
+    pub at: Wall,
     /// Where its payload is.
     pub loc: Location,
     /// A newer record with the same key waits behind it.
@@ -165,8 +166,8 @@ impl Index {
     }
 
     /// When the oldest waiting record was accepted.
-    pub fn oldest_ms(&self) -> Option<u64> {
-        self.live.front().map(|m| m.at_ms)
+    pub fn oldest(&self) -> Option<Wall> {
+        self.live.front().map(|m| m.at)
     }
 
     /// Waiting records held only in memory (the spool could not be written): a crash loses
@@ -273,14 +274,14 @@ impl Index {
         Some(m)
     }
 
-    /// Applies the bounds at `now_ms`; returns what was dropped.
-    pub fn enforce(&mut self, now_ms: u64, bounds: Bounds) -> Vec<Dropped> {
+    /// Applies the bounds at `now`; returns what was dropped.
+    pub fn enforce(&mut self, now: Wall, bounds: Bounds) -> Vec<Dropped> {
         let mut dropped = Vec::new();
         if bounds.max_age_ms > 0 {
             let mut i = 0;
             while i < self.live.len() {
                 let m = &self.live[i];
-                if m.superseded && !m.in_flight && now_ms.saturating_sub(m.at_ms) > bounds.max_age_ms {
+                if m.superseded && !m.in_flight && now.since(m.at) > bounds.max_age_ms {
                     if let Some(m) = self.remove_at(i) {
                         self.counters.dropped_age += 1;
                         dropped.push(Dropped { label: m.label, reason: DropReason::Age, superseded: true });
@@ -407,12 +408,13 @@ mod tests {
     use super::*;
 
     fn meta(seq: u64, key: u64, at_ms: u64) -> Meta {
+        let at = Wall::from_unix_ms(at_ms);
         Meta {
             seq,
             key,
             label: format!("#{seq} key {key}").into(),
             bytes: 100,
-            at_ms,
+            at,
             loc: Location::Disk { segment: seq / 10, offset: (seq % 10) * 100 },
             superseded: false,
             in_flight: false,
@@ -435,7 +437,7 @@ mod tests {
         let mut dropped = Vec::new();
         for seq in 3..100 {
             ix.insert(meta(seq, 0xB, 0));
-            dropped.extend(ix.enforce(0, bounds));
+            dropped.extend(ix.enforce(Wall::from_unix_ms(0), bounds));
         }
         let left = seqs(&ix);
         assert_eq!(left.len(), 5);
@@ -453,7 +455,7 @@ mod tests {
         for seq in 1..=4 {
             ix.insert(meta(seq, seq, 0));
         }
-        let d = ix.enforce(0, Bounds { max_count: 3, ..LOOSE });
+        let d = ix.enforce(Wall::from_unix_ms(0), Bounds { max_count: 3, ..LOOSE });
         assert_eq!(d.len(), 1);
         assert!(!d[0].superseded);
         assert_eq!(seqs(&ix), vec![2, 3, 4]);
@@ -467,13 +469,13 @@ mod tests {
             ix.insert(meta(seq, seq % 2, seq * 1000));
         }
         // Age: only superseded records older than 2.5 s at t=6 s: seqs 1, 2, 3 (4 is 2 s old).
-        let d = ix.enforce(6000, Bounds { max_age_ms: 2500, ..LOOSE });
+        let d = ix.enforce(Wall::from_unix_ms(6000), Bounds { max_age_ms: 2500, ..LOOSE });
         assert_eq!(d.iter().map(|d| d.reason).collect::<Vec<_>>(), vec![DropReason::Age; 3]);
         assert_eq!(seqs(&ix), vec![4, 5, 6]);
         // A latest state is never too old.
-        assert!(ix.enforce(1_000_000, Bounds { max_age_ms: 1, ..LOOSE }).len() == 1, "only 4 (superseded by 6) goes");
+        assert!(ix.enforce(Wall::from_unix_ms(1_000_000), Bounds { max_age_ms: 1, ..LOOSE }).len() == 1, "only 4 (superseded by 6) goes");
         assert_eq!(seqs(&ix), vec![5, 6]);
-        let d = ix.enforce(0, Bounds { max_bytes: 150, ..LOOSE });
+        let d = ix.enforce(Wall::from_unix_ms(0), Bounds { max_bytes: 150, ..LOOSE });
         assert_eq!((d.len(), d[0].reason), (1, DropReason::Bytes));
         assert_eq!(seqs(&ix), vec![6], "the newest stays even over the bound");
         assert_eq!(ix.bytes(), 100);
@@ -490,7 +492,7 @@ mod tests {
         let b = ix.take_batch(10, 350);
         assert_eq!(b.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![42, 43, 44], "bytes bound the batch");
         // In flight: not a victim of the bounds.
-        ix.enforce(0, Bounds { max_count: 1, ..LOOSE });
+        ix.enforce(Wall::from_unix_ms(0), Bounds { max_count: 1, ..LOOSE });
         assert_eq!(seqs(&ix), vec![42, 43, 44, 55]);
         ix.complete(&[42, 43]);
         assert_eq!(ix.discard(44).as_deref(), Some("#44 key 44"));

@@ -23,6 +23,7 @@ pub mod sink;
 pub mod spool;
 mod worker;
 
+use crate::time::Wall;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -138,11 +139,11 @@ pub struct WorkerState {
     /// Alerts in the request being made.
     pub in_flight: usize,
     /// Last successful delivery, Unix ms.
-    pub last_delivery_ms: Option<u64>,
+    pub last_delivery: Option<Wall>,
     /// Last failure, Unix ms, and what it was.
-    pub last_error: Option<(u64, String)>,
+    pub last_error: Option<(Wall, String)>,
     /// While backing off: when the next attempt is due, Unix ms.
-    pub retry_at_ms: Option<u64>,
+    pub retry_at: Option<Wall>,
     /// What delivery waits for, if anything but the server (a token).
     pub waiting_for: Option<String>,
 }
@@ -167,22 +168,22 @@ pub struct RequestCounters {
 /// Rate limit for the log lines about dropped alerts.
 #[derive(Debug, Default)]
 struct DropLog {
-    window_start_ms: u64,
+    window_start: Wall,
     logged: u32,
     suppressed: u64,
 }
 
 impl DropLog {
-    fn log(&mut self, now_ms: u64, dropped: &[Dropped]) {
+    fn log(&mut self, now: Wall, dropped: &[Dropped]) {
         for d in dropped {
-            if now_ms.saturating_sub(self.window_start_ms) >= 60_000 {
+            if now.since(self.window_start) >= 60_000 {
                 if self.suppressed > 0 {
                     crate::warn!(
                         "spool: {} more alerts were dropped in the last minute without a log line each (status has the counters)",
                         self.suppressed
                     );
                 }
-                *self = DropLog { window_start_ms: now_ms, logged: 0, suppressed: 0 };
+                *self = DropLog { window_start: now, logged: 0, suppressed: 0 };
             }
             if self.logged >= DROPS_LOGGED_PER_MINUTE {
                 self.suppressed += 1;
@@ -235,9 +236,9 @@ impl Inner {
     }
 
     /// Applies the bounds and logs what they dropped.
-    pub fn enforce(&mut self, now_ms: u64) {
-        let dropped = self.index.enforce(now_ms, self.settings.bounds);
-        self.drops.log(now_ms, &dropped);
+    pub fn enforce(&mut self, now: Wall) {
+        let dropped = self.index.enforce(now, self.settings.bounds);
+        self.drops.log(now, &dropped);
     }
 }
 
@@ -270,7 +271,7 @@ pub struct UplinkSnapshot {
     /// Their record bytes.
     pub waiting_bytes: u64,
     /// When the oldest was accepted, Unix ms.
-    pub oldest_ms: Option<u64>,
+    pub oldest: Option<Wall>,
     /// Bytes of the spool's segment files.
     pub spool_bytes: u64,
     /// The worker.
@@ -310,9 +311,9 @@ impl Uplink {
         spool_dir: &Path,
         settings: UplinkSettings,
         waker: Option<mio::Waker>,
-        now_ms: u64,
+        now: Wall,
     ) -> std::io::Result<Uplink> {
-        let loaded = spool::load(spool_dir, settings.fsync, now_ms);
+        let loaded = spool::load(spool_dir, settings.fsync, now);
         for p in &loaded.problems {
             crate::warn!("{p}");
         }
@@ -327,7 +328,7 @@ impl Uplink {
             Destination::Stdout => Credentials::default(),
         };
         let mut inner = Inner::new(loaded.index, settings, creds);
-        inner.enforce(now_ms);
+        inner.enforce(now);
         let shared = Arc::new(Shared { inner: Mutex::new(inner), waker });
         let w = worker::Worker::new(Arc::clone(&shared), loaded.reader, &destination);
         let (done, worker_done) = mpsc::channel::<()>();
@@ -361,9 +362,9 @@ impl Uplink {
         let (key, label) = spool::key_and_label(&alert.name, alert.level.as_str(), &alert.subject.name);
         // Segments hold records in sequence order: the held ones go first, or this one waits too.
         let (meta, written) = if self.write_held() {
-            self.writer.append(&payload, key, label, now.wall_ms)
+            self.writer.append(&payload, key, label, now.wall)
         } else {
-            (self.writer.hold(&payload, key, label, now.wall_ms), Err(String::new()))
+            (self.writer.hold(&payload, key, label, now.wall), Err(String::new()))
         };
         let mut g = self.shared.lock();
         g.index.set_head(self.writer.head_id());
@@ -372,7 +373,7 @@ impl Uplink {
             Err(_) => g.index.counters.write_errors += 1,
         }
         g.index.insert(meta);
-        g.enforce(now.wall_ms);
+        g.enforce(now.wall);
         let held = g.index.in_memory() > 0;
         drop(g);
         if held && self.held_retry.is_none() {
@@ -453,12 +454,12 @@ impl Uplink {
     }
 
     /// New settings from config.sh.
-    pub fn set_settings(&mut self, settings: UplinkSettings, now_ms: u64) {
+    pub fn set_settings(&mut self, settings: UplinkSettings, now: Wall) {
         self.writer.set_fsync(settings.fsync);
         let mut g = self.shared.lock();
         if g.settings != settings {
             g.settings = settings;
-            g.enforce(now_ms);
+            g.enforce(now);
             drop(g);
             self.worker.thread().unpark();
         }
@@ -503,7 +504,7 @@ impl Uplink {
         UplinkSnapshot {
             waiting: g.index.len() as u64,
             waiting_bytes: g.index.bytes(),
-            oldest_ms: g.index.oldest_ms(),
+            oldest: g.index.oldest(),
             spool_bytes: g.index.segment_bytes(),
             worker: g.worker.clone(),
             spool: g.index.counters,

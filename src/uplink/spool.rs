@@ -23,6 +23,7 @@
 //! Privacy: alerts quote log lines that may come from root-only logs. The directory is created
 //! 0700 and every file 0600 whatever the umask; modes found wider at start are narrowed (logged).
 
+use crate::time::Wall;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -101,10 +102,10 @@ impl SpoolWriter {
 
     /// Writes a record for `payload`; returns its index entry (in memory only, counted by the
     /// caller, if the disk refused it) and the bytes the head segment grew by.
-    pub fn append(&mut self, payload: &[u8], key: u64, label: Box<str>, now_ms: u64) -> (Meta, Result<u64, String>) {
+    pub fn append(&mut self, payload: &[u8], key: u64, label: Box<str>, now: Wall) -> (Meta, Result<u64, String>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let meta = |loc, bytes| Meta { seq, key, label, bytes, at_ms: now_ms, loc, superseded: false, in_flight: false };
+        let meta = |loc, bytes| Meta { seq, key, label, bytes, at: now, loc, superseded: false, in_flight: false };
         match self.write_record(seq, payload) {
             Ok((segment, offset, bytes)) => (meta(Location::Disk { segment, offset }, bytes), Ok(bytes)),
             Err(why) => (meta(Location::Memory(payload.into()), (record::HEADER + payload.len()) as u64), Err(why)),
@@ -113,11 +114,11 @@ impl SpoolWriter {
 
     /// A record for `payload` kept in memory without trying the disk: records held before it
     /// must reach the disk first (segments are in sequence order).
-    pub fn hold(&mut self, payload: &[u8], key: u64, label: Box<str>, now_ms: u64) -> Meta {
+    pub fn hold(&mut self, payload: &[u8], key: u64, label: Box<str>, now: Wall) -> Meta {
         let seq = self.next_seq;
         self.next_seq += 1;
         let bytes = (record::HEADER + payload.len()) as u64;
-        Meta { seq, key, label, bytes, at_ms: now_ms, loc: Location::Memory(Arc::from(payload)), superseded: false, in_flight: false }
+        Meta { seq, key, label, bytes, at: now, loc: Location::Memory(Arc::from(payload)), superseded: false, in_flight: false }
     }
 
     /// Writes record `seq` (appended or held earlier); returns `(segment, offset, bytes)`.
@@ -344,7 +345,7 @@ pub struct Loaded {
 /// Opens the spool in `dir` (created if missing, private), reading back what a previous run
 /// left. Never fails: without a usable directory alerts are kept in memory (and the directory is
 /// tried again at the next alert), and that is said.
-pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
+pub fn load(dir: &Path, fsync: Fsync, now: Wall) -> Loaded {
     let mut messages = Vec::new();
     let mut notes = Vec::new();
     let dir_ready = match private_dir(dir) {
@@ -362,7 +363,7 @@ pub fn load(dir: &Path, fsync: Fsync, now_ms: u64) -> Loaded {
     let ids = if dir_ready { list_segments(dir, &mut messages) } else { Vec::new() };
     let mut last_size = 0;
     for &id in &ids {
-        last_size = read_segment(dir, id, &mut index, &mut messages, now_ms);
+        last_size = read_segment(dir, id, &mut index, &mut messages, now);
     }
     // Appended again: counted once, when first accepted.
     index.counters.appended = 0;
@@ -434,7 +435,7 @@ fn list_segments(dir: &Path, messages: &mut Vec<String>) -> Vec<u64> {
 }
 
 /// Reads segment `id` into the index (cutting a torn tail off); returns its size.
-fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<String>, now_ms: u64) -> u64 {
+fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<String>, now: Wall) -> u64 {
     let path = segment_path(dir, id);
     let buf = match fs::read(&path) {
         Ok(b) => b,
@@ -463,7 +464,7 @@ fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<Strin
             continue; // delivered before the stop, or a duplicate
         }
         let payload = &buf[r.payload()];
-        let Some((key, label, at_ms)) = describe(payload) else {
+        let Some((key, label, at)) = describe(payload) else {
             index.counters.read_errors += 1;
             messages.push(format!("spool {}: record {} is not an alert; dropped", path.display(), r.seq));
             continue;
@@ -473,7 +474,7 @@ fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<Strin
             key,
             label,
             bytes: r.len as u64,
-            at_ms: at_ms.unwrap_or(now_ms),
+            at: at.unwrap_or(now),
             loc: Location::Disk { segment: id, offset: r.offset as u64 },
             superseded: false,
             in_flight: false,
@@ -483,7 +484,7 @@ fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<Strin
 }
 
 /// Key, label and time of a stored alert's JSON.
-fn describe(payload: &[u8]) -> Option<(u64, Box<str>, Option<u64>)> {
+fn describe(payload: &[u8]) -> Option<(u64, Box<str>, Option<Wall>)> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let name = v.get("name")?.as_str()?;
     let level = v.get("level").and_then(|l| l.as_str()).unwrap_or("?");
@@ -493,7 +494,8 @@ fn describe(payload: &[u8]) -> Option<(u64, Box<str>, Option<u64>)> {
         .and_then(|t| t.as_str())
         .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| u64::try_from(d.as_millis()).ok());
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .map(Wall::from_unix_ms);
     let (key, label) = key_and_label(name, level, subject);
     Some((key, label, at))
 }
@@ -522,7 +524,7 @@ mod tests {
     fn push(w: &mut SpoolWriter, ix: &mut Index, name: &str, level: &str) -> u64 {
         let payload = alert(name, level);
         let (key, label) = key_and_label(name, level, "s");
-        let (meta, written) = w.append(&payload, key, label, 0);
+        let (meta, written) = w.append(&payload, key, label, Wall::default());
         ix.set_head(w.head_id());
         ix.grow_segment(w.head_id(), written.unwrap_or(0));
         let seq = meta.seq;
@@ -539,7 +541,7 @@ mod tests {
     #[test]
     fn what_was_appended_is_read_back_after_a_restart_and_acks_stick() {
         let d = tempdir("restart");
-        let l = load(&d.0, Fsync::Always, 0);
+        let l = load(&d.0, Fsync::Always, Wall::default());
         assert!(l.problems.is_empty() && l.notes.is_empty(), "{:?}", l.problems);
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
         for i in 0..5 {
@@ -551,7 +553,7 @@ mod tests {
         r.write_ack(ix.acked()).unwrap();
         drop((w, r, ix));
 
-        let l = load(&d.0, Fsync::Always, 0);
+        let l = load(&d.0, Fsync::Always, Wall::default());
         assert_eq!(l.notes, vec!["spool: 3 alerts from before the restart wait for delivery".to_string()]);
         assert!(l.problems.is_empty());
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
@@ -563,7 +565,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_cut_off_and_named() {
         let d = tempdir("torn");
-        let l = load(&d.0, Fsync::Never, 0);
+        let l = load(&d.0, Fsync::Never, Wall::default());
         let (mut w, mut ix) = (l.writer, l.index);
         push(&mut w, &mut ix, "a", "CRITICAL");
         push(&mut w, &mut ix, "b", "CRITICAL");
@@ -572,7 +574,7 @@ mod tests {
         let len = fs::metadata(&seg).unwrap().len();
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
         f.set_len(len - 7).unwrap();
-        let l = load(&d.0, Fsync::Never, 0);
+        let l = load(&d.0, Fsync::Never, Wall::default());
         assert!(l.problems[0].contains("0000000000000001.seg: dropped") && l.problems[0].contains("torn by a crash"), "{:?}", l.problems);
         assert_eq!(l.index.len(), 1);
         assert!(l.index.counters.corrupt_bytes > 0);
@@ -599,7 +601,7 @@ mod tests {
     #[test]
     fn dead_segments_go_and_sparse_ones_are_rewritten() {
         let d = tempdir("compact");
-        let l = load(&d.0, Fsync::Never, 0);
+        let l = load(&d.0, Fsync::Never, Wall::default());
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
         let big = "x".repeat(2000);
         let mut n = 0;
@@ -628,11 +630,11 @@ mod tests {
 
     #[test]
     fn without_a_directory_alerts_stay_in_memory() {
-        let l = load(Path::new("/proc/lookout-cannot-create"), Fsync::Always, 0);
+        let l = load(Path::new("/proc/lookout-cannot-create"), Fsync::Always, Wall::default());
         assert!(l.problems[0].contains("kept in memory only"), "{:?}", l.problems);
         let (mut w, mut r, mut ix) = (l.writer, l.reader, l.index);
         let (key, label) = key_and_label("a", "CRITICAL", "s");
-        let (meta, written) = w.append(&alert("a", "CRITICAL"), key, label, 0);
+        let (meta, written) = w.append(&alert("a", "CRITICAL"), key, label, Wall::default());
         assert!(written.is_err());
         assert!(matches!(meta.loc, Location::Memory(_)));
         ix.insert(meta);

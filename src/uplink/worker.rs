@@ -33,7 +33,7 @@ impl Worker {
     pub fn new(shared: Arc<Shared>, reader: SpoolReader, destination: &Destination) -> Worker {
         let http = (*destination != Destination::Stdout).then(Http::new);
         // Devices booted together still spread their retries: the wall clock and the pid.
-        let seed = crate::time::wall_now_ms() ^ (u64::from(std::process::id()) << 32);
+        let seed = crate::time::wall_now().as_unix_ms() ^ (u64::from(std::process::id()) << 32);
         let machine = Delivery::new(http.is_some(), *destination == Destination::MenderClient, Jitter::seeded(seed));
         Worker {
             shared,

@@ -2,6 +2,7 @@
 //! answers, what it does next. Jitter is seeded; the expected waits come from a second
 //! generator with the same seed.
 
+use crate::time::Wall;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,16 @@ use crate::uplink::{Credentials, Inner, SHUTDOWN_FLUSH, TOKEN_WAIT, UplinkSettin
 
 /// Wall-clock ms at monotonic 0.
 const W0: u64 = 1_800_000_000_000;
+
+/// The wall clock `ms` after [`W0`].
+fn w(ms: u64) -> Wall {
+    Wall::from_unix_ms(W0 + ms)
+}
 const SEED: u64 = 0x5eed;
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 fn at(ms: u64) -> Now {
-    Now { mono: Instant::from_millis(ms), wall_ms: W0 + ms }
+    Now { mono: Instant::from_millis(ms), wall: w(ms) }
 }
 
 fn t(ms: u64) -> Instant {
@@ -66,7 +72,7 @@ impl Rig {
                 key: seq,
                 label: format!("#{seq}").into(),
                 bytes: payload.len() as u64 + 20,
-                at_ms: W0,
+                at: w(0),
                 loc: Location::Memory(payload),
                 superseded: false,
                 in_flight: false,
@@ -123,7 +129,7 @@ fn batches_go_oldest_first_within_count_and_bytes_then_the_worker_sleeps() {
     assert_eq!(request, Some(Request { url: "http://proxy/api/devices/v1/devicemonitor/alert".into(), token: "T".into(), timeout: S(30) }));
     assert_eq!(r.g.worker.in_flight, 100);
     r.reply(10, Outcome::Delivered);
-    assert_eq!(r.g.worker.last_delivery_ms, Some(W0 + 10));
+    assert_eq!(r.g.worker.last_delivery, Some(w(10)));
     assert_eq!(r.seqs(10), (101..=200).collect::<Vec<_>>());
     r.reply(20, Outcome::Delivered);
     assert_eq!(r.seqs(20), (201..=250).collect::<Vec<_>>());
@@ -158,7 +164,7 @@ fn a_refused_record_is_found_by_halving_and_only_it_is_dropped() {
     assert_eq!(r.step(0), Action::Wait(None));
     let c = r.g.index.counters;
     assert_eq!((c.delivered, c.rejected, r.g.requests.bisections, r.g.requests.failures), (7, 1, 3, 0), "no backoff while bisecting");
-    assert!(r.g.worker.last_error.as_ref().is_some_and(|(at, why)| *at == W0 && why == "HTTP 400"));
+    assert!(r.g.worker.last_error.as_ref().is_some_and(|(at, why)| *at == w(0) && why == "HTTP 400"));
 }
 
 #[test]
@@ -244,10 +250,10 @@ fn retry_after_in_seconds_is_a_floor_for_the_next_attempt() {
     let after = Some(RetryAfter::Delay(S(120)));
     r.reply(500, Outcome::Retry { why: "HTTP 429".into(), after });
     assert_eq!(r.step(500), Action::Wait(Some(t(120_500))));
-    assert_eq!(r.g.worker.retry_at_ms, Some(W0 + 120_500), "status shows the next try");
+    assert_eq!(r.g.worker.retry_at, Some(w(120_500)), "status shows the next try");
     assert_eq!(r.step(120_499), Action::Wait(Some(t(120_500))));
     assert_eq!(r.seqs(120_500), vec![1]);
-    assert_eq!(r.g.worker.retry_at_ms, None);
+    assert_eq!(r.g.worker.retry_at, None);
 }
 
 #[test]
@@ -256,16 +262,16 @@ fn retry_after_as_an_http_date_counts_from_the_wall_clock() {
     r.alerts(1, 10);
     r.seqs(0);
     // The date is 45 s after the wall-clock time of the reply.
-    r.reply(2_000, Outcome::Retry { why: "HTTP 503".into(), after: Some(RetryAfter::At(W0 + 2_000 + 45_000)) });
+    r.reply(2_000, Outcome::Retry { why: "HTTP 503".into(), after: Some(RetryAfter::At(w(2_000 + 45_000))) });
     assert_eq!(r.step(2_000), Action::Wait(Some(t(47_000))));
     r.seqs(47_000);
     // A date in the past is no floor: the jittered backoff alone.
-    r.reply(48_000, Outcome::Retry { why: "HTTP 503".into(), after: Some(RetryAfter::At(W0)) });
+    r.reply(48_000, Outcome::Retry { why: "HTTP 503".into(), after: Some(RetryAfter::At(w(0))) });
     let waits = expected_waits(S(300), 2);
     assert_eq!(r.step(48_000), Action::Wait(Some(t(48_000 + waits[1]))));
     // And a date a day ahead waits at most an hour.
     r.seqs(48_000 + waits[1]);
-    r.reply(50_000, Outcome::Retry { why: "HTTP 503".into(), after: Some(RetryAfter::At(W0 + 86_400_000)) });
+    r.reply(50_000, Outcome::Retry { why: "HTTP 503".into(), after: Some(RetryAfter::At(w(86_400_000))) });
     assert_eq!(r.step(50_000), Action::Wait(Some(t(50_000 + ms(MAX_RETRY_AFTER)))));
 }
 
@@ -469,7 +475,7 @@ mod replies_that_lie {
                 Outcome::Delivered => String::new(),
                 Outcome::Refused(w) | Outcome::Unauthorized(w) => w.clone(),
                 Outcome::Retry { why, after } => {
-                    let delay = after.map(|a| a.delay(wall_offset));
+                    let delay = after.map(|a| a.delay(Wall::from_unix_ms(wall_offset)));
                     prop_assert!(delay.is_none_or(|d| d <= MAX_RETRY_AFTER));
                     why.clone()
                 }
@@ -481,7 +487,7 @@ mod replies_that_lie {
 
             let mut r = Rig::new(true, true, server("T", 1));
             r.alerts(batch, 10);
-            let now = Now { mono: t(1_000), wall_ms: wall_offset };
+            let now = Now { mono: t(1_000), wall: Wall::from_unix_ms(wall_offset) };
             let sends = matches!(r.d.step(now, &mut r.g), Action::Send { .. });
             prop_assert!(sends);
             r.d.on_outcome(now, &mut r.g, outcome);
