@@ -3,11 +3,11 @@
 //! `POST /api/devices/v1/devicemonitor/alert` takes a JSON array of these. The OK that clears a
 //! CRITICAL carries the same `name`; the server keys its "latest state" on it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Alert level. The published schema has OK and CRITICAL; WARNING is accepted by the GUI and can
 /// be configured as a check's level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Level {
     /// The condition has cleared.
     #[serde(rename = "OK")]
@@ -42,7 +42,7 @@ impl Level {
 }
 
 /// One alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// What is wrong, e.g. `Log file contains ERROR`; the same for the CRITICAL and its OK.
     pub name: String,
@@ -55,7 +55,7 @@ pub struct Alert {
 }
 
 /// The entity an alert is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// The check's SERVICE_NAME (log), unit (service), ...
     pub name: String,
@@ -70,7 +70,7 @@ pub struct Subject {
 }
 
 /// The human-readable part of an alert, with the log lines around a match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Details {
     /// One sentence.
     pub description: String,
@@ -86,7 +86,7 @@ pub struct Details {
 }
 
 /// A log line with its 1-based number in its file (or command output).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineDescriptor {
     /// 1-based line number.
     pub line_number: u64,

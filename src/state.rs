@@ -143,6 +143,10 @@ pub struct CheckState {
     /// Set while a service check's "going up and down" alert is open.
     #[serde(default, skip_serializing_if = "is_false")]
     pub flapping: bool,
+    /// A log CRITICAL raised and still waiting for its after-lines, as it stands: the position
+    /// above is past its match, so after a crash it is sent from here (it is in no spool yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<crate::alert::Alert>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -273,6 +277,7 @@ mod tests {
                 position: Some(SavedPosition { dev: 2049, ino: 77, offset: 120, line: 5, tail: Some(SavedTail { len: 64, crc32c: 7 }) }),
                 critical: Some(SavedCritical { alert_name: "Log file contains ERROR".into(), last_match_unix_ms: 1_795_946_400_000 }),
                 flapping: false,
+                pending: None,
             },
         );
         s.save(checks.clone()).unwrap();
@@ -315,8 +320,11 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let (mut s, w) = StateStore::load(&dir);
         assert!(w.is_none(), "{w:?}");
-        s.save(BTreeMap::from([("k".to_string(), CheckState { source: "x".into(), position: None, critical: None, flapping: false })]))
-            .unwrap();
+        s.save(BTreeMap::from([(
+            "k".to_string(),
+            CheckState { source: "x".into(), position: None, critical: None, flapping: false, pending: None },
+        )]))
+        .unwrap();
         assert_eq!((mode(&dir), mode(&dir.join(FILE_NAME))), (0o700, 0o600));
         // An older install left them open: narrowed at the next start, and said.
         fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();

@@ -162,6 +162,11 @@ impl LogCheck {
             }
         };
         let mut detector = LogDetector::new(config.detector.clone(), matcher);
+        // A CRITICAL that waited for its after-lines when the agent stopped without sending it
+        // (a crash): it goes out as it stood, before anything else of this check.
+        if let Some(p) = saved.and_then(|s| s.pending.clone()) {
+            out.push(p);
+        }
         if let Some(c) = saved.and_then(|s| s.critical.as_ref()) {
             if c.alert_name == config.detector.alert_name {
                 detector.restore(now, CriticalState { last_match_wall: Wall::from_unix_ms(c.last_match_unix_ms) });
@@ -276,14 +281,17 @@ impl LogCheck {
         Ok(())
     }
 
-    /// Whether a CRITICAL waits for its after-lines (see [`LogDetector::awaiting_context`]).
+    /// Whether a CRITICAL was raised and waits for its after-lines.
     pub fn awaiting_context(&self) -> bool {
-        self.detector.awaiting_context()
+        self.detector.view().collecting_context
     }
 
-    /// Sends a CRITICAL that waits for its after-lines as it stands.
-    pub fn flush(&mut self, out: &mut Vec<Alert>) {
-        self.detector.flush(&mut |a| out.push(a));
+    /// Sends a CRITICAL that waits for its after-lines as it stands: always (`max_bytes` 0),
+    /// or if it holds more than `max_bytes` of lines (too much to keep in the state file).
+    pub fn flush(&mut self, max_bytes: usize, out: &mut Vec<Alert>) {
+        if self.detector.pending_bytes() > max_bytes || max_bytes == 0 {
+            self.detector.flush(&mut |a| out.push(a));
+        }
     }
 
     /// What to save for a restart.
@@ -304,6 +312,7 @@ impl LogCheck {
                 last_match_unix_ms: c.last_match_wall.as_unix_ms(),
             }),
             flapping: false,
+            pending: self.detector.pending_alert(),
         }
     }
 
@@ -473,6 +482,7 @@ mod tests {
             position: None,
             critical: Some(SavedCritical { alert_name: name.into(), last_match_unix_ms }),
             flapping: false,
+            pending: None,
         }
     }
 
@@ -525,15 +535,35 @@ mod tests {
         let (mut c, _) = start(config("ERROR", Some(60), None), None, now);
         let mut out = Vec::new();
         feed(&mut c, now, b"ERROR one\n", 1, &mut out);
-        assert!(out.is_empty() && c.awaiting_context(), "waits for its after-lines");
+        assert!(out.is_empty() && c.detector.view().collecting_context, "waits for its after-lines");
         c.reconfigure(config("ERROR", Some(120), None), now, &mut out).unwrap();
         assert_eq!(out.len(), 1, "the waiting CRITICAL left as it stood");
         assert_eq!(out[0].level, crate::alert::Level::Critical);
-        assert!(!c.awaiting_context());
+        assert!(!c.detector.view().collecting_context);
         assert!(c.snapshot().critical.is_some(), "same name: still CRITICAL");
         out.clear();
         c.reconfigure(config("ERROR", Some(120), Some("Renamed")), now, &mut out).unwrap();
         assert_eq!((out.len(), out[0].name.as_str(), out[0].level), (1, "Log file contains ERROR", crate::alert::Level::Ok));
         assert!(c.snapshot().critical.is_none());
+    }
+
+    /// The state saved while a CRITICAL waits for its after-lines carries it as it stands; a
+    /// start from that state (after a crash) sends it first, and the check is CRITICAL.
+    #[test]
+    fn a_waiting_critical_is_saved_with_the_state_and_sent_after_a_crash() {
+        let now = Now::at(0);
+        let (mut c, _) = start(config("ERROR", Some(60), None), None, now);
+        let mut out = Vec::new();
+        feed(&mut c, now, b"before\nERROR one\nafter\n", 1, &mut out);
+        assert!(out.is_empty());
+        let saved = c.snapshot();
+        let pending = saved.pending.clone().expect("saved with the state");
+        assert_eq!(pending.subject.details.as_ref().and_then(|d| d.lines_after.as_ref()).map(Vec::len), Some(1));
+        // Through the state file's JSON, as a restart reads it.
+        let saved: CheckState = serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        let (c, out) = start(config("ERROR", Some(60), None), Some(&saved), Now::at(1_000));
+        assert_eq!(out, vec![pending]);
+        assert!(c.snapshot().critical.is_some());
+        assert!(c.snapshot().pending.is_none(), "sent: not saved again");
     }
 }

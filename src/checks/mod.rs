@@ -153,8 +153,7 @@ impl Check {
         }
     }
 
-    /// Whether an alert was raised that is not out yet (a log CRITICAL waiting for its
-    /// after-lines): the state past it must not be saved.
+    /// Whether a log CRITICAL was raised and waits for its after-lines (it is in no spool yet).
     pub fn awaiting_context(&self) -> bool {
         match self {
             Check::Log(c) => c.awaiting_context(),
@@ -162,10 +161,20 @@ impl Check {
         }
     }
 
-    /// Sends what waits as it stands (the agent stops).
-    pub fn flush(&mut self, out: &mut Vec<Alert>) {
+    /// Runs `step` on the check; true if it raised a CRITICAL that now waits for its
+    /// after-lines: the state (which then carries it) must be saved at once.
+    pub fn raised_waiting<R>(&mut self, step: impl FnOnce(&mut Check) -> R) -> (R, bool) {
+        let before = self.awaiting_context();
+        let r = step(self);
+        (r, !before && self.awaiting_context())
+    }
+
+    /// Sends a log CRITICAL that waits for its after-lines as it stands: always (`max_bytes`
+    /// 0: the agent stops), or if it is too big to be saved with the state (see
+    /// [`LogCheck::flush`]).
+    pub fn flush(&mut self, max_bytes: usize, out: &mut Vec<Alert>) {
         if let Check::Log(c) = self {
-            c.flush(out);
+            c.flush(max_bytes, out);
         }
     }
 

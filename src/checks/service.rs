@@ -179,6 +179,7 @@ impl ServiceCheck {
             critical: not_running
                 .then(|| SavedCritical { alert_name: self.detector.not_running_name(), last_match_unix_ms: now.wall.as_unix_ms() }),
             flapping,
+            pending: None,
         }
     }
 

@@ -220,16 +220,29 @@ impl LogDetector {
         });
     }
 
-    /// Whether a CRITICAL was raised and waits for its "after" lines: it is not out yet, so the
-    /// read position past its match must not be saved (a crash would lose it).
-    pub fn awaiting_context(&self) -> bool {
-        self.pending.is_some()
-    }
-
     /// Sends a CRITICAL that waits for its "after" lines as it stands (the agent stops, or the
     /// detector is replaced by a reload).
     pub fn flush(&mut self, emit: &mut impl FnMut(Alert)) {
         self.flush_pending(emit);
+    }
+
+    /// The CRITICAL that waits for its "after" lines, as it would leave now.
+    pub fn pending_alert(&self) -> Option<Alert> {
+        let p = self.pending.as_ref()?;
+        let mut alert = p.alert.clone();
+        if let Some(d) = alert.subject.details.as_mut() {
+            d.lines_after = Some(p.after.clone());
+        }
+        Some(alert)
+    }
+
+    /// Bytes of line text the waiting CRITICAL holds (before, matching and after lines).
+    pub fn pending_bytes(&self) -> usize {
+        let Some(p) = self.pending.as_ref() else { return 0 };
+        let d = p.alert.subject.details.as_ref();
+        let lines =
+            d.and_then(|d| d.lines_before.as_ref()).into_iter().flatten().chain(d.and_then(|d| d.line_matching.as_ref())).chain(&p.after);
+        lines.map(|l| l.data.len()).sum()
     }
 
     fn flush_pending(&mut self, emit: &mut impl FnMut(Alert)) {

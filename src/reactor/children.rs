@@ -24,9 +24,11 @@ impl Daemon {
             let owner = self.checks.values_mut().find(|c| c.check.child() == Some(pid));
             match owner {
                 Some(c) => {
-                    if let Some(group) = c.check.on_child_exit(now, &status, &mut self.io, out) {
+                    let (group, raised) = c.check.raised_waiting(|check| check.on_child_exit(now, &status, &mut self.io, out));
+                    if let Some(group) = group {
                         self.reaper.adopt(group);
                     }
+                    self.save_now |= raised;
                     self.dirty_since.get_or_insert(now.mono);
                 }
                 // A stopped command's shell, or an orphan re-parented to us.

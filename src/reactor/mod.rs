@@ -49,6 +49,9 @@ pub const TURN_BUDGET: usize = 1 << 20;
 /// Delay between a change in monitor.d or config.sh (or a SIGHUP) and the rescan (editors write
 /// in steps).
 pub const RESCAN_DEBOUNCE_MS: u64 = 20;
+/// Most bytes of lines a CRITICAL waiting for its after-lines may hold and still be saved with
+/// the state; a bigger one is sent as it stands when the state is saved.
+const PENDING_IN_STATE_MAX: usize = 64 * 1024;
 /// SIGHUP reloads logged per minute.
 const RELOAD_NOTES_PER_MINUTE: u32 = 10;
 
@@ -163,6 +166,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         auth,
         notifier: crate::sdnotify::Notifier::from_env(),
         reload_notes: Limiter::default(),
+        save_now: false,
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
     };
     daemon.start(&clock);
@@ -260,6 +264,8 @@ struct Daemon {
     notifier: crate::sdnotify::Notifier,
     /// Rate limit of the SIGHUP log lines.
     reload_notes: Limiter,
+    /// A check raised a CRITICAL that waits for its after-lines this turn: save the state now.
+    save_now: bool,
 }
 
 impl Daemon {
@@ -412,9 +418,11 @@ impl Daemon {
                 continue;
             };
             let mut budget = TURN_BUDGET;
-            if c.check.on_ready(now, &mut self.io, &mut budget, out) == Progress::More {
+            let (progress, raised) = c.check.raised_waiting(|check| check.on_ready(now, &mut self.io, &mut budget, out));
+            if progress == Progress::More {
                 self.ready.insert(key);
             }
+            self.save_now |= raised;
             self.dirty_since.get_or_insert(now.mono);
         }
     }
@@ -456,9 +464,11 @@ impl Daemon {
                 for c in self.checks.values_mut() {
                     if c.check.next_deadline(now.mono).is_some_and(|d| d <= now.mono) {
                         let mut budget = TURN_BUDGET;
-                        if c.check.on_tick(now, &mut self.io, &mut budget, out) == Progress::More {
+                        let (progress, raised) = c.check.raised_waiting(|check| check.on_tick(now, &mut self.io, &mut budget, out));
+                        if progress == Progress::More {
                             self.ready.insert(c.key);
                         }
+                        self.save_now |= raised;
                     }
                 }
             }
@@ -496,8 +506,18 @@ impl Daemon {
 
     /// Hands alerts to the uplink (spooled, synced once for the turn); an alert changes a
     /// check's level, so state is saved at once, after the alerts are safe.
-    fn deliver(&mut self, now: Now, out: Vec<Alert>) {
-        let urgent = !out.is_empty();
+    fn deliver(&mut self, now: Now, mut out: Vec<Alert>) {
+        // An alert, or a CRITICAL raised that waits for its after-lines (saved with the state,
+        // since it is in no spool yet), changes what a crash would lose: save at once.
+        let urgent = !out.is_empty() || std::mem::take(&mut self.save_now);
+        let due = self.save_due().is_some_and(|t| t <= now.mono);
+        if urgent || due {
+            // A CRITICAL still waiting for its after-lines is saved with the state (it is in no
+            // spool yet); one too big for the state file leaves now, as it stands.
+            for c in self.checks.values_mut() {
+                c.check.flush(PENDING_IN_STATE_MAX, &mut out);
+            }
+        }
         for a in &out {
             crate::info!("alert {} {:?} ({})", a.level.as_str(), a.name, a.subject.name);
             self.uplink.push(a, now);
@@ -505,7 +525,6 @@ impl Daemon {
         // Alerts held in memory only (spool disk full): no position is saved past them, so a
         // crash reads their lines again.
         let durable = self.uplink.commit();
-        let due = self.save_due().is_some_and(|t| t <= now.mono);
         if (urgent || due) && durable {
             self.save_state(now);
         } else if urgent {
@@ -523,16 +542,7 @@ impl Daemon {
             }
         }
         for (id, c) in &self.checks {
-            let key = state_key(id);
-            if c.check.awaiting_context() {
-                // Its CRITICAL is not in the spool yet: keep what was saved before its match, so
-                // that after a crash the match is read again and the CRITICAL raised again.
-                if let Some(before) = self.state.get(&key) {
-                    all.insert(key, before.clone());
-                }
-                continue;
-            }
-            all.insert(key, c.check.snapshot(now));
+            all.insert(state_key(id), c.check.snapshot(now));
         }
         if let Err(e) = self.state.save(all) {
             crate::error!("cannot save read positions: {e}");
@@ -750,7 +760,7 @@ impl Daemon {
         // CRITICAL states are kept (unless alerts are held in memory only, the spool's disk
         // being full: then their lines must be read again).
         for c in self.checks.values_mut() {
-            c.check.flush(&mut out);
+            c.check.flush(0, &mut out);
         }
         self.deliver(now, std::mem::take(&mut out));
         if self.uplink.all_durable() {
