@@ -316,7 +316,10 @@ fn a_huge_line_with_nul_and_invalid_utf8_in_flat_memory() {
     assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["line_number"], 3);
     let rss_after = rss_kib(daemon.pid());
     eprintln!("RSS {rss_before} KiB before, {rss_after} KiB after a {mib} MiB line");
-    assert!(rss_after < rss_before + 8 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB (the line is 256 MiB: anything kept of it would show)"
+    );
     assert_eq!(check(&status_within(&root, PATIENCE), "app")["counters"]["long_lines_cut"], 1);
     assert!(daemon.terminate().success());
 }
