@@ -33,26 +33,39 @@ fn a_sighup_storm_is_coalesced() {
     let (root, server, log) = log_check("sighup-storm", "app", "ERROR", Some("1"));
     let daemon = Daemon::start(&root, Some(&server));
     let pid = Pid::from_raw(daemon.pid());
-    let rss_before = rss_kib(daemon.pid());
-    let t = Instant::now();
-    let mut sent = 0;
-    while t.elapsed() < Duration::from_secs(2) {
-        for _ in 0..100 {
-            kill(pid, Signal::SIGHUP).unwrap();
+    let storm = |secs: u64, mut at: Option<&dyn Fn()>| {
+        let t = Instant::now();
+        let mut sent = 0u64;
+        while t.elapsed() < Duration::from_secs(secs) {
+            for _ in 0..100 {
+                kill(pid, Signal::SIGHUP).unwrap();
+            }
+            sent += 100;
+            if sent >= 10_000 {
+                if let Some(f) = at.take() {
+                    f();
+                }
+            }
         }
-        sent += 100;
-        if sent == 10_000 {
-            append(&log, b"ERROR during the storm\n");
-        }
-    }
+        sent
+    };
+    // A first storm warms up every path (under qemu, its translation cache too); the second
+    // must not grow memory: anything kept per reload would show.
+    let mut sent = storm(1, None);
+    let rss_warm = rss_kib(daemon.pid());
+    sent += storm(2, Some(&|| append(&log, b"ERROR during the storm\n")));
     let alerts = server.wait_alerts(1);
     assert_eq!(alerts[0]["subject"]["details"]["line_matching"]["data"], "ERROR during the storm");
     let s = status(&root);
     let reloads = daemon.log().matches("SIGHUP: reloading").count();
     let rss_after = rss_kib(daemon.pid());
-    eprintln!("{sent} SIGHUPs: {reloads} reload lines in the log, RSS {rss_before} -> {rss_after} KiB");
+    eprintln!("{sent} SIGHUPs: {reloads} reload lines in the log, RSS {rss_warm} -> {rss_after} KiB after warm-up");
     assert!(reloads <= 30, "{reloads} log lines for {sent} SIGHUPs");
-    assert!(rss_after < rss_before + 16 * 1024, "RSS {rss_before} -> {rss_after} KiB");
+    // Under qemu-user (cross/test) the RSS is qemu's too (its translation cache and signal
+    // frames grow by some MiB); the property is measured on the native run.
+    if runner().is_none() {
+        assert!(rss_after < rss_warm + 4 * 1024, "RSS {rss_warm} -> {rss_after} KiB");
+    }
     assert_eq!(s["checks"][0]["name"], "app");
     assert!(daemon.terminate().success());
 }
