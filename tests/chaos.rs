@@ -9,16 +9,24 @@
 //! waiting for its after-lines when the kill comes, the moment that once lost lines. The agent is
 //! stopped after a random 0-2.5 s (seeded; the seed is printed, `CHAOS_SEED` sets it), by
 //! `kill -9` or, one time in four, SIGTERM (which must exit 0), and started again at once,
-//! `CHAOS_KILLS` times (10 here; bench/chaos.sh runs 50).
+//! `CHAOS_KILLS` times (10 here; bench/chaos.sh runs 50). Meanwhile the real logrotate rotates
+//! every log every 0.7-1.5 s (`create`), so stops fall before, during and after rotations and the
+//! restarted agent must find the rotated file by its inode.
 //!
 //! Then: every line written reached the server in a CRITICAL, as the matching line or, when the
 //! agent was down long enough for two lines of one log to be read together, as an after-line of
 //! the first; every check's last alert is its OK (no check left CRITICAL at the server). The
 //! repeat rate (CRITICALs for a line already received) is printed.
+//!
+//! With half the logs rotated by `copytruncate` instead, lines are lost (a defect outside the
+//! tailer, see the ignored tests at the end).
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -56,50 +64,106 @@ fn seq_of(data: &str) -> Option<u64> {
     data.strip_prefix("seq=").and_then(|r| r.get(..6)).and_then(|n| n.parse().ok())
 }
 
-/// Appends one line every `LINE_EVERY` until stopped; stopped and joined when dropped.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    written: Arc<Mutex<u64>>,
-    thread: Option<JoinHandle<()>>,
-}
+/// What happened when (since the test began): stops, starts, rotations, lines written. Shown
+/// around a lost line when the test fails.
+#[derive(Clone)]
+struct Timeline(Arc<(Instant, Mutex<Vec<(Duration, String)>>)>);
 
-impl Writer {
-    fn start(root: &Root) -> Writer {
-        let logs: Vec<_> = (0..LOGS).map(|i| root.log(&format!("app{i:02}.log"))).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let written = Arc::new(Mutex::new(0));
-        let (s, w) = (Arc::clone(&stop), Arc::clone(&written));
-        let thread = thread::spawn(move || {
-            let start = Instant::now();
-            let mut seq = 0u64;
-            while !s.load(Ordering::Relaxed) {
-                append(&logs[seq as usize % LOGS], format!("{}\n", text(seq)).as_bytes());
-                seq += 1;
-                *w.lock().unwrap() = seq;
-                let next = start + LINE_EVERY * seq as u32;
-                thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        });
-        Writer { stop, written, thread: Some(thread) }
+impl Timeline {
+    fn new() -> Timeline {
+        Timeline(Arc::new((Instant::now(), Mutex::new(Vec::new()))))
     }
 
-    /// Stops writing; the number of lines written.
+    fn note(&self, what: String) {
+        let at = self.0.0.elapsed();
+        self.0.1.lock().unwrap().push((at, what));
+    }
+
+    fn at(&self, what: &str) -> Option<Duration> {
+        self.0.1.lock().unwrap().iter().find(|(_, w)| w == what).map(|(t, _)| *t)
+    }
+
+    /// The events within `span` of `at`, one a line.
+    fn around(&self, at: Duration, span: Duration) -> String {
+        let events = self.0.1.lock().unwrap();
+        let near = events.iter().filter(|(t, _)| t.abs_diff(at) <= span);
+        near.map(|(t, w)| format!("  {:>7.3} s  {w}\n", t.as_secs_f64())).collect()
+    }
+}
+
+/// A thread that loops until told to stop, then says how many things it did; stopped and
+/// joined when dropped.
+struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Background {
+    fn spawn(f: impl FnOnce(&AtomicBool) -> u64 + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        Background { stop, thread: Some(thread::spawn(move || f(&s))) }
+    }
+
     fn stop(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().expect("the writer thread");
-        }
-        *self.written.lock().unwrap()
+        self.thread.take().map_or(0, |t| t.join().expect("a background thread"))
     }
 }
 
-impl Drop for Writer {
+impl Drop for Background {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+/// Appends one line every `LINE_EVERY` (each write opens the log, as `echo >>` does), never
+/// while `gate` is held; returns the number of lines written.
+fn writer(logs: Vec<PathBuf>, gate: Arc<Mutex<()>>, timeline: Timeline) -> Background {
+    Background::spawn(move |stop| {
+        let start = Instant::now();
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            {
+                let _g = gate.lock().unwrap();
+                append(&logs[seq as usize % LOGS], format!("{}\n", text(seq)).as_bytes());
+            }
+            timeline.note(format!("line {seq} written to app{:02}.log", seq as usize % LOGS));
+            seq += 1;
+            thread::sleep((start + LINE_EVERY * seq as u32).saturating_duration_since(Instant::now()));
+        }
+        seq
+    })
+}
+
+/// Runs the real logrotate (`-f`) over every log every 0.7-1.5 s, holding `gate` so that no line
+/// is written while it runs: the copytruncate window is the rotation matrix's subject, not this
+/// test's. Log `i` is rotated with `modes[i % modes.len()]`. Returns the number of runs.
+fn rotator(root: &Root, logs: &[PathBuf], modes: &[&str], gate: Arc<Mutex<()>>, mut rng: Rng, timeline: Timeline) -> Background {
+    let conf = root.path().join("logrotate.conf");
+    let mut text = String::new();
+    for (i, log) in logs.iter().enumerate() {
+        let mode = modes[i % modes.len()];
+        text.push_str(&format!("{} {{\n  rotate 10\n  missingok\n  {mode}\n}}\n", log.display()));
+    }
+    fs::write(&conf, text).unwrap();
+    let state = root.path().join("logrotate.status");
+    let bin = ["/usr/sbin/logrotate", "/sbin/logrotate"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("logrotate");
+    Background::spawn(move |stop| {
+        let mut runs = 0;
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(700 + rng.below(800)));
+            let _g = gate.lock().unwrap();
+            timeline.note("logrotate".into());
+            let out = Command::new(bin).arg("-f").arg("-s").arg(&state).arg(&conf).output().expect("logrotate is installed");
+            assert!(out.status.success(), "logrotate: {}", String::from_utf8_lossy(&out.stderr));
+            runs += 1;
+        }
+        runs
+    })
 }
 
 /// What the server got: per line, how many CRITICALs had it as the match, and whether it came
@@ -143,12 +207,27 @@ fn still_critical(alerts: &[Value]) -> Vec<String> {
 
 #[test]
 fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
+    chaos(&["create"]);
+}
+
+/// The same with every other log rotated by copytruncate: the defect of
+/// [`kill9_after_copytruncate_moved_a_pending_match_loses_nothing`] loses a line or two of ~75 in
+/// about half the runs.
+#[test]
+#[ignore = "defect (reactor + state): kill -9 loses a CRITICAL still waiting for its after-lines when copytruncate moved its line, see kill9_after_copytruncate_moved_a_pending_match_loses_nothing"]
+fn kill9_and_sigterm_at_random_moments_with_copytruncate_lose_no_alert() {
+    chaos(&["create", "copytruncate"]);
+}
+
+/// Stops and starts the agent at random moments while logs are written and rotated with
+/// `modes`; checks that every line reached the server and every check ended OK.
+fn chaos(modes: &[&str]) {
     let kills: u32 = std::env::var("CHAOS_KILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let seed = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64));
-    eprintln!("chaos: seed {seed} (CHAOS_SEED={seed} picks the same moments), {kills} stops");
+    eprintln!("chaos: seed {seed} (CHAOS_SEED={seed} picks the same moments), {kills} stops, logrotate {modes:?}");
     let mut rng = Rng(seed);
     let root = Root::new("chaos");
     let server = AlertServer::start();
@@ -158,7 +237,11 @@ fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
         root.ctl_ok(&["enable", "log", &format!("app{i:02}")]);
     }
     let mut daemon = Some(Daemon::start(&root, Some(&server)));
-    let writer = Writer::start(&root);
+    let logs: Vec<PathBuf> = (0..LOGS).map(|i| root.log(&format!("app{i:02}.log"))).collect();
+    let gate = Arc::new(Mutex::new(()));
+    let timeline = Timeline::new();
+    let writer = writer(logs.clone(), Arc::clone(&gate), timeline.clone());
+    let rotator = rotator(&root, &logs, modes, gate, Rng(rng.next()), timeline.clone());
     let (mut sigkills, mut sigterms) = (0, 0);
     let mut downtime = Duration::ZERO;
     for _ in 0..kills {
@@ -166,17 +249,21 @@ fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
         let d = daemon.take().unwrap();
         let down = Instant::now();
         if rng.below(4) == 0 {
+            timeline.note("SIGTERM".into());
             let status = d.terminate();
             assert!(status.success(), "SIGTERM: {status:?}");
             sigterms += 1;
         } else {
+            timeline.note("kill -9".into());
             d.kill9();
             sigkills += 1;
         }
         daemon = Some(Daemon::start(&root, Some(&server)));
+        timeline.note("started".into());
         downtime += down.elapsed();
     }
     thread::sleep(Duration::from_millis(rng.below(2500)));
+    let rotations = rotator.stop();
     let written = writer.stop();
     let deadline = Instant::now() + PATIENCE;
     let alerts = loop {
@@ -189,11 +276,17 @@ fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
         if missing.is_empty() && stuck.is_empty() {
             break alerts;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {written} lines never reached the server: {missing:?}; checks whose last alert is not an OK: {stuck:?}",
-            missing.len()
-        );
+        if Instant::now() >= deadline {
+            let mut story = String::new();
+            for s in missing.iter().take(3) {
+                let t = timeline.at(&format!("line {s} written to app{:02}.log", *s as usize % LOGS)).unwrap_or_default();
+                story += &format!("around line {s}:\n{}", timeline.around(t, Duration::from_millis(1500)));
+            }
+            panic!(
+                "{} of {written} lines never reached the server: {missing:?}; checks whose last alert is not an OK: {stuck:?}\n{story}",
+                missing.len()
+            );
+        }
         thread::sleep(Duration::from_millis(50));
     };
     let status = daemon.take().unwrap().terminate();
@@ -204,7 +297,8 @@ fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
     let repeats: u32 = r.matched.values().map(|n| n - 1).sum();
     let only_after = (0..written).filter(|s| !r.matched.contains_key(s)).count();
     eprintln!(
-        "chaos: {sigkills} kill -9 and {sigterms} SIGTERM in {:.1} s (down {:.0} ms on average, restart included); \
+        "chaos: {sigkills} kill -9 and {sigterms} SIGTERM in {:.1} s (down {:.0} ms on average, restart included), \
+         {rotations} logrotate runs; \
          {written} lines written, all received: {} as the match of a CRITICAL, {only_after} only as an after-line; \
          {criticals} CRITICALs, {repeats} repeats ({:.1} % of lines); {} alerts in all",
         LINE_EVERY.as_secs_f64() * written as f64,
@@ -213,4 +307,51 @@ fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
         100.0 * f64::from(repeats) / written.max(1) as f64,
         alerts.len()
     );
+}
+
+/// The status of check `name`, from `status --json`.
+fn check_status(root: &Root, name: &str) -> Value {
+    let out = root.ctl(&["status", "--json"]);
+    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    s["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_default()
+}
+
+/// `kill -9` while a CRITICAL waits for its after-lines, when logrotate's copytruncate moved its
+/// line to the copy meanwhile, and the position saved before the match is at the start of the
+/// file (the file had just been truncated, or nothing was read of it yet: the usual case for a
+/// quiet log rotated with copytruncate). After the restart that position looks valid (same
+/// inode, offset 0, nothing to compare), the file is read from its start, and the line, which is
+/// only in the copy, is never read: the CRITICAL is lost. Found by the chaos test with
+/// copytruncate rotations (a line or two of ~75 in about half the runs).
+#[test]
+#[ignore = "defect (reactor + state, not the tailer alone): a CRITICAL waiting for its after-lines keeps the position saved before its match; at offset 0 that position cannot show that copytruncate moved the line to the copy, so kill -9 loses the CRITICAL"]
+fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
+    let (root, server, log) = log_check("pending-copytruncate", "svc", "ERROR", Some("60"));
+    root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\nDEFAULT_LOG_LINES_AFTER=1\nSTATE_SAVE_INTERVAL_S=1\n");
+    let daemon = Daemon::start(&root, Some(&server));
+    let state = root.path().join("var/lib/mender-monitor/lookout-state.json");
+    let copytruncate = |n: u32| {
+        fs::copy(&log, log.with_extension(format!("log.{n}"))).unwrap();
+        fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    };
+    // A first line, rotated away: the saved position is the truncated file's start.
+    append(&log, b"quiet start\n");
+    wait_until("the first line to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    copytruncate(1);
+    wait_until("the truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 1);
+    wait_until("the position at the start to be saved", || fs::read_to_string(&state).is_ok_and(|s| s.contains("\"offset\": 0")));
+    // The match, read; its CRITICAL waits for an after-line. Then copytruncate moves it.
+    append(&log, b"ERROR one\n");
+    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    copytruncate(2);
+    wait_until("the second truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 2);
+    assert!(server.alerts().is_empty(), "the CRITICAL still waits");
+    daemon.kill9();
+    let daemon = Daemon::start(&root, Some(&server));
+    append(&log, b"after\n");
+    let alerts =
+        server.wait_for("the CRITICAL of ERROR one", |a| a.iter().any(|x| x["subject"]["details"]["line_matching"]["data"] == "ERROR one"));
+    assert_eq!(alerts[0]["level"], "CRITICAL");
+    drop(daemon);
 }
