@@ -67,25 +67,28 @@ fn seq_of(data: &str) -> Option<u64> {
 /// What happened when (since the test began): stops, starts, rotations, lines written. Shown
 /// around a lost line when the test fails.
 #[derive(Clone)]
-struct Timeline(Arc<(Instant, Mutex<Vec<(Duration, String)>>)>);
+struct Timeline {
+    start: Instant,
+    events: Arc<Mutex<Vec<(Duration, String)>>>,
+}
 
 impl Timeline {
     fn new() -> Timeline {
-        Timeline(Arc::new((Instant::now(), Mutex::new(Vec::new()))))
+        Timeline { start: Instant::now(), events: Arc::new(Mutex::new(Vec::new())) }
     }
 
     fn note(&self, what: String) {
-        let at = self.0.0.elapsed();
-        self.0.1.lock().unwrap().push((at, what));
+        let at = self.start.elapsed();
+        self.events.lock().unwrap().push((at, what));
     }
 
     fn at(&self, what: &str) -> Option<Duration> {
-        self.0.1.lock().unwrap().iter().find(|(_, w)| w == what).map(|(t, _)| *t)
+        self.events.lock().unwrap().iter().find(|(_, w)| w == what).map(|(t, _)| *t)
     }
 
     /// The events within `span` of `at`, one a line.
     fn around(&self, at: Duration, span: Duration) -> String {
-        let events = self.0.1.lock().unwrap();
+        let events = self.events.lock().unwrap();
         let near = events.iter().filter(|(t, _)| t.abs_diff(at) <= span);
         near.map(|(t, w)| format!("  {:>7.3} s  {w}\n", t.as_secs_f64())).collect()
     }
