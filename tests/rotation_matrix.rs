@@ -73,28 +73,33 @@ struct Mode {
     /// and lookout does not read compressed files, so what it had not read before the copy is
     /// only there. Such lines count as unreadable, like the window.
     gz_copy: bool,
+    /// The writer buffers and writes 4 KiB at a time (stdio's full buffering), cutting lines
+    /// between writes; it flushes before it reopens.
+    buffered: bool,
     /// Freeze both readers from 20 ms before each rotation to 20 ms after it (a loaded device):
     /// the rotated file holds lines they have not read, the new one lines written since.
     paused: bool,
 }
 
-/// Six forced rotations, 250 ms apart, the writer reopening at once; readers not held up.
+/// Five forced rotations, 250 ms apart, the writer reopening at once; readers not held up.
 const FORCED: Mode = Mode {
     name: "",
     conf: "",
-    rotations: 6,
+    rotations: 5,
     every_ms: 250,
     force: true,
     twice: false,
     lazy_reopen_ms: 0,
     copytruncate: false,
     gz_copy: false,
+    buffered: false,
     paused: false,
 };
 
 const MODES: &[Mode] = &[
     Mode { name: "create", conf: "rotate 100\ncreate", ..FORCED },
     Mode { name: "create, readers frozen across each rotation", conf: "rotate 100\ncreate", paused: true, ..FORCED },
+    Mode { name: "create, writer buffering 4 KiB (lines cut between writes)", conf: "rotate 100\ncreate", buffered: true, ..FORCED },
     Mode { name: "copytruncate", conf: "rotate 100\ncopytruncate", copytruncate: true, ..FORCED },
     Mode {
         name: "copytruncate, readers frozen across each rotation",
@@ -129,7 +134,7 @@ fn text(seq: u64) -> String {
 
 const WRITER: &str = r#"
 import os, signal, sys, time
-path, rate, total, lazy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) / 1000
+path, rate, total, lazy, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) / 1000, int(sys.argv[5])
 reopen_at = None
 def hup(*_):
     global reopen_at
@@ -138,19 +143,34 @@ signal.signal(signal.SIGHUP, hup)
 def text(seq):
     return b"seq=%09d ERROR rotation matrix %s\n" % (seq, b"x" * ((seq * 7) % 50))
 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+buf = b""
+def write(data):
+    global buf
+    if chunk == 0:
+        os.write(fd, data)
+        return
+    buf += data
+    while len(buf) >= chunk:
+        os.write(fd, buf[:chunk])
+        buf = buf[chunk:]
 seq, t0 = 0, time.monotonic()
 while seq < total:
     now = time.monotonic()
     if reopen_at is not None and now >= reopen_at:
         reopen_at = None
+        if buf:
+            os.write(fd, buf)
+            buf = b""
         new = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.close(fd)
         fd = new
     target = min(total, int((now - t0) * rate) + 1)
     while seq < target:
-        os.write(fd, text(seq))
+        write(text(seq))
         seq += 1
     time.sleep(0.001)
+if buf:
+    os.write(fd, buf)
 print(seq, round(seq / (time.monotonic() - t0)))
 "#;
 
@@ -158,14 +178,14 @@ print(seq, round(seq / (time.monotonic() - t0)))
 struct Writer(Option<Child>);
 
 impl Writer {
-    fn start(dir: &Path, log: &Path, total: u64, lazy_reopen_ms: u64) -> Writer {
+    fn start(dir: &Path, log: &Path, total: u64, lazy_reopen_ms: u64, chunk: usize) -> Writer {
         let script = dir.join("writer.py");
         fs::write(&script, WRITER).unwrap();
         let python = if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
         let child = Command::new(python)
             .arg(&script)
             .arg(log)
-            .args([RATE.to_string(), total.to_string(), lazy_reopen_ms.to_string()])
+            .args([RATE.to_string(), total.to_string(), lazy_reopen_ms.to_string(), chunk.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the writer");
@@ -399,7 +419,7 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
     let follower = Follower::start(log.clone());
     let rotations = mode.rotations * scale;
     let total = u64::from(RATE) * (u64::from(rotations) + 1) * mode.every_ms / 1000;
-    let writer = Writer::start(root.path(), &log, total, mode.lazy_reopen_ms);
+    let writer = Writer::start(root.path(), &log, total, mode.lazy_reopen_ms, if mode.buffered { 4096 } else { 0 });
     let postrotate = if mode.copytruncate { String::new() } else { format!("\npostrotate\n  kill -HUP {}\nendscript", writer.pid()) };
     let conf = root.path().join("logrotate.conf");
     let body = mode.conf.replace("{old}", old.to_str().unwrap());
