@@ -327,6 +327,19 @@ fn check_status(root: &Root, name: &str) -> Value {
     s["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_default()
 }
 
+/// `kill -9` while the CRITICAL of "ERROR one" waits for its after-lines; after the restart and
+/// an after-line it must arrive.
+fn kill9_then_the_pending_critical_arrives(root: &Root, server: &AlertServer, daemon: Daemon, log: &Path) {
+    assert!(server.alerts().is_empty(), "the CRITICAL still waits");
+    daemon.kill9();
+    let daemon = Daemon::start(root, Some(server));
+    append(log, b"after\n");
+    let alerts =
+        server.wait_for("the CRITICAL of ERROR one", |a| a.iter().any(|x| x["subject"]["details"]["line_matching"]["data"] == "ERROR one"));
+    assert_eq!(alerts[0]["level"], "CRITICAL");
+    drop(daemon);
+}
+
 /// `kill -9` while a CRITICAL waits for its after-lines, when logrotate's copytruncate moved its
 /// line to the copy meanwhile, and the position saved before the match is at the start of the
 /// file (the file had just been truncated, or nothing was read of it yet: the usual case for a
@@ -356,14 +369,7 @@ fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
     wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
     copytruncate(2);
     wait_until("the second truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 2);
-    assert!(server.alerts().is_empty(), "the CRITICAL still waits");
-    daemon.kill9();
-    let daemon = Daemon::start(&root, Some(&server));
-    append(&log, b"after\n");
-    let alerts =
-        server.wait_for("the CRITICAL of ERROR one", |a| a.iter().any(|x| x["subject"]["details"]["line_matching"]["data"] == "ERROR one"));
-    assert_eq!(alerts[0]["level"], "CRITICAL");
-    drop(daemon);
+    kill9_then_the_pending_critical_arrives(&root, &server, daemon, &log);
 }
 
 /// `kill -9` while a CRITICAL waits for its after-lines, when its line is in the first file the
@@ -385,12 +391,5 @@ fn kill9_after_the_first_file_was_rotated_under_a_pending_match_loses_nothing() 
     fs::rename(&log, log.with_extension("log.1")).unwrap();
     append(&log, b"");
     wait_until("the rotation to be seen", || check_status(&root, "svc")["counters"]["rotations"] == 1);
-    assert!(server.alerts().is_empty(), "the CRITICAL still waits");
-    daemon.kill9();
-    let daemon = Daemon::start(&root, Some(&server));
-    append(&log, b"after\n");
-    let alerts =
-        server.wait_for("the CRITICAL of ERROR one", |a| a.iter().any(|x| x["subject"]["details"]["line_matching"]["data"] == "ERROR one"));
-    assert_eq!(alerts[0]["level"], "CRITICAL");
-    drop(daemon);
+    kill9_then_the_pending_critical_arrives(&root, &server, daemon, &log);
 }
