@@ -42,7 +42,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::*;
-use lookout::sources::tail::{LineSink, Progress, Scratch, TailCounters, Tailer};
+use lookout::sources::tail::{LineSink, Position, Progress, Scratch, TailCounters, Tailer};
 use lookout::sources::watch::{Listener, Watches};
 use lookout::time::Clock;
 use mio::unix::SourceFd;
@@ -76,16 +76,19 @@ struct Mode {
     /// The writer buffers and writes 4 KiB at a time (stdio's full buffering), cutting lines
     /// between writes; it flushes before it reopens.
     buffered: bool,
+    /// Stop both readers (SIGTERM) before each rotation and start them again after it: they
+    /// continue from the positions they saved.
+    restart: bool,
     /// Freeze both readers from 20 ms before each rotation to 20 ms after it (a loaded device):
     /// the rotated file holds lines they have not read, the new one lines written since.
     paused: bool,
 }
 
-/// Five forced rotations, 250 ms apart, the writer reopening at once; readers not held up.
+/// Four forced rotations, 250 ms apart, the writer reopening at once; readers not held up.
 const FORCED: Mode = Mode {
     name: "",
     conf: "",
-    rotations: 5,
+    rotations: 4,
     every_ms: 250,
     force: true,
     twice: false,
@@ -93,6 +96,7 @@ const FORCED: Mode = Mode {
     copytruncate: false,
     gz_copy: false,
     buffered: false,
+    restart: false,
     paused: false,
 };
 
@@ -100,12 +104,20 @@ const MODES: &[Mode] = &[
     Mode { name: "create", conf: "rotate 100\ncreate", ..FORCED },
     Mode { name: "create, readers frozen across each rotation", conf: "rotate 100\ncreate", paused: true, ..FORCED },
     Mode { name: "create, writer buffering 4 KiB (lines cut between writes)", conf: "rotate 100\ncreate", buffered: true, ..FORCED },
+    Mode { name: "create, readers stopped (SIGTERM) across each rotation", conf: "rotate 100\ncreate", restart: true, ..FORCED },
     Mode { name: "copytruncate", conf: "rotate 100\ncopytruncate", copytruncate: true, ..FORCED },
     Mode {
         name: "copytruncate, readers frozen across each rotation",
         conf: "rotate 100\ncopytruncate",
         copytruncate: true,
         paused: true,
+        ..FORCED
+    },
+    Mode {
+        name: "copytruncate, readers stopped (SIGTERM) across each rotation",
+        conf: "rotate 100\ncopytruncate",
+        copytruncate: true,
+        restart: true,
         ..FORCED
     },
     Mode {
@@ -269,21 +281,20 @@ struct Follower {
     stop: Arc<AtomicBool>,
     /// While set, the tailer reads nothing (as a frozen reactor); events wait in the queue.
     paused: Arc<AtomicBool>,
-    seen: Arc<Mutex<Seen>>,
-    thread: Option<JoinHandle<TailCounters>>,
+    thread: Option<JoinHandle<(TailCounters, Option<Position>)>>,
 }
 
 impl Follower {
-    fn start(path: PathBuf) -> Follower {
+    fn start(path: PathBuf, resume: Option<Position>, seen: &Arc<Mutex<Seen>>) -> Follower {
         let stop = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let (s, p, r) = (Arc::clone(&stop), Arc::clone(&paused), Recorder(Arc::clone(&seen)));
-        let thread = thread::spawn(move || follow(path, &s, &p, r));
-        Follower { stop, paused, seen, thread: Some(thread) }
+        let (s, p, r) = (Arc::clone(&stop), Arc::clone(&paused), Recorder(Arc::clone(seen)));
+        let thread = thread::spawn(move || follow(path, resume, &s, &p, r));
+        Follower { stop, paused, thread: Some(thread) }
     }
 
-    fn stop(mut self) -> TailCounters {
+    /// Stops as the agent stops: its counters, and the position it would save.
+    fn stop(mut self) -> (TailCounters, Option<Position>) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.take().unwrap().join().expect("the follower thread")
     }
@@ -300,7 +311,13 @@ impl Drop for Follower {
 
 /// The reactor's loop for one check: read in the first turn, then only on an inotify event for
 /// it or at its own deadline; a check with more to read than one turn's budget goes on at once.
-fn follow(path: PathBuf, stop: &AtomicBool, paused: &AtomicBool, mut sink: Recorder) -> TailCounters {
+fn follow(
+    path: PathBuf,
+    resume: Option<Position>,
+    stop: &AtomicBool,
+    paused: &AtomicBool,
+    mut sink: Recorder,
+) -> (TailCounters, Option<Position>) {
     let clock = Clock::default();
     let mut watches = Watches::new().expect("inotify");
     let mut poll = Poll::new().expect("epoll");
@@ -308,7 +325,7 @@ fn follow(path: PathBuf, stop: &AtomicBool, paused: &AtomicBool, mut sink: Recor
     poll.registry().register(&mut SourceFd(&fd), Token(1), Interest::READABLE).expect("register inotify");
     let mut events = Events::with_capacity(16);
     let mut scratch = Scratch::new(16 * 1024);
-    let mut tailer = Tailer::new(path, Listener::Check(1), None);
+    let mut tailer = Tailer::new(path, Listener::Check(1), resume);
     let mut work = true;
     while !stop.load(Ordering::Relaxed) {
         if paused.load(Ordering::Relaxed) {
@@ -330,7 +347,82 @@ fn follow(path: PathBuf, stop: &AtomicBool, paused: &AtomicBool, mut sink: Recor
         let routed = watches.read();
         work = !routed.listeners.is_empty() || routed.overflow || tailer.next_deadline().is_some_and(|d| d <= clock.now().mono);
     }
-    tailer.counters()
+    let position = tailer.stop(&mut watches);
+    (tailer.counters(), position)
+}
+
+/// The two readers of the log: the tailer on its thread and the agent.
+struct Readers<'a> {
+    root: &'a Root,
+    log: PathBuf,
+    seen: Arc<Mutex<Seen>>,
+    follower: Option<Follower>,
+    daemon: Option<Daemon>,
+    /// Rotations and truncations the tailer followed, in the runs before this one.
+    switches: u64,
+    /// Lines the agent read, in the runs before this one.
+    agent_lines: u64,
+}
+
+impl<'a> Readers<'a> {
+    fn start(root: &'a Root, log: &Path) -> Readers<'a> {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let follower = Some(Follower::start(log.to_path_buf(), None, &seen));
+        let daemon = Some(Daemon::start(root, None));
+        Readers { root, log: log.to_path_buf(), seen, follower, daemon, switches: 0, agent_lines: 0 }
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) both.
+    fn freeze(&self, frozen: bool) {
+        if let Some(f) = &self.follower {
+            f.paused.store(frozen, Ordering::Relaxed);
+        }
+        if let Some(d) = &self.daemon {
+            d.signal(if frozen { Signal::SIGSTOP } else { Signal::SIGCONT });
+        }
+    }
+
+    /// Stops both as the agent stops (SIGTERM); the position the tailer saved.
+    fn stop(&mut self) -> Option<Position> {
+        let (counters, position) = self.follower.take().map(Follower::stop).unwrap_or_default();
+        self.switches += counters.rotations + counters.truncations;
+        if let Some(d) = self.daemon.take() {
+            let log = d.stderr.clone();
+            assert!(d.terminate().success(), "the agent's exit on SIGTERM");
+            self.agent_lines += lines_at_stop(&fs::read_to_string(log).unwrap_or_default());
+        }
+        position
+    }
+
+    /// Starts both again, the tailer from `position`, the agent from its state file.
+    fn restart(&mut self, position: Option<Position>) {
+        self.follower = Some(Follower::start(self.log.clone(), position, &self.seen));
+        self.daemon = Some(Daemon::start(self.root, None));
+    }
+
+    /// Once the tailer has seen line `last` and the agent's count has reached `floor` (and
+    /// 150 ms more): what the tailer saw, the rotations it followed, the lines the agent read.
+    fn finish(mut self, last: u64, floor: u64) -> (Seen, u64, u64) {
+        let seen = Arc::clone(&self.seen);
+        wait_until("the tailer to see the last line", || seen.lock().unwrap().has(last));
+        let (counters, _) = self.follower.take().map(Follower::stop).unwrap_or_default();
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        let floor = floor.saturating_sub(self.agent_lines);
+        wait_until("the agent to read the lines written", || agent_lines(self.root) >= floor);
+        // A repeat would show as more: give it a moment.
+        thread::sleep(Duration::from_millis(150));
+        let agent = self.agent_lines + agent_lines(self.root);
+        (seen, self.switches + counters.rotations + counters.truncations, agent)
+    }
+}
+
+/// The `lines` counter an agent logged for its one check when it stopped.
+fn lines_at_stop(log: &str) -> u64 {
+    let summary = log.lines().rev().find_map(|l| l.split_once(": lines ").map(|(_, rest)| rest));
+    summary
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the check's counters in the agent's log at its stop")
 }
 
 /// Identity and size of the file at `path`, if any.
@@ -396,7 +488,6 @@ fn agent_lines(root: &Root) -> u64 {
 struct Row {
     name: &'static str,
     rotations: u32,
-    tailer_switches: u64,
     written: u64,
     rate: u64,
     seen: u64,
@@ -415,8 +506,7 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
     fs::create_dir_all(&old).unwrap();
     root.ctl_ok(&["create", "log", "follow", "NEVER MATCHES THIS", log.to_str().unwrap()]);
     root.ctl_ok(&["enable", "log", "follow"]);
-    let daemon = Daemon::start(&root, None);
-    let follower = Follower::start(log.clone());
+    let mut readers = Readers::start(&root, &log);
     let rotations = mode.rotations * scale;
     let total = u64::from(RATE) * (u64::from(rotations) + 1) * mode.every_ms / 1000;
     let writer = Writer::start(root.path(), &log, total, mode.lazy_reopen_ms, if mode.buffered { 4096 } else { 0 });
@@ -431,27 +521,23 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
         let at = start + Duration::from_millis(u64::from(i) * mode.every_ms);
         thread::sleep(at.saturating_duration_since(Instant::now()));
         if mode.paused {
-            follower.paused.store(true, Ordering::Relaxed);
-            daemon.signal(Signal::SIGSTOP);
+            readers.freeze(true);
             thread::sleep(Duration::from_millis(20));
         }
+        let position = if mode.restart { readers.stop() } else { None };
         rotated += u32::from(logrotate(&root, &conf, &log, mode.force));
         if mode.twice {
             logrotate(&root, &conf, &log, mode.force);
         }
+        if mode.restart {
+            readers.restart(position);
+        }
         if mode.paused {
             thread::sleep(Duration::from_millis(20));
-            follower.paused.store(false, Ordering::Relaxed);
-            daemon.signal(Signal::SIGCONT);
+            readers.freeze(false);
         }
     }
     let (written, rate) = writer.finish();
-    let last = written - 1;
-    let seen = Arc::clone(&follower.seen);
-    wait_until("the tailer to see the last line", || seen.lock().unwrap().has(last));
-    let counters = follower.stop();
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
-    assert!(seen.garbled.is_empty(), "{}: lines that were not written, whole: {:?}", mode.name, &seen.garbled[..seen.garbled.len().min(5)]);
 
     // What no reader can have: the copytruncate window (lines in no file at all) and, in
     // `gz_copy` mode, what is only in a compressed copy.
@@ -464,31 +550,23 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
     let in_window = |s: u64| !all[s as usize];
     let only_gz = |s: u64| mode.gz_copy && all[s as usize] && !plain[s as usize];
     let excused = |s: u64| in_window(s) || only_gz(s);
-    let window = (0..written).filter(|s| in_window(*s)).count() as u64;
-    let window_seen = (0..written).filter(|s| in_window(*s) && seen.has(*s)).count() as u64;
-    let lost_gz = (0..written).filter(|s| only_gz(*s) && !seen.has(*s)).count() as u64;
+    // The agent: every line once (less at most what no reader can have).
+    let floor = written - (0..written).filter(|s| excused(*s)).count() as u64;
+    let (seen, switches, agent) = readers.finish(written - 1, floor);
+    assert!(seen.garbled.is_empty(), "{}: lines that were not written, whole: {:?}", mode.name, &seen.garbled[..seen.garbled.len().min(5)]);
     let missed: Vec<u64> = (0..written).filter(|s| !seen.has(*s) && !excused(*s)).collect();
     let repeated: u64 = seen.count.iter().map(|c| u64::from(c.saturating_sub(1))).sum();
     let seen_distinct = (0..written).filter(|s| seen.has(*s)).count() as u64;
-
-    // The agent: every line once (less at most what no reader can have).
-    let floor = written - (0..written).filter(|s| excused(*s)).count() as u64;
-    wait_until("the agent to read the lines written", || agent_lines(&root) >= floor);
-    thread::sleep(Duration::from_millis(300));
-    let agent = agent_lines(&root);
-    drop(daemon);
-
     let row = Row {
         name: mode.name,
         rotations: rotated,
-        tailer_switches: counters.rotations + counters.truncations,
         written,
         rate,
         seen: seen_distinct,
         lost: written - seen_distinct,
-        window,
-        window_seen,
-        lost_gz,
+        window: (0..written).filter(|s| in_window(*s)).count() as u64,
+        window_seen: (0..written).filter(|s| in_window(*s) && seen.has(*s)).count() as u64,
+        lost_gz: (0..written).filter(|s| only_gz(*s) && !seen.has(*s)).count() as u64,
         repeated,
         agent_lines: agent,
     };
@@ -500,12 +578,7 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
         &missed[..missed.len().min(10)]
     );
     assert_eq!(repeated, 0, "{}: lines seen twice", mode.name);
-    assert!(
-        rotated >= 1 && row.tailer_switches >= u64::from(rotated),
-        "{}: rotated {rotated}, tailer followed {}",
-        mode.name,
-        row.tailer_switches
-    );
+    assert!(rotated >= 1 && switches >= u64::from(rotated), "{}: rotated {rotated}, the tailer followed {switches}", mode.name);
     assert!((floor..=written).contains(&agent), "{}: the agent read {agent} lines of {written} written (at least {floor})", mode.name);
     row
 }
