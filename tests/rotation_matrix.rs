@@ -20,14 +20,17 @@
 //! what cannot be read: `copytruncate` with `compress` but without `delaycompress` compresses
 //! the copy at once, and lookout does not read compressed files, so the lines it had not read
 //! before the copy are only in the `.gz`; that row freezes the readers across each rotation to
-//! show the cost (use `delaycompress`, as logrotate's manual says for programs that keep their
-//! log open). In every other mode there is no excuse: every line must be seen. No line may be
-//! seen twice (there is no crash here).
+//! show the cost (the cure is `delaycompress`). In every other mode there is no excuse: every
+//! line must be seen. No line may be seen twice (no crash here; the "stopped" rows stop the
+//! readers cleanly).
 //!
-//! The writer holds its file open with `O_APPEND`, as applications do, and reopens it on SIGHUP
-//! from logrotate's `postrotate` (in `missingok` mode only 100 ms later, so the log is missing
-//! for a while and a second logrotate run finds nothing). `ROTATION_MATRIX_SCALE=N` multiplies
-//! the rotations (bench/rotation-matrix.sh runs it longer).
+//! Readers are followed as they are, or frozen (SIGSTOP; the tailer's thread pauses) from 20 ms
+//! before each rotation to 20 ms after it, so the rotated file holds lines not read yet, or
+//! stopped (SIGTERM; the tailer stops and a new one resumes from the position it saved) across
+//! each rotation. The writer holds its file open with `O_APPEND`, as applications do, and
+//! reopens it on SIGHUP from logrotate's `postrotate` (in `missingok` mode only 100 ms later, so
+//! the log is missing for a while and a second logrotate run finds nothing).
+//! `ROTATION_MATRIX_SCALE=N` multiplies the rotations (bench/rotation-matrix.sh runs it longer).
 
 mod common;
 
