@@ -578,13 +578,9 @@ impl Tailer {
     /// The file we were reading before a restart was rotated away meanwhile: find it by inode
     /// in the same directory and read its rest first.
     fn resume_rotated(&mut self, now: Instant, pos: Position, watches: &mut Watches) {
-        let found = self.path.parent().and_then(|dir| {
-            fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-                let p = e.path();
-                let m = fs::metadata(&p).ok()?;
-                (m.is_file() && FileIdentity::of(&m) == pos.id).then_some(p)
-            })
-        });
+        let found = rotated_candidates(&self.path)
+            .into_iter()
+            .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && FileIdentity::of(&m) == pos.id));
         let opened = found.and_then(|p| regular_file::open(&p).ok().filter(|(_, m)| FileIdentity::of(m) == pos.id).map(|(f, _)| (p, f)));
         match opened {
             Some((p, file)) => {
@@ -713,23 +709,58 @@ impl Around<'_> {
     }
 }
 
-/// Finds the copy `copytruncate` left beside `path` (the file `id`): a regular file whose name
-/// extends the log's name and whose bytes around `offset` are the ones we read last. Candidates
-/// are opened without blocking: a FIFO among them is skipped.
+/// Subdirectory entries looked at, at most, when searching for a rotated file (a log in `/` must
+/// not make every rotation list `/proc`).
+const SUBDIR_ENTRIES_SEARCHED: usize = 10_000;
+
+/// Where logrotate may have put the files rotated from `path`: every entry of its directory, and
+/// the entries of the directories in it (logrotate's `olddir`, relative to the log's directory
+/// unless given absolute) whose names extend the log's name. Symbolic links to directories are
+/// not followed.
+fn rotated_candidates(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else { return Vec::new() };
+    let base = base.as_encoded_bytes();
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut found = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            subdirs.push(entry.path());
+        } else {
+            found.push(entry.path());
+        }
+    }
+    let mut budget = SUBDIR_ENTRIES_SEARCHED;
+    for sub in subdirs {
+        let Ok(entries) = fs::read_dir(&sub) else { continue };
+        for entry in entries.flatten().take(budget) {
+            budget -= 1;
+            if entry.file_name().as_encoded_bytes().starts_with(base) {
+                found.push(entry.path());
+            }
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    found
+}
+
+/// Finds the copy `copytruncate` left beside `path` (the file `id`), in its directory or an
+/// `olddir` in it: a regular file whose name extends the log's name and whose bytes around
+/// `offset` are the ones we read last. Candidates are opened without blocking: a FIFO among them
+/// is skipped.
 fn find_copy(path: &Path, id: FileIdentity, offset: u64, around: &Around<'_>) -> Option<(PathBuf, File, FileIdentity)> {
-    let dir = path.parent()?;
     let base = path.file_name()?.as_encoded_bytes();
     let mut best: Option<(std::time::SystemTime, PathBuf, File, FileIdentity)> = None;
-    for entry in fs::read_dir(dir).ok()?.flatten() {
-        let name = entry.file_name();
-        let name = name.as_encoded_bytes();
+    for p in rotated_candidates(path) {
+        let Some(name) = p.file_name().map(|n| n.as_encoded_bytes().to_vec()) else { continue };
         if name == base || !name.starts_with(base) {
             continue;
         }
         if [".gz", ".xz", ".bz2", ".zst", ".lz4", ".Z"].iter().any(|s| name.ends_with(s.as_bytes())) {
             continue;
         }
-        let p = entry.path();
         let Ok((file, m)) = regular_file::open(&p) else { continue };
         if FileIdentity::of(&m) == id || m.len() < offset || !around.found_in(&file, offset) {
             continue;
@@ -856,6 +887,40 @@ mod tests {
         f.append(b"d\n");
         assert_eq!(f.sync(), lines(&[(3, "c"), (1, "d")]));
         assert_eq!(f.tailer.counters().copies_recovered, 1);
+    }
+
+    /// logrotate's `olddir` (relative to the log's directory) puts the copy in a subdirectory.
+    #[test]
+    fn copytruncate_into_an_olddir_reads_the_copys_tail_first() {
+        let mut f = Fixture::new(1024);
+        f.append(b"a\nb\n");
+        assert_eq!(f.sync().len(), 2);
+        f.append(b"c\n"); // not read before the rotation
+        let old = f.path.parent().unwrap().join("old");
+        fs::create_dir(&old).unwrap();
+        fs::copy(&f.path, old.join("app.log.1")).unwrap();
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(b"d\n");
+        assert_eq!(f.sync(), lines(&[(3, "c"), (1, "d")]));
+        assert_eq!(f.tailer.counters().copies_recovered, 1);
+    }
+
+    /// Rotated into an `olddir` while stopped: found there by inode, its rest read first.
+    #[test]
+    fn rotated_into_an_olddir_while_stopped_is_found() {
+        let mut f = Fixture::new(1024);
+        f.append(b"a\n");
+        f.sync();
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        f.append(b"b\n");
+        let old = f.path.parent().unwrap().join("old");
+        fs::create_dir(&old).unwrap();
+        fs::rename(&f.path, old.join("app.log.1")).unwrap();
+        f.append(b"c\n");
+        let mut t = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
+        let mut budget = usize::MAX;
+        t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
+        assert_eq!(std::mem::take(&mut f.got.0), lines(&[(2, "b"), (1, "c")]));
     }
 
     #[test]
