@@ -5,8 +5,9 @@
 # - 50 log checks (`ERROR|FATAL`, 2 s expiry), fed by one writer process at RATE lines/s in
 #   total (about 100-byte lines, one in 500 an ERROR: a CRITICAL/OK cycle every few seconds on
 #   each check), which holds its files open with O_APPEND and reopens them on SIGHUP;
-# - the real `logrotate` every minute, 30 s into it: 25 logs `create` (the writer gets SIGHUP in
-#   postrotate), 25 `copytruncate`, every fifth with `compress` + `delaycompress`;
+# - the real `logrotate` every minute (SOAK_ROTATE_EVERY), 30 s into it: 25 logs `create` (the
+#   writer gets SIGHUP in postrotate), 25 `copytruncate`, every fifth with `compress` +
+#   `delaycompress`;
 # - a Python HTTP server that answers 500 to 20 % of the requests, killed and started again on
 #   the same port (down for 10 s) at one third and two thirds of the run;
 # - every SAMPLE seconds: the agent's RSS and, of it, anonymous memory (heap and stacks: what a
@@ -15,8 +16,8 @@
 #   (`status --json`), and what the server accepted.
 #
 # Verdict after the run: memory and fd count are flat after the warm-up, which ends at the first
-# sample with nothing waiting after the first server outage (its backlog went out in full
-# batches of up to 512 KiB, the most the worker holds: a high-water mark, reached then): from
+# sample with nothing waiting after the first server outage (a backlog raises memory to a
+# high-water mark: batches of up to 100 alerts or 512 KiB, and the allocator keeps some): from
 # there anonymous memory stays within 256 KiB and RSS within 1 MiB of that sample (the second
 # outage must not raise them), and the fd count varies by at most 3 (an HTTP connection). And:
 # the agent ran throughout, the spool drains once the writer stops, SIGTERM exits 0. A sample
@@ -25,9 +26,10 @@
 #
 # Usage: bench/soak.sh [DURATION [SAMPLE]]   DURATION 1h by default (3600, 600s, 10m, 2h);
 #        SAMPLE in seconds, 60 by default. Exit 1 if the verdict is not flat.
+#        SOAK_RATE (lines/s, 5000) and SOAK_ROTATE_EVERY (s, 60) change the load.
 set -euo pipefail
-# Everything is in main, read whole before it runs: editing this file during a run cannot
-# change the run.
+# Everything is in main, read whole before it runs, and the line that calls it exits: editing
+# this file during a run cannot change the run.
 main() {
 to_s() {
   case $1 in
@@ -39,7 +41,7 @@ to_s() {
 }
 DURATION=$(to_s "${1:-1h}")
 SAMPLE=${2:-60}
-ROTATE_EVERY=60
+ROTATE_EVERY=${SOAK_ROTATE_EVERY:-60}
 RATE=${SOAK_RATE:-5000}
 CHECKS=50
 cd "$(dirname "$0")/.."
@@ -226,4 +228,4 @@ PY
 echo "verdict: $verdict"
 case $verdict in FLAT*) [ "$drained" = yes ] && [ "$status" = 0 ] ;; *) exit 1 ;; esac
 }
-main "$@"
+main "$@"; exit
