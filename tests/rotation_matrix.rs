@@ -573,7 +573,11 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
     // The agent: every line once (less at most what no reader can have).
     let floor = written - (0..written).filter(|s| excused(*s)).count() as u64;
     let (seen, switches, agent) = readers.finish(written - 1, floor);
-    assert!(seen.garbled.is_empty(), "{}: lines that were not written, whole: {:?}", mode.name, &seen.garbled[..seen.garbled.len().min(5)]);
+    // A line being written while logrotate copied the log can be cut in the copy (a read is not
+    // atomic with a write), and its end truncated away: the window again. Nothing else is cut.
+    let garbled: Vec<&String> =
+        seen.garbled.iter().filter(|g| !(0..written).any(|s| in_window(s) && text(s).starts_with(g.as_str()))).collect();
+    assert!(garbled.is_empty(), "{}: lines that were not written, whole: {:?}", mode.name, &garbled[..garbled.len().min(5)]);
     let missed: Vec<u64> = (0..written).filter(|s| !seen.has(*s) && !excused(*s)).collect();
     let repeated: u64 = seen.count.iter().map(|c| u64::from(c.saturating_sub(1))).sum();
     let seen_distinct = (0..written).filter(|s| seen.has(*s)).count() as u64;

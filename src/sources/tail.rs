@@ -130,6 +130,10 @@ struct OpenLog {
     asm: LineAssembler,
     /// The last pump reached end of file.
     at_eof: bool,
+    /// The file's first bytes (up to [`FINGERPRINT`](super::lines::FINGERPRINT), never past what
+    /// was read), learned while it was intact: a copy of this file starts with them, an older
+    /// copy of an earlier content of the path does not.
+    head: Vec<u8>,
 }
 
 /// Whether the caller's byte budget ran out before end of file.
@@ -143,7 +147,21 @@ pub enum Progress {
 
 impl OpenLog {
     fn new(file: File, id: FileIdentity, offset: u64, line: u64) -> Self {
-        OpenLog { file, id, asm: LineAssembler::new(offset, line), at_eof: false }
+        OpenLog { file, id, asm: LineAssembler::new(offset, line), at_eof: false, head: Vec::new() }
+    }
+
+    /// Learns the file's first bytes while fewer than the fingerprint's length are known and more
+    /// were read. Kept only if they extend what was known and the bytes before the offset are
+    /// still the ones read after the read (the file was not truncated meanwhile).
+    fn learn_head(&mut self) {
+        let want = usize::try_from(self.asm.offset()).unwrap_or(usize::MAX).min(super::lines::FINGERPRINT);
+        if self.head.len() >= want {
+            return;
+        }
+        let mut buf = vec![0; want];
+        if self.file.read_exact_at(&mut buf, 0).is_ok() && buf.starts_with(&self.head) && self.tail_check() == TailCheck::Intact {
+            self.head = buf;
+        }
     }
 
     fn position(&self) -> Position {
@@ -377,7 +395,12 @@ impl Tailer {
                     }
                     return Progress::Done;
                 }
-                Step::Idle | Step::Read => return Progress::Done,
+                Step::Idle | Step::Read => {
+                    if let Some(cur) = self.current.as_mut() {
+                        cur.learn_head();
+                    }
+                    return Progress::Done;
+                }
             }
         }
         Progress::More
@@ -645,10 +668,11 @@ impl Tailer {
         self.counters.truncations += 1;
         let Some(cur) = self.current.as_mut() else { return };
         let (before, after) = cur.around();
-        let around = Around::Bytes { before, after };
+        let around = Around::Bytes { head: &cur.head, before, after };
         let copy = find_copy(&self.path, cur.id, cur.asm.offset(), &around);
         let (old_end, old_line) = (cur.asm.offset(), cur.asm.line());
         let partial = cur.asm.restart_at(0, 1);
+        cur.head.clear();
         match copy {
             Some((copy_path, file, id)) => {
                 self.counters.copies_recovered += 1;
@@ -689,8 +713,9 @@ fn unreadable(e: &OpenError) -> (String, bool) {
 enum Around<'a> {
     /// The sum of the bytes before it (a saved position).
     Sum(TailSum),
-    /// The bytes before it, and those read after it (an unterminated line).
-    Bytes { before: &'a [u8], after: &'a [u8] },
+    /// The file's first bytes, the bytes before the offset, and those read after it (an
+    /// unterminated line).
+    Bytes { head: &'a [u8], before: &'a [u8], after: &'a [u8] },
 }
 
 impl Around<'_> {
@@ -698,12 +723,17 @@ impl Around<'_> {
     fn found_in(&self, file: &File, offset: u64) -> bool {
         match self {
             Around::Sum(t) => t.found_in(file, offset).is_ok(),
-            Around::Bytes { before, after } => {
+            Around::Bytes { head, before, after } => {
                 let (Some(start), false) = (offset.checked_sub(before.len() as u64), before.is_empty() && after.is_empty()) else {
                     return false;
                 };
                 let mut buf = vec![0; before.len() + after.len()];
-                file.read_exact_at(&mut buf, start).is_ok() && buf[..before.len()] == **before && buf[before.len()..] == **after
+                let mut first = vec![0; head.len()];
+                file.read_exact_at(&mut buf, start).is_ok()
+                    && buf[..before.len()] == **before
+                    && buf[before.len()..] == **after
+                    && file.read_exact_at(&mut first, 0).is_ok()
+                    && first == **head
             }
         }
     }
@@ -887,6 +917,34 @@ mod tests {
         f.append(b"d\n");
         assert_eq!(f.sync(), lines(&[(3, "c"), (1, "d")]));
         assert_eq!(f.tailer.counters().copies_recovered, 1);
+    }
+
+    /// The copy made by this truncation is shorter than what was read (the lines written
+    /// between logrotate's copy and its truncate were read from the log), so it has nothing to
+    /// add; an older copy whose bytes before the offset happen to be the same (logs repeat
+    /// themselves: a long line's last 64 bytes hold no timestamp) is not taken for it, or its
+    /// rest would be read again (seen in the rotation matrix: thousands of lines repeated).
+    #[test]
+    fn an_older_copy_with_the_same_bytes_before_the_offset_is_not_the_copy() {
+        let mut f = Fixture::new(1024);
+        let same = format!("{}\n", "y".repeat(70));
+        f.append(format!("gen1 head line\n{same}gen1 more\n").as_bytes());
+        assert_eq!(f.sync().len(), 3);
+        // The first rotation: a copy of all of it, then the log truncated.
+        let path = f.path.clone();
+        let copy = |n: u32| path.with_extension(format!("log.{n}"));
+        fs::copy(&f.path, copy(1)).unwrap();
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(format!("gen2 head line\n{same}").as_bytes());
+        assert_eq!(f.sync(), lines(&[(1, "gen2 head line"), (2, &same[..70])]));
+        // The second: the old copy moves on; the new copy holds only the first line, the rest
+        // was written after the copy and read before the truncation.
+        fs::rename(copy(1), copy(2)).unwrap();
+        fs::write(copy(1), b"gen2 head line\n").unwrap();
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(b"gen3\n");
+        assert_eq!(f.sync(), lines(&[(1, "gen3")]), "nothing of gen1 again");
+        assert_eq!(f.tailer.counters().copies_recovered, 1, "only the first copy");
     }
 
     /// logrotate's `olddir` (relative to the log's directory) puts the copy in a subdirectory.
