@@ -10,18 +10,17 @@
 //! stopped after a random 0-2.5 s (seeded; the seed is printed, `CHAOS_SEED` sets it), by
 //! `kill -9` or, one time in four, SIGTERM (which must exit 0), and started again at once,
 //! `CHAOS_KILLS` times (10 here; bench/chaos.sh runs 50). Meanwhile the real logrotate rotates
-//! every log every 0.7-1.5 s (`create`), so stops fall before, during and after rotations and the
-//! restarted agent must find the rotated file by its inode. The logs exist (empty) before the
-//! agent starts.
+//! every log every 0.7-1.5 s (`create` and `copytruncate`, every other log), so stops fall
+//! before, during and after rotations and the restarted agent must find the rotated file by its
+//! inode, or the copy by its content. The logs do not exist when the agent starts.
 //!
 //! Then: every line written reached the server in a CRITICAL, as the matching line or, when the
 //! agent was down long enough for two lines of one log to be read together, as an after-line of
 //! the first; every check's last alert is its OK (no check left CRITICAL at the server). The
 //! repeat rate (CRITICALs for a line already received) is printed.
 //!
-//! Two defects outside the tailer lose a CRITICAL still waiting for its after-lines when its line
-//! is rotated away before `kill -9`: with `copytruncate`, and in a log's first file. The ignored
-//! tests at the end reproduce them.
+//! The tests at the end pin down the two losses this test found (fixed in the reactor: a
+//! CRITICAL waiting for its after-lines is saved with the state, at once).
 
 mod common;
 
@@ -212,15 +211,6 @@ fn still_critical(alerts: &[Value]) -> Vec<String> {
 
 #[test]
 fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
-    chaos(&["create"]);
-}
-
-/// The same with every other log rotated by copytruncate: the defect of
-/// [`kill9_after_copytruncate_moved_a_pending_match_loses_nothing`] loses a line or two of ~75 in
-/// about half the runs.
-#[test]
-#[ignore = "defect (reactor + state): kill -9 loses a CRITICAL still waiting for its after-lines when copytruncate moved its line, see kill9_after_copytruncate_moved_a_pending_match_loses_nothing"]
-fn kill9_and_sigterm_at_random_moments_with_copytruncate_lose_no_alert() {
     chaos(&["create", "copytruncate"]);
 }
 
@@ -242,11 +232,6 @@ fn chaos(modes: &[&str]) {
         root.ctl_ok(&["enable", "log", &format!("app{i:02}")]);
     }
     let logs: Vec<PathBuf> = (0..LOGS).map(|i| root.log(&format!("app{i:02}.log"))).collect();
-    // The logs exist before the agent starts, so every check has read a file before its first
-    // match (see the defect of kill9_after_the_first_file_was_rotated_under_a_pending_match_...).
-    for log in &logs {
-        append(log, b"");
-    }
     let mut daemon = Some(Daemon::start(&root, Some(&server)));
     let gate = Arc::new(Mutex::new(()));
     let timeline = Timeline::new();
@@ -343,12 +328,11 @@ fn kill9_then_the_pending_critical_arrives(root: &Root, server: &AlertServer, da
 /// `kill -9` while a CRITICAL waits for its after-lines, when logrotate's copytruncate moved its
 /// line to the copy meanwhile, and the position saved before the match is at the start of the
 /// file (the file had just been truncated, or nothing was read of it yet: the usual case for a
-/// quiet log rotated with copytruncate). After the restart that position looks valid (same
-/// inode, offset 0, nothing to compare), the file is read from its start, and the line, which is
-/// only in the copy, is never read: the CRITICAL is lost. Found by the chaos test with
-/// copytruncate rotations (a line or two of ~75 in about half the runs).
+/// quiet log rotated with copytruncate). When the agent kept that position for the match,
+/// after the restart it looked valid (same inode, offset 0, nothing to compare), the file was
+/// read from its start, and the line, only in the copy, never: the CRITICAL was lost (the chaos
+/// test with copytruncate rotations lost a line or two of ~75 in about half the runs).
 #[test]
-#[ignore = "defect (reactor + state, not the tailer alone): a CRITICAL waiting for its after-lines keeps the position saved before its match; at offset 0 that position cannot show that copytruncate moved the line to the copy, so kill -9 loses the CRITICAL"]
 fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
     let (root, server, log) = log_check("pending-copytruncate", "svc", "ERROR", Some("60"));
     root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\nDEFAULT_LOG_LINES_AFTER=1\nSTATE_SAVE_INTERVAL_S=1\n");
@@ -373,13 +357,11 @@ fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
 }
 
 /// `kill -9` while a CRITICAL waits for its after-lines, when its line is in the first file the
-/// check ever read and logrotate (`create`) renamed that file meanwhile. No position had been
-/// saved for the check yet (the log did not exist at start), so the restarted agent reads the new
-/// file from its start and never the renamed one: the CRITICAL is lost. Found by
-/// bench/chaos.sh (1 line of 309 in 50 stops); the chaos test creates its logs before the agent
-/// starts to stay clear of it.
+/// check ever read and logrotate (`create`) renamed that file meanwhile. When the agent kept the
+/// state saved before the match, none named a file (the log did not exist at start), so the
+/// restarted agent read the new file from its start and never the renamed one: the CRITICAL was
+/// lost (bench/chaos.sh: 1 line of 309 in 50 stops).
 #[test]
-#[ignore = "defect (reactor + state, not the tailer alone): a CRITICAL waiting for its after-lines keeps the state saved before its match; when none names the match's file (its first file), a rename rotation before kill -9 loses the CRITICAL"]
 fn kill9_after_the_first_file_was_rotated_under_a_pending_match_loses_nothing() {
     let (root, server, log) = log_check("pending-first-file", "svc", "ERROR", Some("60"));
     root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\nDEFAULT_LOG_LINES_AFTER=1\n");
