@@ -719,12 +719,15 @@ enum Around<'a> {
 }
 
 impl Around<'_> {
-    /// Whether `file` holds these bytes around `offset`. Nothing known matches nothing.
+    /// Whether `file` holds these bytes around `offset`. Nothing known matches nothing, and
+    /// neither does only an unfinished line with nothing read before it: the first bytes of a
+    /// line match any file that starts the same way (an older copy of the log: its lines were
+    /// read again), and there is no read position to continue a copy from.
     fn found_in(&self, file: &File, offset: u64) -> bool {
         match self {
             Around::Sum(t) => t.found_in(file, offset).is_ok(),
             Around::Bytes { head, before, after } => {
-                let (Some(start), false) = (offset.checked_sub(before.len() as u64), before.is_empty() && after.is_empty()) else {
+                let (Some(start), false) = (offset.checked_sub(before.len() as u64), before.is_empty()) else {
                     return false;
                 };
                 let mut buf = vec![0; before.len() + after.len()];
@@ -945,6 +948,21 @@ mod tests {
         f.append(b"gen3\n");
         assert_eq!(f.sync(), lines(&[(1, "gen3")]), "nothing of gen1 again");
         assert_eq!(f.tailer.counters().copies_recovered, 1, "only the first copy");
+    }
+
+    /// A new log holding only the start of a line is truncated: the rotated log beside it starts
+    /// with the same bytes, but nothing of the new one was read to recognise a copy by, so the
+    /// old one is not read again (found by the model test: line 0 delivered twice).
+    #[test]
+    fn an_unfinished_line_alone_finds_no_copy() {
+        let mut f = Fixture::new(1024);
+        f.append(b"L000000 first\nL000001\n");
+        assert_eq!(f.sync().len(), 2);
+        fs::rename(&f.path, f.path.with_extension("log.1")).unwrap();
+        f.append(b"L00000");
+        assert!(f.sync().is_empty());
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        assert_eq!(f.sync(), lines(&[(1, "L00000")]), "what was read of the line, cut; nothing of the old log");
     }
 
     /// logrotate's `olddir` (relative to the log's directory) puts the copy in a subdirectory.
