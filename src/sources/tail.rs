@@ -926,7 +926,7 @@ mod tests {
     /// between logrotate's copy and its truncate were read from the log), so it has nothing to
     /// add; an older copy whose bytes before the offset happen to be the same (logs repeat
     /// themselves: a long line's last 64 bytes hold no timestamp) is not taken for it, or its
-    /// rest would be read again (seen in the rotation matrix: thousands of lines repeated).
+    /// rest would be read again (seen in the rotation matrix: up to ~130 lines read again).
     #[test]
     fn an_older_copy_with_the_same_bytes_before_the_offset_is_not_the_copy() {
         let mut f = Fixture::new(1024);
