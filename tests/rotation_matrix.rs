@@ -45,6 +45,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::*;
+use lookout::reactor::TURN_BUDGET;
 use lookout::sources::tail::{LineSink, Position, Progress, Scratch, TailCounters, Tailer};
 use lookout::sources::watch::{Listener, Watches};
 use lookout::time::Clock;
@@ -54,8 +55,6 @@ use nix::sys::signal::Signal;
 
 /// Lines per second the writer appends.
 const RATE: u32 = 10_000;
-/// What the reactor lets one check read per turn.
-const TURN_BUDGET: usize = 1 << 20;
 
 /// One way of rotating.
 struct Mode {
