@@ -9,7 +9,7 @@
 #   writer gets SIGHUP in postrotate), 25 `copytruncate`, every fifth with `compress` +
 #   `delaycompress`;
 # - a Python HTTP server that answers 500 to 20 % of the requests, killed and started again on
-#   the same port (down for 10 s) at one third and two thirds of the run;
+#   the same port (down for SOAK_OUTAGE_S, 30 s) at one third and two thirds of the run;
 # - every SAMPLE seconds: the agent's RSS and, of it, anonymous memory (heap and stacks: what a
 #   leak grows; the rest is the binary's and libc's pages, touched as code paths first run), open
 #   fds, CPU share since the last sample (from /proc), alerts waiting in its spool
@@ -26,7 +26,8 @@
 #
 # Usage: bench/soak.sh [DURATION [SAMPLE]]   DURATION 1h by default (3600, 600s, 10m, 2h);
 #        SAMPLE in seconds, 60 by default. Exit 1 if the verdict is not flat.
-#        SOAK_RATE (lines/s, 5000) and SOAK_ROTATE_EVERY (s, 60) change the load.
+#        SOAK_RATE (lines/s, 5000), SOAK_ROTATE_EVERY (s, 60) and SOAK_OUTAGE_S (s, 30) change
+#        the load.
 set -euo pipefail
 # Everything is in main, read whole before it runs, and the line that calls it exits: editing
 # this file during a run cannot change the run.
@@ -43,6 +44,7 @@ DURATION=$(to_s "${1:-1h}")
 SAMPLE=${2:-60}
 ROTATE_EVERY=${SOAK_ROTATE_EVERY:-60}
 RATE=${SOAK_RATE:-5000}
+OUTAGE=${SOAK_OUTAGE_S:-30}
 CHECKS=50
 cd "$(dirname "$0")/.."
 cargo build -q --release
@@ -191,9 +193,9 @@ while :; do
     last_rotate=$t next_rotate=$((next_rotate + ROTATE_EVERY))
   fi
   if [ "$restarts" -lt 2 ] && [ "$t" -ge $(((restarts + 1) * DURATION / 3)) ]; then
-    echo "  ${t}s: server stopped for 10 s"
+    echo "  ${t}s: server stopped for $OUTAGE s"
     stop "$SERVER"; SERVER=""
-    sleep 10
+    sleep "$OUTAGE"
     start_server
     restarts=$((restarts + 1))
     [ "$warm" = yes ] && warm=outage
