@@ -31,6 +31,12 @@
 //! reopens it on SIGHUP from logrotate's `postrotate` (in `missingok` mode only 100 ms later, so
 //! the log is missing for a while and a second logrotate run finds nothing).
 //! `ROTATION_MATRIX_SCALE=N` multiplies the rotations (bench/rotation-matrix.sh runs it longer).
+//!
+//! Not run under qemu-user (`LOOKOUT_TEST_RUNNER`): the schedule (a rotation every 200 ms under
+//! 10,000 lines/s) assumes native speed. Under qemu a stopped agent's restart takes longer than
+//! the gap between rotations, so it is stopped again before its first read and then finds its
+//! file rotated several times, whose middle files it does not read (README, Rotation). The
+//! tailer's logic is the same code on every target; its unit and model tests run under qemu.
 
 mod common;
 
@@ -608,6 +614,10 @@ fn run_mode(mode: &Mode, scale: u32) -> Row {
 
 #[test]
 fn every_logrotate_mode_under_a_fast_writer() {
+    if let Some(r) = runner() {
+        eprintln!("skipped under {r}: the schedule assumes native speed (see the module's doc)");
+        return;
+    }
     let scale = std::env::var("ROTATION_MATRIX_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let mut rows = Vec::new();
     for mode in MODES {
