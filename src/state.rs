@@ -94,6 +94,9 @@ pub struct SavedPosition {
     /// The last bytes read before `offset`, summed: whether the file still holds them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail: Option<SavedTail>,
+    /// The file's first bytes as learned, summed: whether the file still starts with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<SavedTail>,
 }
 
 /// [`TailSum`] as saved.
@@ -107,16 +110,17 @@ pub struct SavedTail {
 
 impl From<Position> for SavedPosition {
     fn from(p: Position) -> Self {
-        let tail = p.tail.map(|t| SavedTail { len: t.len, crc32c: t.crc });
-        SavedPosition { dev: p.id.dev, ino: p.id.ino, offset: p.offset, line: p.line, tail }
+        let saved = |t: TailSum| SavedTail { len: t.len, crc32c: t.crc };
+        SavedPosition { dev: p.id.dev, ino: p.id.ino, offset: p.offset, line: p.line, tail: p.tail.map(saved), head: p.head.map(saved) }
     }
 }
 
 impl From<SavedPosition> for Position {
     fn from(p: SavedPosition) -> Self {
         // Line numbers are 1-based; a hand-edited 0 must not make them start below 1.
-        let tail = p.tail.map(|t| TailSum { len: t.len, crc: t.crc32c });
-        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line.max(1), tail }
+        let sum = |t: SavedTail| TailSum { len: t.len, crc: t.crc32c };
+        let (tail, head) = (p.tail.map(sum), p.head.map(sum));
+        Position { id: FileIdentity { dev: p.dev, ino: p.ino }, offset: p.offset, line: p.line.max(1), tail, head }
     }
 }
 
@@ -274,7 +278,14 @@ mod tests {
             "log_crasher_app".to_string(),
             CheckState {
                 source: "/root/crasher.log".into(),
-                position: Some(SavedPosition { dev: 2049, ino: 77, offset: 120, line: 5, tail: Some(SavedTail { len: 64, crc32c: 7 }) }),
+                position: Some(SavedPosition {
+                    dev: 2049,
+                    ino: 77,
+                    offset: 120,
+                    line: 5,
+                    tail: Some(SavedTail { len: 64, crc32c: 7 }),
+                    head: None,
+                }),
                 critical: Some(SavedCritical { alert_name: "Log file contains ERROR".into(), last_match_unix_ms: 1_795_946_400_000 }),
                 flapping: false,
                 pending: None,

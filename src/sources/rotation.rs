@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn resuming_a_saved_position() {
-        let pos = Position { id: A, offset: 100, line: 7, tail: None };
+        let pos = Position { id: A, offset: 100, line: 7, tail: None, head: None };
         assert_eq!(resume(&pos, A, 100, None), Resume::Continue);
         assert_eq!(resume(&pos, A, 500, Some(TailCheck::Intact)), Resume::Continue);
         assert_eq!(resume(&pos, B, 500, Some(TailCheck::Intact)), Resume::Rotated);

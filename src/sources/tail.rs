@@ -74,6 +74,23 @@ pub struct Position {
     pub line: u64,
     /// The last bytes read before `offset`, summed (none before the first line).
     pub tail: Option<TailSum>,
+    /// The file's first bytes as learned while it was intact, summed (none if not known): a
+    /// refill that happens to end like the old content at the same offset starts differently.
+    pub head: Option<TailSum>,
+}
+
+impl Position {
+    /// Whether `file` still holds what this position says was read: the bytes before the
+    /// offset (returned, to seed the line assembler) and the first bytes. `None`: nothing to
+    /// compare.
+    fn found_in(&self, file: &File) -> Option<Result<Vec<u8>, TailCheck>> {
+        let head = self.head.map(|h| h.found_in(file, u64::from(h.len)));
+        match (self.tail.map(|t| t.found_in(file, self.offset)), head) {
+            (Some(Ok(_)), Some(Err(e))) => Some(Err(e)),
+            (None, Some(Err(e))) => Some(Err(e)),
+            (tail, _) => tail,
+        }
+    }
 }
 
 /// A checksum of the bytes just before a read offset. A file truncated and written again while
@@ -159,20 +176,42 @@ impl OpenLog {
             return;
         }
         let mut buf = vec![0; want];
-        if self.file.read_exact_at(&mut buf, 0).is_ok() && buf.starts_with(&self.head) && self.tail_check() == TailCheck::Intact {
+        if self.file.read_exact_at(&mut buf, 0).is_ok() && buf.starts_with(&self.head) && self.around_check() == TailCheck::Intact {
             self.head = buf;
         }
     }
 
     fn position(&self) -> Position {
-        Position { id: self.id, offset: self.asm.offset(), line: self.asm.line(), tail: TailSum::of(self.asm.last()) }
+        let tail = TailSum::of(self.asm.last());
+        Position { id: self.id, offset: self.asm.offset(), line: self.asm.line(), tail, head: TailSum::of(&self.head) }
     }
 
     /// Whether the bytes around the read offset are still the ones read: up to
     /// [`FINGERPRINT`](super::lines::FINGERPRINT) bytes before it and as many of an unterminated
     /// line read after it (a file truncated and refilled under a half-read line must not have
-    /// its new bytes glued to the old half).
+    /// its new bytes glued to the old half), and the file's first bytes as learned (lines that
+    /// end alike, refilled to the same offset, can look the same before it; the new content's
+    /// start does not, unless it repeats the old one's too).
     fn tail_check(&self) -> TailCheck {
+        match self.around_check() {
+            TailCheck::Intact => self.head_check(),
+            other => other,
+        }
+    }
+
+    /// The file's first bytes against those learned ([`OpenLog::head`]).
+    fn head_check(&self) -> TailCheck {
+        let mut buf = [0u8; super::lines::FINGERPRINT];
+        let Some(buf) = buf.get_mut(..self.head.len()).filter(|b| !b.is_empty()) else { return TailCheck::Intact };
+        match self.file.read_exact_at(buf, 0) {
+            Ok(()) if *buf == *self.head => TailCheck::Intact,
+            Ok(()) => TailCheck::Changed,
+            Err(_) => TailCheck::Unreadable,
+        }
+    }
+
+    /// The bytes around the read offset ([`OpenLog::around`]) against the file's.
+    fn around_check(&self) -> TailCheck {
         let (before, after) = self.around();
         let mut buf = [0u8; 2 * super::lines::FINGERPRINT];
         let Some(buf) = buf.get_mut(..before.len() + after.len()).filter(|b| !b.is_empty()) else { return TailCheck::Intact };
@@ -559,7 +598,7 @@ impl Tailer {
         }
         let mut log = OpenLog::new(file, id, 0, 1);
         if let Some(pos) = self.resume.take() {
-            let found = pos.tail.map(|t| t.found_in(&log.file, pos.offset));
+            let found = pos.found_in(&log.file);
             let tail = found.as_ref().map(|f| f.as_ref().err().copied().unwrap_or(TailCheck::Intact));
             match rotation::resume(&pos, id, meta.len(), tail) {
                 Resume::Continue => {
@@ -567,6 +606,7 @@ impl Tailer {
                     if let Some(Ok(bytes)) = found {
                         log.asm.seed_last(&bytes);
                     }
+                    log.learn_head();
                 }
                 Resume::Rotated => self.resume_rotated(now, pos, watches),
                 Resume::Truncated(what) => self.resume_truncated(now, pos, what),
@@ -609,7 +649,7 @@ impl Tailer {
             Some((p, file)) => {
                 self.counters.rotations += 1;
                 let watch = watches.watch_file(&p, self.listener).ok();
-                let log = match pos.tail.map(|t| t.found_in(&file, pos.offset)) {
+                let log = match pos.found_in(&file) {
                     Some(Err(_)) => {
                         // Rotated, and truncated and written again before that: what it holds
                         // now was never read.
@@ -623,6 +663,7 @@ impl Tailer {
                         if let Some(Ok(bytes)) = found {
                             log.asm.seed_last(&bytes);
                         }
+                        log.learn_head();
                         log
                     }
                 };
@@ -1024,6 +1065,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refill_to_the_same_offset_with_lines_ending_alike_is_seen_by_the_first_bytes() {
+        // Found by the model test: the 64 bytes before the offset are the same in the old and
+        // the new content (long lines that end alike), and the new content ends exactly there.
+        let tail = "x".repeat(100);
+        let mut f = Fixture::new(1024);
+        f.append(format!("first {tail}\nsecond {tail}\n").as_bytes());
+        assert_eq!(f.sync().len(), 2);
+        fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(format!("third {tail}\nfourth {tail}\nERROR fifth\n").as_bytes());
+        let got = f.sync();
+        assert_eq!(got.iter().map(|(n, l)| (*n, &l[..l.len().min(6)])).collect::<Vec<_>>(), [(1, "third "), (2, "fourth"), (3, "ERROR ")]);
+        assert_eq!(f.tailer.counters().truncations, 1);
+    }
+
+    #[test]
     fn plain_truncation_starts_over() {
         let mut f = Fixture::new(1024);
         f.append(b"aaaa\nbbbb\n");
@@ -1105,6 +1162,29 @@ mod tests {
         t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
         assert!(f.got.0.is_empty());
         assert_eq!(t.position().and_then(|p| p.tail), pos.tail);
+    }
+
+    #[test]
+    fn a_refill_while_stopped_to_the_same_offset_with_lines_ending_alike_is_seen_by_the_first_bytes() {
+        let tail = "x".repeat(100);
+        let mut f = Fixture::new(1024);
+        f.append(format!("first {tail}\nsecond {tail}\n").as_bytes());
+        f.sync();
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        assert!(pos.head.is_some());
+        // Restarted and stopped before reading anything: the first bytes are still known.
+        let mut t = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
+        let mut budget = usize::MAX;
+        t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
+        let pos = t.stop(&mut f.watches).unwrap();
+        assert!(pos.head.is_some());
+        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.append(format!("third {tail}\nfourth {tail}\nERROR fifth\n").as_bytes());
+        let mut t = Tailer::new(f.path.clone(), Listener::Check(3), Some(pos));
+        t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
+        let got = std::mem::take(&mut f.got.0);
+        assert_eq!(got.iter().map(|(n, l)| (*n, &l[..l.len().min(6)])).collect::<Vec<_>>(), [(1, "third "), (2, "fourth"), (3, "ERROR ")]);
+        assert_eq!(t.counters().truncations, 1);
     }
 
     #[test]
