@@ -69,11 +69,14 @@ pub enum Cmd {
 ///   create service <name> <systemd|sysV>
 ///   create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]
 ///   create dockerevents <check> <container> <action> [expiration]
-/// expiration: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that starts with '-'
-/// goes after `--`.
+///   create program <check> <command line> <interval> [timeout]
+/// expiration, interval, timeout: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that
+/// starts with '-' goes after `--`. A program's exit status 0/1/2/3 is OK/WARNING/CRITICAL/
+/// UNKNOWN; WARNING and UNKNOWN raise CRITICAL unless the check file sets
+/// PROGRAM_WARNING_LEVEL or PROGRAM_UNKNOWN_LEVEL (CRITICAL, WARNING or OK).
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
-    /// log, service, dbus or dockerevents
+    /// log, service, dbus, dockerevents or program
     #[argh(positional)]
     pub subsystem: String,
     /// the check's name (for service: the service's name)
