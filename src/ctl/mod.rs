@@ -4,6 +4,7 @@
 //! A running daemon follows monitor.d through inotify, so every change here applies at once.
 
 pub mod check_config;
+pub mod send_alert;
 pub mod test_pattern;
 
 use std::ffi::{OsStr, OsString};
