@@ -61,6 +61,8 @@ pub enum Cmd {
     TestPattern(TestPatternCmd),
     /// check-config
     CheckConfig(CheckConfigCmd),
+    /// send-alert
+    SendAlert(SendAlertCmd),
 }
 
 #[derive(FromArgs, Debug)]
@@ -69,11 +71,14 @@ pub enum Cmd {
 ///   create service <name> <systemd|sysV>
 ///   create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]
 ///   create dockerevents <check> <container> <action> [expiration]
-/// expiration: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that starts with '-'
-/// goes after `--`.
+///   create program <check> <command line> <interval> [timeout]
+/// expiration, interval, timeout: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that
+/// starts with '-' goes after `--`. A program's exit status 0/1/2/3 is OK/WARNING/CRITICAL/
+/// UNKNOWN; WARNING and UNKNOWN raise CRITICAL unless the check file sets
+/// PROGRAM_WARNING_LEVEL or PROGRAM_UNKNOWN_LEVEL (CRITICAL, WARNING or OK).
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
-    /// log, service, dbus or dockerevents
+    /// log, service, dbus, dockerevents or program
     #[argh(positional)]
     pub subsystem: String,
     /// the check's name (for service: the service's name)
@@ -171,6 +176,40 @@ pub struct StatusCmd {
     /// print JSON instead of a table
     #[argh(switch)]
     pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// send one alert by hand, as Mender's monitor_send_alert does (e.g. the OK that cleans an
+/// alert nobody else clears):
+///   send-alert OK "Log file contains USB disconnect" "cleared by hand" log_usb LOGCONTAINS log
+/// LEVEL is OK, CRITICAL or WARNING. The optional LOG_PATTERN LOG_FILE LINES_BEFORE
+/// LINE_MATCHING LINES_AFTER are log context: lines separated by newlines, each optionally
+/// `<number>:<text>` as `grep -n` prints them. The alert goes into the daemon's inbox under the
+/// state directory; a running daemon spools it at once (exit 0 when it is on disk), otherwise
+/// it leaves when the daemon starts (a note on stderr, exit 0).
+#[argh(subcommand, name = "send-alert", help_triggers("-h", "--help"))]
+pub struct SendAlertCmd {
+    /// OK, CRITICAL or WARNING
+    #[argh(positional)]
+    pub level: String,
+    /// the alert's name (the OK must repeat the CRITICAL's)
+    #[argh(positional)]
+    pub name: String,
+    /// the description (details.description)
+    #[argh(positional)]
+    pub description: String,
+    /// subject.name
+    #[argh(positional)]
+    pub subject_name: String,
+    /// subject.status
+    #[argh(positional)]
+    pub status: String,
+    /// subject.type
+    #[argh(positional, arg_name = "type")]
+    pub kind: String,
+    /// LOG_PATTERN LOG_FILE LINES_BEFORE LINE_MATCHING LINES_AFTER (all optional)
+    #[argh(positional, greedy)]
+    pub log: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -363,6 +402,19 @@ fn dispatch(prog: &str, root: &Path, argv: &Argv, cmd: Cmd) -> Result<i32, Strin
         }),
         Cmd::Status(c) => Ok(status(prog, root, c.json)),
         Cmd::Reload(_) => Ok(reload(prog, root)),
+        Cmd::SendAlert(c) => {
+            let text = |v: &str, what: &str| argv.text(v, what);
+            let args = ctl::send_alert::Args {
+                level: text(&c.level, "LEVEL")?,
+                name: text(&c.name, "NAME")?,
+                description: text(&c.description, "DESCRIPTION")?,
+                subject_name: text(&c.subject_name, "SUBJECT_NAME")?,
+                status: text(&c.status, "STATUS")?,
+                kind: text(&c.kind, "TYPE")?,
+                log: c.log.iter().map(|v| text(v, "log context argument")).collect::<Result<_, _>>()?,
+            };
+            ctl::send_alert::run(root, &args)
+        }
         Cmd::CheckConfig(_) => ctl::check_config::run(&ctl::layout(root), &mut std::io::stdout().lock()).map(|ok| i32::from(!ok)),
         Cmd::TestPattern(c) => {
             let t = ctl::test_pattern::TestPattern {

@@ -20,6 +20,7 @@ pub mod ctl;
 pub mod dbus;
 pub mod detect;
 pub mod fdlimit;
+pub mod pidfile;
 pub mod reactor;
 pub mod regular_file;
 pub mod sdnotify;

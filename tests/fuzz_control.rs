@@ -49,7 +49,7 @@ proptest! {
     #[test]
     fn any_request_line_is_read_or_refused_briefly(line in request_line()) {
         match parse_request(&line) {
-            Parsed::Status | Parsed::Reload => {}
+            Parsed::Status | Parsed::Reload | Parsed::TakeInbox => {}
             Parsed::Bad(why) => prop_assert!(why.len() <= MAX_ERROR, "{} bytes: {why}", why.len()),
         }
     }
@@ -61,6 +61,7 @@ proptest! {
         match cmd.as_str() {
             "status" => prop_assert_eq!(got, Parsed::Status),
             "reload" => prop_assert_eq!(got, Parsed::Reload),
+            "take-inbox" => prop_assert_eq!(got, Parsed::TakeInbox),
             _ => prop_assert!(matches!(got, Parsed::Bad(m) if m.starts_with("unknown command"))),
         }
     }

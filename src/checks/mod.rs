@@ -2,6 +2,7 @@
 //! reactor owns these; they own no thread and never block beyond a bounded read or a spawn.
 
 pub mod log;
+pub mod program;
 pub mod service;
 
 use crate::sources::check_fds::CheckFds;
@@ -9,6 +10,7 @@ use crate::sources::lines::Scratch;
 use crate::sources::watch::Watches;
 
 pub use log::{LogCheck, LogCheckConfig};
+pub use program::{ProgramCheck, ProgramCheckConfig};
 pub use service::{ServiceCheck, ServiceCheckConfig};
 
 /// What a check's source may use of the reactor: the inotify table, the pipe table, the shared
@@ -46,6 +48,8 @@ pub enum CheckConfig {
     Log(LogCheckConfig),
     /// A service check.
     Service(ServiceCheckConfig),
+    /// A program check.
+    Program(ProgramCheckConfig),
 }
 
 impl CheckConfig {
@@ -55,6 +59,7 @@ impl CheckConfig {
         match (self, other) {
             (CheckConfig::Log(a), CheckConfig::Log(b)) => a.source == b.source,
             (CheckConfig::Service(a), CheckConfig::Service(b)) => a.unit == b.unit,
+            (CheckConfig::Program(a), CheckConfig::Program(b)) => a.command == b.command,
             _ => false,
         }
     }
@@ -67,6 +72,8 @@ pub enum Check {
     Log(Box<LogCheck>),
     /// A service check (systemd unit).
     Service(Box<ServiceCheck>),
+    /// A program check.
+    Program(Box<ProgramCheck>),
 }
 
 impl Check {
@@ -83,6 +90,7 @@ impl Check {
         Ok(match config {
             CheckConfig::Log(c) => Check::Log(Box::new(LogCheck::start(id, key, c, saved, now, out)?)),
             CheckConfig::Service(c) => Check::Service(Box::new(ServiceCheck::start(id, key, c, saved, now, io, out))),
+            CheckConfig::Program(c) => Check::Program(Box::new(ProgramCheck::start(id, key, c, saved, now))),
         })
     }
 
@@ -94,6 +102,7 @@ impl Check {
                 c.on_ready(now, io, out);
                 Progress::Done
             }
+            Check::Program(c) => c.on_ready(io, budget),
         }
     }
 
@@ -105,6 +114,10 @@ impl Check {
                 c.on_tick(now, out);
                 Progress::Done
             }
+            Check::Program(c) => {
+                c.on_tick(now, io, out);
+                Progress::Done
+            }
         }
     }
 
@@ -113,6 +126,7 @@ impl Check {
         match self {
             Check::Log(c) => c.next_deadline(),
             Check::Service(c) => c.next_deadline(now),
+            Check::Program(c) => c.next_deadline(),
         }
     }
 
@@ -129,6 +143,7 @@ impl Check {
     pub fn child(&self) -> Option<Pid> {
         match self {
             Check::Log(c) => c.child(),
+            Check::Program(c) => c.child(),
             Check::Service(_) => None,
         }
     }
@@ -137,6 +152,7 @@ impl Check {
     pub fn on_child_exit(&mut self, now: Now, status: &WaitStatus, io: &mut Io, out: &mut Vec<Alert>) -> Option<Stopping> {
         match self {
             Check::Log(c) => c.on_child_exit(now, status, io, out),
+            Check::Program(c) => c.on_child_exit(now, status, io, out),
             Check::Service(_) => None,
         }
     }
@@ -149,6 +165,10 @@ impl Check {
                 c.reconfigure(cfg, now, out);
                 Ok(())
             }
+            (Check::Program(c), CheckConfig::Program(cfg)) => {
+                c.reconfigure(cfg, now);
+                Ok(())
+            }
             _ => Err("a check cannot change its subsystem".into()),
         }
     }
@@ -157,7 +177,7 @@ impl Check {
     pub fn awaiting_context(&self) -> bool {
         match self {
             Check::Log(c) => c.awaiting_context(),
-            Check::Service(_) => false,
+            Check::Service(_) | Check::Program(_) => false,
         }
     }
 
@@ -183,6 +203,7 @@ impl Check {
         match self {
             Check::Log(c) => c.snapshot(),
             Check::Service(c) => c.snapshot(now),
+            Check::Program(c) => c.snapshot(now),
         }
     }
 
@@ -191,6 +212,7 @@ impl Check {
         match self {
             Check::Log(c) => c.stop(now, io, clear, out),
             Check::Service(c) => (c.stop(now, io, clear, out), None),
+            Check::Program(c) => c.stop(now, io, clear, out),
         }
     }
 
@@ -199,6 +221,7 @@ impl Check {
         match self {
             Check::Log(c) => c.status(),
             Check::Service(c) => c.status(),
+            Check::Program(c) => c.status(),
         }
     }
 
@@ -207,6 +230,7 @@ impl Check {
         match self {
             Check::Log(c) => c.summary(),
             Check::Service(c) => c.summary(),
+            Check::Program(c) => c.summary(),
         }
     }
 }

@@ -90,6 +90,8 @@ pub enum Parsed {
     Status,
     /// `reload`: re-read the configuration now.
     Reload,
+    /// `take-inbox`: spool the alerts waiting in the inbox now (`lookout send-alert`).
+    TakeInbox,
     /// Not a request this daemon serves; the message says why.
     Bad(String),
 }
@@ -122,6 +124,7 @@ pub fn parse_request(line: &[u8]) -> Parsed {
     match req.cmd.as_str() {
         "status" => Parsed::Status,
         "reload" => Parsed::Reload,
+        "take-inbox" => Parsed::TakeInbox,
         other => Parsed::Bad(bounded(format!("unknown command {other:?}"))),
     }
 }

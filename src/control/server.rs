@@ -66,6 +66,8 @@ pub enum Asked {
     Status,
     /// `reload`.
     Reload,
+    /// `take-inbox`.
+    TakeInbox,
 }
 
 /// The listening socket and its connections.
@@ -196,6 +198,7 @@ impl ControlServer {
                         return match parse_request(&line) {
                             Parsed::Status => Some(Asked::Status),
                             Parsed::Reload => Some(Asked::Reload),
+                            Parsed::TakeInbox => Some(Asked::TakeInbox),
                             Parsed::Bad(why) => {
                                 self.counters.bad_requests += 1;
                                 self.respond(token, &Response::error(why));

@@ -117,6 +117,19 @@ pub enum SourceStatus {
         /// Times exited.
         exits: u64,
     },
+    /// A program check's plugin.
+    Program {
+        /// The command line.
+        command: String,
+        /// Seconds between runs.
+        interval_s: u64,
+        /// The running plugin's shell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+        /// The last result: the plugin's state and its description.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<String>,
+    },
     /// A `dbus` check's signals on the system bus.
     Bus {
         /// The match rule.
@@ -193,6 +206,11 @@ impl SourceStatus {
                 None => format!("no process ({pidfile})"),
             },
             SourceStatus::Bus { rule, state } => format!("D-Bus {rule} ({state})"),
+            SourceStatus::Program { command, interval_s, pid, last } => {
+                let now = pid.map(|p| format!(", running (pid {p})")).unwrap_or_default();
+                let last = last.as_ref().map(|l| format!(", last {l}")).unwrap_or_default();
+                format!("every {interval_s} s: {command}{now}{last}")
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! A running daemon follows monitor.d through inotify, so every change here applies at once.
 
 pub mod check_config;
+pub mod send_alert;
 pub mod test_pattern;
 
 use std::ffi::{OsStr, OsString};
@@ -47,7 +48,8 @@ fn usage(subsystem: &str) -> &'static str {
         "service" => "create service <name> <systemd|sysV>",
         "dbus" => "create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]",
         "dockerevents" => "create dockerevents <check> <container> <action> [expiration]",
-        _ => "create <log|service|dbus|dockerevents> <check> ...",
+        "program" => "create program <check> <command line> <interval> [timeout]",
+        _ => "create <log|service|dbus|dockerevents|program> <check> ...",
     }
 }
 
@@ -88,9 +90,10 @@ pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[OsString]) -
         }
         "dbus" => dbus_vars(take_args(subsystem, args, 3, 1)?)?,
         "dockerevents" => docker_vars(name, take_args(subsystem, args, 2, 1)?)?,
+        "program" => program_vars(take_args(subsystem, args, 2, 1)?)?,
         other => {
             return Err(format!(
-                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents); write monitor.d/available/{other}_{name}.sh by hand and enable it"
+                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents, program); write monitor.d/available/{other}_{name}.sh by hand and enable it"
             ));
         }
     };
@@ -142,6 +145,25 @@ fn docker_vars(name: &str, a: &[OsString]) -> Result<Vars, String> {
     vars.push(("LOG_ALERT_DETAILS", b"Alert was raised due to:%line_matching".to_vec()));
     vars.push(("LOG_ALERT_STATUS", b"DOCKEREVENTS_CONTAINER_EVENT".to_vec()));
     vars.push(("LOG_ALERT_TYPE", b"docker_event".to_vec()));
+    Ok(vars)
+}
+
+fn program_vars(a: &[OsString]) -> Result<Vars, String> {
+    let command = text(&a[0], "command line")?;
+    if command.trim().is_empty() {
+        return Err("the command line is empty".into());
+    }
+    let seconds = |arg: &OsString, what: &str| -> Result<Vec<u8>, String> {
+        let s = parse_expiration(text(arg, what)?).map_err(|e| format!("{what}: {e}"))?;
+        if s == 0 {
+            return Err(format!("{what} must be at least 1 second"));
+        }
+        Ok(s.to_string().into_bytes())
+    };
+    let mut vars = vec![("PROGRAM_COMMAND", command.into()), ("PROGRAM_INTERVAL", seconds(&a[1], "interval")?)];
+    if let Some(t) = a.get(2) {
+        vars.push(("PROGRAM_TIMEOUT", seconds(t, "timeout")?));
+    }
     Ok(vars)
 }
 

@@ -4,4 +4,5 @@ pub mod flapping;
 pub mod literal;
 pub mod log;
 pub mod matcher;
+pub mod program;
 pub mod service;

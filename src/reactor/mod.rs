@@ -141,6 +141,8 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         crate::warn!("cannot become a child subreaper: {}; orphans of commands are left to init", e.desc());
     }
     let (state, warning) = StateStore::load(&layout.state_dir());
+    let layout_state_dir = layout.state_dir();
+    let pid_file = crate::pidfile::PidFile::create(layout.root());
     if let Some(w) = warning {
         crate::warn!("{w}");
     }
@@ -168,6 +170,10 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         reload_notes: Limiter::default(),
         save_now: false,
         config_errors: errors.iter().map(|e| e.to_string()).collect(),
+        inbox: crate::uplink::inbox::dir(&layout_state_dir),
+        inbox_taken: 0,
+        inbox_refused: 0,
+        pid_file,
     };
     daemon.start(&clock);
     let result = daemon.run(&mut poll, &signals, &clock);
@@ -266,6 +272,13 @@ struct Daemon {
     reload_notes: Limiter,
     /// A check raised a CRITICAL that waits for its after-lines this turn: save the state now.
     save_now: bool,
+    /// Alerts handed in from outside (`lookout send-alert`).
+    inbox: PathBuf,
+    /// Alerts taken from the inbox, and files refused there (not an alert).
+    inbox_taken: u64,
+    inbox_refused: u64,
+    /// `/var/run/monitoring-client.pid`, if ours.
+    pid_file: Option<crate::pidfile::PidFile>,
 }
 
 impl Daemon {
@@ -281,6 +294,7 @@ impl Daemon {
         let now = clock.now();
         self.rescan(now, &mut out);
         self.deliver(now, out);
+        self.open_inbox(now);
         let status = format!("following {} checks", self.checks.len());
         self.notifier.ready(now.mono, &status);
     }
@@ -372,6 +386,11 @@ impl Daemon {
                 self.rescan_at = None;
                 Response::reloaded(self.rescan(now, out))
             }
+            // Spooled (and synced) before the answer: the sender may rely on it.
+            Asked::TakeInbox => match self.take_inbox(now) {
+                (_, true) => Response::reloaded(Vec::new()),
+                (_, false) => Response::error("the alerts are held in memory only (the spool cannot be written); they stay in the inbox"),
+            },
         };
         if let Some(c) = self.control.as_mut() {
             c.respond(token, &response);
@@ -402,6 +421,9 @@ impl Daemon {
                     self.ready.insert(key);
                 }
                 Listener::Config => self.schedule_rescan(now),
+                Listener::Inbox => {
+                    self.take_inbox(now);
+                }
             }
         }
     }
@@ -737,6 +759,53 @@ impl Daemon {
         }
     }
 
+    /// Watches the inbox, then takes what waits there: a file renamed in at any moment after
+    /// the watch is seen by the watch, one from before by the first read.
+    fn open_inbox(&mut self, now: Now) {
+        if let Err(e) = crate::state::private_dir(&self.inbox) {
+            crate::warn!("cannot create {}: {e}; alerts sent without a daemon are taken at the next start", self.inbox.display());
+        }
+        match self.io.watches.watch_dir(&self.inbox, None, Listener::Inbox) {
+            Ok(_) => {}
+            Err(e) => crate::warn!("not watching {}: {e}; alerts there are taken when `send-alert` asks", self.inbox.display()),
+        }
+        self.take_inbox(now);
+    }
+
+    /// Takes every alert waiting in the inbox into the spool; the files go once the alerts are
+    /// on disk. Returns how many were taken and whether they are on disk.
+    fn take_inbox(&mut self, now: Now) -> (usize, bool) {
+        let mut alerts = Vec::new();
+        let mut files = Vec::new();
+        for (path, read) in crate::uplink::inbox::take(&self.inbox) {
+            match read {
+                Ok(a) => {
+                    alerts.push(a);
+                    files.push(path);
+                }
+                Err(e) => {
+                    crate::error!("inbox: {e}; removed");
+                    self.inbox_refused += 1;
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let n = alerts.len();
+        if n > 0 {
+            self.inbox_taken += n as u64;
+            self.deliver(now, alerts);
+        }
+        let durable = self.uplink.all_durable();
+        if durable {
+            for p in files {
+                if let Err(e) = std::fs::remove_file(&p) {
+                    crate::error!("inbox: cannot remove {}: {e}; its alert may be sent again", p.display());
+                }
+            }
+        }
+        (n, durable)
+    }
+
     /// Where alerts go, for the log and `status`.
     fn destination(&self) -> String {
         match self.uplink.destination() {
@@ -772,5 +841,8 @@ impl Daemon {
         debug_assert!(out.is_empty());
         self.stop_children(clock);
         self.uplink.shutdown();
+        if let Some(p) = self.pid_file.take() {
+            p.remove();
+        }
     }
 }

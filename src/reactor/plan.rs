@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::checks::{CheckConfig, LogCheckConfig, ServiceCheckConfig};
+use crate::checks::{CheckConfig, LogCheckConfig, ProgramCheckConfig, ServiceCheckConfig};
 use crate::config::check::{CheckDef, CheckId, LoadedCheck};
 use crate::config::settings::Settings;
 
@@ -29,6 +29,7 @@ pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> BTree
                 Ok(CheckDef::Log(def)) => Wanted::Run(Box::new(CheckConfig::Log(LogCheckConfig::resolve(def, settings)))),
                 Ok(CheckDef::Service(def)) => Wanted::Run(Box::new(CheckConfig::Service(ServiceCheckConfig::resolve(def, settings, root)))),
                 Ok(CheckDef::Dbus(def)) => Wanted::Run(Box::new(CheckConfig::Log(LogCheckConfig::from_dbus(def, settings)))),
+                Ok(CheckDef::Program(def)) => Wanted::Run(Box::new(CheckConfig::Program(ProgramCheckConfig::resolve(&lc.id, def)))),
                 Ok(CheckDef::Custom) => Wanted::Unsupported,
             };
             (lc.id.clone(), w)

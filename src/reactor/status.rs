@@ -122,6 +122,8 @@ impl Daemon {
             ("control_bad_requests", control.bad_requests),
             ("control_accept_errors", control.accept_errors),
             ("open_files_limit", crate::fdlimit::limit()),
+            ("inbox_alerts_taken", self.inbox_taken),
+            ("inbox_files_refused", self.inbox_refused),
             ("config_files_refused", crate::config::file::refused()),
         ])
     }

@@ -42,7 +42,7 @@ pub const STDERR_LINE_MAX: usize = 512;
 pub const STDERR_LINES_PER_RUN: u64 = 100;
 /// Most bytes read from a pipe after its command exited (what the pipe buffer can hold, and
 /// then some); what a still-running grandchild writes after that is not waited for.
-const DRAIN_AFTER_EXIT: usize = 1 << 20;
+pub(crate) const DRAIN_AFTER_EXIT: usize = 1 << 20;
 
 /// Counters of one command source.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,9 @@ pub struct CommandCounters {
     pub stderr_suppressed: u64,
 }
 
+/// One output pipe of a child, read through the line assembly.
 #[derive(Debug)]
-struct Stream {
+pub(crate) struct Stream {
     pipe: Receiver,
     token: Token,
     asm: LineAssembler,
@@ -76,7 +77,7 @@ impl Stream {
     }
 
     /// Reads until the pipe is empty or closed, or `budget` is spent.
-    fn pump(
+    pub(crate) fn pump(
         &mut self,
         scratch: &mut Scratch,
         budget: &mut usize,
@@ -88,7 +89,13 @@ impl Stream {
         self.asm.pump(scratch, budget, counters, sink, &mut read)
     }
 
-    fn close(mut self, pipes: &mut CheckFds) {
+    /// Hands on an unterminated last line.
+    pub(crate) fn finish(&mut self, sink: &mut dyn LineSink) {
+        self.asm.finish(sink);
+    }
+
+    /// Deregisters and closes the pipe.
+    pub(crate) fn close(mut self, pipes: &mut CheckFds) {
         pipes.deregister(&mut self.pipe, self.token);
     }
 }
@@ -236,6 +243,83 @@ pub fn describe_exit(status: &WaitStatus) -> String {
     }
 }
 
+/// A command started in a process group of its own, with its output on non-blocking pipes
+/// registered with the reactor.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    /// The shell's pid, also the group's id.
+    pub pid: Pid,
+    /// Its standard output.
+    pub stdout: Stream,
+    /// Its standard error.
+    pub stderr: Stream,
+}
+
+/// Why [`spawn_group`] gave no watched process.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// `/bin/sh` could not be started.
+    NotStarted(io::Error),
+    /// Started, but its pipes could not be watched: its group was sent SIGKILL, and its exit
+    /// comes through SIGCHLD like any other.
+    Unwatched {
+        /// The shell's pid.
+        pid: Pid,
+        /// Why not.
+        why: String,
+    },
+}
+
+/// Runs `/bin/sh -c command` in a group of its own, stdin from /dev/null, stdout and stderr on
+/// pipes registered for `listener`: what `@command` sources and program checks share.
+pub(crate) fn spawn_group(command: &str, pipes: &mut CheckFds, listener: Listener) -> Result<Spawned, SpawnError> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so that stopping it stops everything it started.
+        .process_group(0)
+        // systemd's notify socket is ours, not the command's.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // sigprocmask, which is async-signal-safe. It is needed: the reactor blocks SIGTERM,
+    // SIGHUP, SIGINT and SIGCHLD, and std's posix_spawn path passes that mask on to the
+    // child (seen with strace), where it would make the command deaf to our SIGTERM.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None)
+                .map_err(io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().map_err(SpawnError::NotStarted)?;
+    let pid = Pid::from_raw(child.id() as i32);
+    // The pipes are the newest descriptors: if they eat into the agent's reserve, the command
+    // is stopped (see crate::fdlimit).
+    let shortage = [child.stdout.as_ref().map(|p| p.as_raw_fd()), child.stderr.as_ref().map(|p| p.as_raw_fd())]
+        .into_iter()
+        .flatten()
+        .find_map(|fd| crate::fdlimit::check_may_hold(fd).err());
+    let (stdout, stderr) = match shortage {
+        None => (Stream::open(child.stdout.take(), pipes, listener), Stream::open(child.stderr.take(), pipes, listener)),
+        Some(why) => (Err(io::Error::other(why.clone())), Err(io::Error::other(why))),
+    };
+    match (stdout, stderr) {
+        (Ok(stdout), Ok(stderr)) => Ok(Spawned { pid, stdout, stderr }),
+        (o, e) => {
+            let why = o.as_ref().err().or(e.as_ref().err()).map(|e| e.to_string()).unwrap_or_default();
+            for s in [o.ok(), e.ok()].into_iter().flatten() {
+                s.close(pipes);
+            }
+            let _ = killpg(pid, Signal::SIGKILL);
+            Err(SpawnError::Unwatched { pid, why })
+        }
+    }
+}
+
 /// One `@command` source.
 #[derive(Debug)]
 pub struct CommandRunner {
@@ -297,65 +381,23 @@ impl CommandRunner {
 
     fn spawn(&mut self, now: Instant, pipes: &mut CheckFds) {
         self.counters.starts += 1;
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(&self.command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so that stopping it stops everything it started.
-            .process_group(0)
-            // systemd's notify socket is ours, not the command's.
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // sigprocmask, which is async-signal-safe. It is needed: the reactor blocks SIGTERM,
-        // SIGHUP, SIGINT and SIGCHLD, and std's posix_spawn path passes that mask on to the
-        // child (seen with strace), where it would make the command deaf to our SIGTERM.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None)
-                    .map_err(io::Error::from)
-            });
-        }
-        let spawned = cmd.spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
+        match spawn_group(&self.command, pipes, self.listener) {
+            Ok(Spawned { pid, stdout, stderr }) => {
+                crate::info!("{}: started `{}` (pid {pid})", self.what, self.command);
+                self.state =
+                    State::Running(Box::new(Running { pid, started: now, stdout: Some(stdout), stderr: Some(stderr), stderr_logged: 0 }));
+            }
+            Err(SpawnError::NotStarted(e)) => {
                 self.counters.exits += 1;
                 crate::error!("{}: cannot start `/bin/sh -c {}`: {e}; retrying in {} s", self.what, self.command, self.delay_ms / 1000);
                 self.wait_to_restart(now, now);
-                return;
             }
-        };
-        let pid = Pid::from_raw(child.id() as i32);
-        // The pipes are the newest descriptors: if they eat into the agent's reserve, the command
-        // is stopped and started again later (see crate::fdlimit).
-        let shortage = [child.stdout.as_ref().map(|p| p.as_raw_fd()), child.stderr.as_ref().map(|p| p.as_raw_fd())]
-            .into_iter()
-            .flatten()
-            .find_map(|fd| crate::fdlimit::check_may_hold(fd).err());
-        let (stdout, stderr) = match shortage {
-            None => (Stream::open(child.stdout.take(), pipes, self.listener), Stream::open(child.stderr.take(), pipes, self.listener)),
-            Some(why) => (Err(io::Error::other(why.clone())), Err(io::Error::other(why))),
-        };
-        let (stdout, stderr) = match (stdout, stderr) {
-            (Ok(o), Ok(e)) => (o, e),
-            (o, e) => {
-                let why = o.as_ref().err().or(e.as_ref().err()).map(|e| e.to_string()).unwrap_or_default();
+            Err(SpawnError::Unwatched { pid, why }) => {
                 crate::error!("{}: cannot watch the command's output ({why}); stopping it", self.what);
-                for s in [o.ok(), e.ok()].into_iter().flatten() {
-                    s.close(pipes);
-                }
-                let _ = killpg(pid, Signal::SIGKILL);
                 // Its exit is reaped on SIGCHLD like any other and leads to a restart.
                 self.state = State::Running(Box::new(Running { pid, started: now, stdout: None, stderr: None, stderr_logged: 0 }));
-                return;
             }
-        };
-        crate::info!("{}: started `{}` (pid {pid})", self.what, self.command);
-        self.state = State::Running(Box::new(Running { pid, started: now, stdout: Some(stdout), stderr: Some(stderr), stderr_logged: 0 }));
+        }
     }
 
     fn wait_to_restart(&mut self, now: Instant, started: Instant) {

@@ -6,6 +6,7 @@ pub mod bus_signals;
 pub mod check_fds;
 pub mod command;
 pub mod lines;
+pub mod program;
 pub mod rotation;
 pub mod systemd;
 pub mod sysv;

@@ -20,6 +20,8 @@ pub enum Listener {
     Check(u64),
     /// The configuration (monitor.d, config.sh).
     Config,
+    /// Alerts handed in from outside (`crate::uplink::inbox`).
+    Inbox,
 }
 
 /// Events asked of a directory: names appearing and disappearing, and files closed after

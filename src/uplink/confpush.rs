@@ -81,7 +81,8 @@ pub fn body<'a>(checks: impl IntoIterator<Item = (&'a CheckId, &'a CheckDef)>, d
                     dbus: Some(Dbus { name: &d.name, pattern: &d.pattern, watch: &d.watch, alert_expiration: d.expiration_s }),
                     ..entry("dbus")
                 }),
-                CheckDef::Custom => None,
+                // The schema knows log, service and dbus; a program check is pushed as nothing.
+                CheckDef::Program(_) | CheckDef::Custom => None,
             }
         })
         .collect();

@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod confpush;
 mod delivery;
+pub mod inbox;
 pub mod index;
 pub mod mender_auth;
 pub mod record;

@@ -14,6 +14,7 @@ PV = "0.1.0+git"
 SRC_URI = "git://github.com/lookout-agent/lookout.git;protocol=https;branch=main;destsuffix=lookout-src \
            file://mender-monitor.service \
            file://config.sh \
+           file://monitor-lib.sh \
            "
 # The layer lives in the project's repository, which cannot name its own commit: it follows the
 # branch. Releases pin SRCREV; a product build pins it in its own configuration.
@@ -37,6 +38,9 @@ do_install:append() {
 
     install -d ${D}${datadir}/mender-monitor/config
     install -m 0644 ${UNPACKDIR}/config.sh ${D}${datadir}/mender-monitor/config/config.sh
+    # Mender's `monitor_send_alert` for scripts that source it (calls `lookout send-alert`).
+    install -d ${D}${datadir}/mender-monitor/lib
+    install -m 0644 ${UNPACKDIR}/monitor-lib.sh ${D}${datadir}/mender-monitor/lib/monitor-lib.sh
 
     install -d ${D}${sysconfdir}/mender-monitor/monitor.d/available
     install -d ${D}${sysconfdir}/mender-monitor/monitor.d/enabled
