@@ -386,6 +386,8 @@ impl LogCheck {
                 let c = w.counters();
                 counters.extend(crate::control::status::counters(&[
                     ("signals", c.signals),
+                    ("other_messages", c.other_messages),
+                    ("not_matching", c.not_matching),
                     ("bytes", c.bytes),
                     ("signals_cut", c.cut),
                     ("connects", c.connects),
@@ -393,7 +395,7 @@ impl LogCheck {
                     ("malformed_messages", c.malformed),
                     ("oversized_messages", c.oversized),
                 ]));
-                SourceStatus::Bus { rule: w.rule().to_string(), state: w.state().to_string() }
+                SourceStatus::Bus { rule: w.rule().to_string(), state: w.state().to_string(), mode: w.mode().to_string() }
             }
         };
         CheckStatus {

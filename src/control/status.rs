@@ -117,12 +117,16 @@ pub enum SourceStatus {
         /// Times exited.
         exits: u64,
     },
-    /// A `dbus` check's signals on the system bus.
+    /// A `dbus` check's messages on the system bus.
     Bus {
         /// The match rule.
         rule: String,
         /// Watching, or what is wrong.
         state: String,
+        /// What is seen: `monitor: ...`, `eavesdrop (why): ...` or `broadcast only (why): ...`;
+        /// empty until the bus granted one.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        mode: String,
     },
 }
 
@@ -192,7 +196,11 @@ impl SourceStatus {
                 Some(p) => format!("pid {p} ({pidfile})"),
                 None => format!("no process ({pidfile})"),
             },
-            SourceStatus::Bus { rule, state } => format!("D-Bus {rule} ({state})"),
+            SourceStatus::Bus { rule, state, mode } if !mode.is_empty() => {
+                let mode = mode.split([' ', ':']).next().unwrap_or_default();
+                format!("D-Bus {rule} ({state}, {mode})")
+            }
+            SourceStatus::Bus { rule, state, .. } => format!("D-Bus {rule} ({state})"),
         }
     }
 }
