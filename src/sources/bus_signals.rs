@@ -273,7 +273,7 @@ impl Watch {
             Event::Reply { tag, result: Err(CallError::Timeout) } => bus.fail(format!("the bus did not answer {} in time", tag.call())),
             Event::Reply { tag, result: Err(e) } => match tag.fallback() {
                 Some(next) => {
-                    self.refusals.push(format!("{} refused: {}", tag.call(), e.to_string().trim_end()));
+                    self.refusals.push(format!("{} refused: {}", tag.call(), brief(&e)));
                     next.ask(now, &self.rule, bus);
                 }
                 None => {
@@ -326,6 +326,19 @@ impl Watch {
         if message_lines(m, now.wall, text) {
             self.counters.cut += 1;
         }
+    }
+}
+
+/// Most characters of a refusal's text kept in `status` (dbus-daemon's name the whole policy).
+const MAX_REFUSAL: usize = 120;
+
+/// A refusal as its error name and the start of its text.
+fn brief(e: &CallError) -> String {
+    let text = e.to_string();
+    let text = text.trim_end();
+    match text.char_indices().nth(MAX_REFUSAL) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
