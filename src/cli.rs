@@ -70,7 +70,8 @@ pub enum Cmd {
 ///   create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]
 ///   create dockerevents <check> <container> <action> [expiration]
 /// expiration: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that starts with '-'
-/// goes after `--`.
+/// goes after `--`. A dbus check sees what dbus-monitor sees: as root, messages between
+/// other peers too (`status` shows its mode: monitor, eavesdrop or broadcast only).
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
     /// log, service, dbus or dockerevents

@@ -558,6 +558,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_to_another_peer_is_observed_even_with_our_serial() {
+        let mut c = ready_bus();
+        assert_eq!(c.unique_name(), Some(":1.7"));
+        let ours = c.send(&Message::add_match("type='signal',eavesdrop='true'".into())).unwrap();
+        let mut theirs = Message::reply(ours, Ok(vec![]));
+        theirs.destination = Some(":1.9".into());
+        let mut to_us = Message::reply(ours, Ok(vec![]));
+        to_us.destination = Some(":1.7".into());
+        let mut ev = Vec::new();
+        c.received(&theirs.encode(5).unwrap(), &mut ev);
+        c.received(&to_us.encode(6).unwrap(), &mut ev);
+        assert!(matches!(&ev[0], ConnEvent::Observed(m) if m.destination.as_deref() == Some(":1.9")), "{ev:?}");
+        assert_eq!(ev[1], ConnEvent::Reply { serial: ours, result: Ok(vec![]) });
+    }
+
+    #[test]
+    fn a_refused_become_monitor_leaves_a_normal_connection() {
+        let mut c = ready_bus();
+        let serial = c.become_monitor(vec!["type='signal'".into()]).unwrap();
+        let mut ev = Vec::new();
+        c.received(&Message::reply(serial, Err(("org.freedesktop.DBus.Error.AccessDenied", "no"))).encode(5).unwrap(), &mut ev);
+        assert!(!c.is_monitor());
+        assert!(c.send(&Message::add_match("type='signal'".into())).is_ok(), "it can still ask for a rule");
+    }
+
+    #[test]
     fn an_unframeable_header_closes() {
         let mut c = ready_bus();
         let mut ev = Vec::new();

@@ -1,20 +1,24 @@
-//! The signals of a `dbus` check, as lines: a connection of the check's own to the system bus
-//! with its match rule (`AddMatch`), each signal written as `dbus-monitor` would print it (see
+//! The messages of a `dbus` check, as lines: a connection of the check's own to the system bus
+//! with its match rule, each message written as `dbus-monitor` would print it (see
 //! [`crate::dbus::render`]) and handed to the check's line sink, like a command's output.
 //!
+//! What the check sees is what `dbus-monitor` sees, asked for in its order ([`Mode`]): the bus
+//! is asked to make the connection a monitor of what the rule selects (`BecomeMonitor`:
+//! unicast signals and calls between other peers too); refused, an eavesdropping `AddMatch`;
+//! refused, a plain `AddMatch` (broadcasts only). The mode in place and why are said once and
+//! shown in `status`. A monitor cannot send: the connection is the check's alone.
+//!
 //! One connection per check, as Mender Monitor ran one `dbus-monitor` per check: the bus does
-//! the matching (well-known sender names included), and nothing is polled. The connection is
-//! made at the first tick after the start; a lost one is retried with a backoff from 1 s
-//! doubling to 30 s (signals sent meanwhile are not seen: the bus keeps none). A rule the bus
-//! refuses is said once and not retried: it will be refused again until the check changes.
+//! the matching (well-known sender names included), and nothing is polled. What it sends is
+//! checked against the rule once more ([`MatchRule::matches`]): a monitor also gets the bus's
+//! signals about itself. The connection is made at the first tick after the start; a lost one
+//! is retried with a backoff from 1 s doubling to 30 s (messages sent meanwhile are not seen:
+//! the bus keeps none). A rule the bus refuses in every mode is said once and not retried: it
+//! will be refused again until the check changes.
 //!
 //! The connection is the shared [`BusClient`] (which reads at most its budget per turn, so a
-//! flood of signals cannot hold up the other checks); what its events mean for the check is
+//! flood of messages cannot hold up the other checks); what its events mean for the check is
 //! decided by [`Watch`], which sees only the client and its events.
-//!
-//! Only signals broadcast on the bus (or sent to us) are seen, not messages between two other
-//! peers: that would take `BecomeMonitor`, which turns the connection into a monitor of every
-//! message on the bus.
 
 use std::io;
 use std::path::Path;
