@@ -130,8 +130,10 @@ fn without_a_rule_every_signal_counts_but_not_the_agents_own_name() {
     send(&bus, "com.example.Power.Changed", &["string:x"]);
     let crit = server.wait_alerts(1)[0].clone();
     assert_eq!(crit["name"], "D-Bus signal arrived on bus system bus");
-    // The bus tells every new connection its name (`NameAcquired`, sent to the agent alone);
-    // that is not a signal on the system. What comes first is dbus-send's arrival or its signal.
+    // The bus tells every new connection its name (`NameAcquired`, sent to it alone): the one
+    // about the agent's own connection is not news. What comes first is dbus-send's arrival
+    // (`NameOwnerChanged`, broadcast before a monitor sees dbus-send's `NameAcquired`) or its
+    // signal.
     let first = matching(&crit);
     assert!(!first.contains("NameAcquired"), "{first}");
     assert!(first.contains("member=NameOwnerChanged") || first.contains("member=Changed"), "{first}");
