@@ -75,7 +75,9 @@ pub enum Cmd {
 /// expiration, interval, timeout: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that
 /// starts with '-' goes after `--`. A program's exit status 0/1/2/3 is OK/WARNING/CRITICAL/
 /// UNKNOWN; WARNING and UNKNOWN raise CRITICAL unless the check file sets
-/// PROGRAM_WARNING_LEVEL or PROGRAM_UNKNOWN_LEVEL (CRITICAL, WARNING or OK).
+/// PROGRAM_WARNING_LEVEL or PROGRAM_UNKNOWN_LEVEL (CRITICAL, WARNING or OK). A dbus check sees
+/// what dbus-monitor sees: as root, messages between other peers too (`status` shows its mode:
+/// monitor, eavesdrop or broadcast only).
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
     /// log, service, dbus, dockerevents or program

@@ -130,8 +130,10 @@ fn without_a_rule_every_signal_counts_but_not_the_agents_own_name() {
     send(&bus, "com.example.Power.Changed", &["string:x"]);
     let crit = server.wait_alerts(1)[0].clone();
     assert_eq!(crit["name"], "D-Bus signal arrived on bus system bus");
-    // The bus tells every new connection its name (`NameAcquired`, sent to the agent alone);
-    // that is not a signal on the system. What comes first is dbus-send's arrival or its signal.
+    // The bus tells every new connection its name (`NameAcquired`, sent to it alone): the one
+    // about the agent's own connection is not news. What comes first is dbus-send's arrival
+    // (`NameOwnerChanged`, broadcast before a monitor sees dbus-send's `NameAcquired`) or its
+    // signal.
     let first = matching(&crit);
     assert!(!first.contains("NameAcquired"), "{first}");
     assert!(first.contains("member=NameOwnerChanged") || first.contains("member=Changed"), "{first}");
@@ -216,4 +218,130 @@ fn a_critical_and_its_expiry_survive_an_agent_restart() {
     assert!(quiet >= 2900, "the OK came {quiet} ms after the CRITICAL");
     assert_eq!(check_status(&root, "power")["level"], "OK");
     drop(daemon);
+}
+
+/// Runs the real `dbus-send` on `bus` as the system bus, as Mender's tests do (`--system`).
+fn dbus_send(bus: &Bus, args: &[&str]) -> String {
+    let out = Command::new("dbus-send")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+        .arg("--system")
+        .args(args)
+        .output()
+        .expect("dbus-send is installed (scripts/test installs dbus-bin)");
+    assert!(out.status.success(), "dbus-send {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a check sees once watching: its `mode` in `status`.
+fn wait_mode(root: &Root, name: &str) -> String {
+    wait_watching(root, name);
+    check_status(root, name)["source"]["mode"].as_str().unwrap_or_default().to_string()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Mender's `test_dbus_bus_filter`: a signal addressed to one peer (`dbus-send --dest=...`) is
+/// not broadcast, yet `dbus-monitor` sees it, and so must the check. So do method calls and
+/// their returns, for rules that ask for them.
+#[test]
+fn a_monitor_sees_unicast_signals_calls_and_returns_like_dbus_monitor() {
+    let root = Root::new("dbus-monitor");
+    let server = AlertServer::start();
+    let bus = Bus::start(&root);
+    let _client = MenderClient::start(&root, &bus, Some(("jwt-1", "http://127.0.0.1:1")));
+    let checks = [
+        ("filter", "type='signal',interface='io.mender.Authentication1'"),
+        ("calls", "type='method_call',interface='io.mender.Authentication1',member='GetJwtToken'"),
+        ("returns", "type='method_return',sender='io.mender.AuthenticationManager'"),
+    ];
+    for (name, rule) in checks {
+        root.ctl_ok(&["create", "dbus", name, name, "", rule]);
+        root.ctl_ok(&["enable", "dbus", name]);
+    }
+    let daemon = agent(&root, &server, &bus);
+    // The test runs as root in CI (the bus lets root monitor); as another user the open test
+    // policy still lets it eavesdrop.
+    let want = if is_root() { "monitor: " } else { "eavesdrop (BecomeMonitor refused: " };
+    for (name, _) in checks {
+        let mode = wait_mode(&root, name);
+        assert!(mode.starts_with(want), "{name}: {mode}");
+    }
+    if is_root() {
+        daemon.wait_log("check dbus filter: watching the bus as a monitor");
+    }
+    dbus_send(
+        &bus,
+        &["--dest=io.mender.AuthenticationManager", "/io/mender/AuthenticationManager", "io.mender.Authentication1.FetchJwtToken"],
+    );
+    let alert = |alerts: &[Value], check: &str| alerts.iter().find(|a| a["subject"]["name"] == check).cloned();
+    let alerts = server.wait_for("the unicast signal's CRITICAL", |a| alert(a, "filter").is_some());
+    let header = matching(&alert(&alerts, "filter").unwrap_or_default());
+    assert!(header.starts_with("signal time="), "{header}");
+    assert!(header.contains(" -> destination=io.mender.AuthenticationManager serial="), "{header}");
+    assert!(header.ends_with("path=/io/mender/AuthenticationManager; interface=io.mender.Authentication1; member=FetchJwtToken"));
+    let reply = dbus_send(
+        &bus,
+        &[
+            "--print-reply",
+            "--dest=io.mender.AuthenticationManager",
+            "/io/mender/AuthenticationManager",
+            "io.mender.Authentication1.GetJwtToken",
+        ],
+    );
+    assert!(reply.contains("jwt-1"), "{reply}");
+    let alerts = server.wait_for("the call's and the return's CRITICALs", |a| alert(a, "calls").is_some() && alert(a, "returns").is_some());
+    let call = alert(&alerts, "calls").unwrap_or_default();
+    let header = matching(&call);
+    assert!(header.starts_with("method call time="), "{header}");
+    assert!(header.ends_with("interface=io.mender.Authentication1; member=GetJwtToken"), "{header}");
+    assert_eq!(call["name"], "D-Bus signal arrived on bus type=method_call,interface=io.mender.Authentication1,member=GetJwtToken");
+    let ret = alert(&alerts, "returns").unwrap_or_default();
+    assert!(matching(&ret).starts_with("method return time="), "{}", matching(&ret));
+    assert!(matching(&ret).contains(" reply_serial="), "{}", matching(&ret));
+    assert_eq!(context(&ret, "lines_after"), ["   string \"jwt-1\"", "   string \"http://127.0.0.1:1\""]);
+    let s = check_status(&root, "calls");
+    assert_eq!(s["counters"]["other_messages"], 1, "{s}");
+    assert_eq!(server.wait_alerts(3).len(), 3, "one CRITICAL per check, nothing else");
+    drop(daemon);
+}
+
+/// A bus whose policy refuses `BecomeMonitor`: the check falls back to an eavesdropping rule,
+/// says so once in the log and in `status`, and still sees unicast signals where the policy
+/// lets it eavesdrop; where it does not, broadcasts still arrive.
+#[test]
+fn a_refused_monitor_falls_back_to_eavesdropping_and_says_so() {
+    for eavesdrop_allowed in [true, false] {
+        let root = Root::new("dbus-no-monitor");
+        let server = AlertServer::start();
+        let deny = "<deny send_interface=\"org.freedesktop.DBus.Monitoring\"/>";
+        let policy = if eavesdrop_allowed {
+            format!("{}{deny}", Bus::OPEN_POLICY)
+        } else {
+            format!("<allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\"/><allow receive_sender=\"*\"/>{deny}")
+        };
+        let bus = Bus::start_with_policy(&root, &policy);
+        root.ctl_ok(&["create", "dbus", "power", "upower", "member=Changed", "type='signal',interface='com.example.Power'"]);
+        root.ctl_ok(&["enable", "dbus", "power"]);
+        let daemon = agent(&root, &server, &bus);
+        let mode = wait_mode(&root, "power");
+        assert!(mode.starts_with("eavesdrop (BecomeMonitor refused: org.freedesktop.DBus.Error.AccessDenied"), "{mode}");
+        assert!(mode.ends_with("messages between other peers arrive only where the bus's policy allows eavesdropping"), "{mode}");
+        daemon.wait_log("check dbus power: watching in mode eavesdrop (BecomeMonitor refused");
+        let table = String::from_utf8_lossy(&root.ctl(&["status"]).stdout).into_owned();
+        assert!(table.contains("(watching, eavesdrop)"), "{table}");
+        // A signal to the bus driver (a destination that always exists), then a broadcast.
+        dbus_send(&bus, &["--dest=org.freedesktop.DBus", "/com/example/Power", "com.example.Power.Changed", "string:unicast"]);
+        dbus_send(&bus, &["/com/example/Power", "com.example.Power.Changed", "string:broadcast"]);
+        let crit = server.wait_alerts(1)[0].clone();
+        let first = context(&crit, "lines_after");
+        if eavesdrop_allowed {
+            assert_eq!(first, ["   string \"unicast\""], "{crit}");
+            assert!(matching(&crit).contains("-> destination=org.freedesktop.DBus serial="), "{crit}");
+        } else {
+            assert_eq!(first, ["   string \"broadcast\""], "the policy keeps the unicast one from us: {crit}");
+        }
+        drop(daemon);
+    }
 }

@@ -5,7 +5,7 @@
 //! More cases: `PROPTEST_CASES=100000 cargo test --release --test dbus_fuzz`.
 
 use lookout::dbus::message::{Message, decode, message_len};
-use lookout::dbus::render::{MAX_LINES, signal_lines};
+use lookout::dbus::render::{MAX_LINES, message_lines};
 use lookout::dbus::rule::MatchRule;
 use lookout::dbus::wire::{Decoder, Encoder, Type, Value, parse_signature};
 use proptest::prelude::*;
@@ -97,7 +97,7 @@ proptest! {
             if n <= bytes.len() {
                 if let Ok(m) = decode(&bytes[..n]) {
                     let mut out = Vec::new();
-                    signal_lines(&m, lookout::time::Wall::default(), &mut out);
+                    message_lines(&m, lookout::time::Wall::default(), &mut out);
                 }
             }
         }
@@ -107,7 +107,7 @@ proptest! {
     fn every_message_renders_to_bounded_lines(vs in prop::collection::vec(value(), 0..4), wall_ms in any::<u64>()) {
         let m = Message::call(None, "/a", "a.b", "C", vs);
         let mut out = Vec::new();
-        signal_lines(&m, lookout::time::Wall::from_unix_ms(wall_ms), &mut out);
+        message_lines(&m, lookout::time::Wall::from_unix_ms(wall_ms), &mut out);
         prop_assert_eq!(out.last(), Some(&b'\n'));
         let lines = out.iter().filter(|b| **b == b'\n').count();
         prop_assert!((1..=MAX_LINES).contains(&lines));

@@ -58,8 +58,9 @@ impl LogCheckConfig {
     }
 }
 
-/// The pattern of a `dbus` check without `DBUS_PATTERN`: the first line of every signal.
-pub const EVERY_SIGNAL: &str = "^signal time=";
+/// The pattern of a `dbus` check without `DBUS_PATTERN`: the first line of every message
+/// (signals; calls, returns and errors where the rule asks for them and the bus shows them).
+pub const EVERY_MESSAGE: &str = "^(signal|method call|method return|error) time=";
 
 impl LogCheckConfig {
     /// A `dbus` check is a log check over the signals its match rule selects, written as
@@ -80,7 +81,7 @@ impl LogCheckConfig {
         };
         LogCheckConfig {
             source: LogSource::Signals(rule.clone()),
-            pattern: if def.pattern.is_empty() { EVERY_SIGNAL.into() } else { def.pattern.clone() },
+            pattern: if def.pattern.is_empty() { EVERY_MESSAGE.into() } else { def.pattern.clone() },
             detector: LogSettings {
                 alert_name: format!("D-Bus signal arrived on bus {bus}"),
                 subject_name: def.name.clone(),
@@ -386,6 +387,8 @@ impl LogCheck {
                 let c = w.counters();
                 counters.extend(crate::control::status::counters(&[
                     ("signals", c.signals),
+                    ("other_messages", c.other_messages),
+                    ("not_matching", c.not_matching),
                     ("bytes", c.bytes),
                     ("signals_cut", c.cut),
                     ("connects", c.connects),
@@ -393,7 +396,7 @@ impl LogCheck {
                     ("malformed_messages", c.malformed),
                     ("oversized_messages", c.oversized),
                 ]));
-                SourceStatus::Bus { rule: w.rule().to_string(), state: w.state().to_string() }
+                SourceStatus::Bus { rule: w.rule().to_string(), state: w.state().to_string(), mode: w.mode().to_string() }
             }
         };
         CheckStatus {
@@ -502,7 +505,7 @@ mod tests {
         let d = DbusCheckDef { name: "bat".into(), pattern: String::new(), watch: "type='signal',member='X'".into(), expiration_s: None };
         let c = LogCheckConfig::from_dbus(&d, &Settings::default());
         assert_eq!(c.detector.alert_name, "D-Bus signal arrived on bus type=signal,member=X");
-        assert_eq!(c.pattern, EVERY_SIGNAL);
+        assert_eq!(c.pattern, EVERY_MESSAGE);
         assert_eq!(c.detector.after_window_ms, 0, "a signal arrives whole");
         let d = DbusCheckDef { watch: String::new(), ..d };
         assert_eq!(LogCheckConfig::from_dbus(&d, &Settings::default()).detector.alert_name, "D-Bus signal arrived on bus system bus");

@@ -449,7 +449,9 @@ impl<'a> Reader<'a> {
                         if let Some(t) = r.get("type").filter(|t| *t != "signal") {
                             self.warn(
                                 Some(line),
-                                format!("DBUS_WATCH_EXPRESSION: type={t}: lookout watches signals only; this check will never alert"),
+                                format!(
+                                    "DBUS_WATCH_EXPRESSION: type={t}: seen only when the agent may monitor or eavesdrop on the bus (root on the system bus); `lookout status` shows what it sees"
+                                ),
                             );
                         }
                     }

@@ -130,12 +130,16 @@ pub enum SourceStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last: Option<String>,
     },
-    /// A `dbus` check's signals on the system bus.
+    /// A `dbus` check's messages on the system bus.
     Bus {
         /// The match rule.
         rule: String,
         /// Watching, or what is wrong.
         state: String,
+        /// What is seen: `monitor: ...`, `eavesdrop (why): ...` or `broadcast only (why): ...`;
+        /// empty until the bus granted one.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        mode: String,
     },
 }
 
@@ -205,7 +209,11 @@ impl SourceStatus {
                 Some(p) => format!("pid {p} ({pidfile})"),
                 None => format!("no process ({pidfile})"),
             },
-            SourceStatus::Bus { rule, state } => format!("D-Bus {rule} ({state})"),
+            SourceStatus::Bus { rule, state, mode } if !mode.is_empty() => {
+                let mode = mode.split([' ', ':']).next().unwrap_or_default();
+                format!("D-Bus {rule} ({state}, {mode})")
+            }
+            SourceStatus::Bus { rule, state, .. } => format!("D-Bus {rule} ({state})"),
             SourceStatus::Program { command, interval_s, pid, last } => {
                 let now = pid.map(|p| format!(", running (pid {p})")).unwrap_or_default();
                 let last = last.as_ref().map(|l| format!(", last {l}")).unwrap_or_default();

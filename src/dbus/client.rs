@@ -131,8 +131,11 @@ pub enum Event<T> {
         /// Its body, or why there is none.
         result: Result<Vec<Value>, CallError>,
     },
-    /// A signal.
+    /// A signal (broadcast, or sent to us).
     Signal(Message),
+    /// A message the bus copied to us that was not for us (a monitor's, or an eavesdropping
+    /// rule's): any type, any destination.
+    Observed(Message),
     /// A message was skipped (it did not decode, or was too long); `say`: not the same as the
     /// last one said.
     Skipped {
@@ -235,6 +238,21 @@ impl<T> Client<T> {
     /// (only then do calls name a destination and match rules exist).
     pub fn on_bus(&self) -> bool {
         self.conn.as_ref().is_some_and(Conn::is_bus)
+    }
+
+    /// Our unique name on the bus, once connected.
+    pub fn unique_name(&self) -> Option<&str> {
+        self.conn.as_ref().and_then(Conn::unique_name)
+    }
+
+    /// Asks the bus to make the connection a monitor of the messages `rules` select
+    /// (`BecomeMonitor`), answered within `timeout_ms`; `tag` comes back with the outcome.
+    /// Once it succeeded, every message is an [`Event::Observed`] and nothing can be sent.
+    pub fn become_monitor(&mut self, now: Instant, rules: Vec<String>, tag: T, timeout_ms: u64) -> Result<(), CallError> {
+        let conn = self.conn.as_mut().ok_or(CallError::Disconnected)?;
+        let serial = conn.become_monitor(rules)?;
+        self.pending.push(Pending { serial, deadline: now.plus_ms(timeout_ms), tag });
+        Ok(())
     }
 
     /// Whether a connection is open (ready or still in its handshake).
@@ -381,6 +399,7 @@ impl<T> Client<T> {
                     None => self.counters.late_replies += 1,
                 },
                 ConnEvent::Signal(m) => out.push(Event::Signal(m)),
+                ConnEvent::Observed(m) => out.push(Event::Observed(m)),
                 ConnEvent::Skipped(why) => {
                     let say = self.skipped.say(&why);
                     out.push(Event::Skipped { why, say });

@@ -21,6 +21,8 @@ use super::sasl;
 use super::wire::{Value, WireError};
 use crate::time::Instant;
 
+/// The bus driver's interface for monitors.
+pub const MONITORING: &str = "org.freedesktop.DBus.Monitoring";
 /// Time allowed for connecting and authenticating.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Most bytes waiting to be written before the peer is considered stuck.
@@ -80,8 +82,11 @@ pub enum ConnEvent {
         /// The reply.
         result: Result<Vec<Value>, CallError>,
     },
-    /// A signal.
+    /// A signal (broadcast, or sent to us).
     Signal(Message),
+    /// A message the bus copied to us that was not for us: any message once the connection is
+    /// a monitor, or one addressed to another peer (an eavesdropping match rule).
+    Observed(Message),
     /// A message that frames but does not decode, or is over [`MAX_MESSAGE`], was skipped.
     Skipped(String),
     /// The connection is unusable; the reason. Nothing more comes from it.
@@ -107,11 +112,26 @@ pub struct ConnCounters {
     pub oversized: u64,
 }
 
+/// Whether the connection is, or is becoming, a monitor (`BecomeMonitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Monitor {
+    /// A normal connection.
+    No,
+    /// `BecomeMonitor` was sent with this serial: its reply turns the connection into a
+    /// monitor before the messages after it (in the same read) are dispatched.
+    Asked(u32),
+    /// A monitor: every message is a copy of someone else's, and nothing may be sent.
+    Yes,
+}
+
 /// One connection's protocol state.
 #[derive(Debug)]
 pub struct Conn {
     phase: Phase,
     is_bus: bool,
+    /// Our unique name, from `Hello`'s answer (a bus only).
+    unique: Option<String>,
+    monitor: Monitor,
     /// Received bytes not yet consumed: the SASL answer, then the start of the next message.
     input: Vec<u8>,
     /// Bytes of an over-long message still to be thrown away as they arrive.
@@ -135,6 +155,8 @@ impl Conn {
         Conn {
             phase: Phase::Auth,
             is_bus,
+            unique: None,
+            monitor: Monitor::No,
             input: Vec::new(),
             skipping: 0,
             output: sasl::hello(uid),
@@ -161,6 +183,32 @@ impl Conn {
         self.is_bus
     }
 
+    /// Our unique name on the bus, once `Hello` was answered.
+    pub fn unique_name(&self) -> Option<&str> {
+        self.unique.as_deref()
+    }
+
+    /// Whether the connection is a monitor (it receives copies and cannot send).
+    pub fn is_monitor(&self) -> bool {
+        self.monitor == Monitor::Yes
+    }
+
+    /// Queues `BecomeMonitor(rules, 0)`; returns its serial. Its reply makes the connection a
+    /// monitor at exactly that point of the input.
+    pub fn become_monitor(&mut self, rules: Vec<String>) -> Result<u32, CallError> {
+        let rules = Value::Array(super::wire::Type::Str, rules.into_iter().map(Value::Str).collect());
+        let msg = Message::call(
+            Some(super::message::bus::NAME),
+            super::message::bus::PATH,
+            MONITORING,
+            "BecomeMonitor",
+            vec![rules, Value::U32(0)],
+        );
+        let serial = self.send(&msg)?;
+        self.monitor = Monitor::Asked(serial);
+        Ok(serial)
+    }
+
     /// Whether the connection is over.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -177,6 +225,9 @@ impl Conn {
     pub fn send(&mut self, msg: &Message) -> Result<u32, CallError> {
         if self.phase == Phase::Closed {
             return Err(CallError::Disconnected);
+        }
+        if self.monitor == Monitor::Yes {
+            return Err(CallError::Unsendable("a monitor connection cannot send".into()));
         }
         let serial = self.serial();
         let bytes = msg.encode(serial).map_err(|e| CallError::Unsendable(e.to_string()))?;
@@ -331,12 +382,17 @@ impl Conn {
     }
 
     fn dispatch(&mut self, m: Message, events: &mut Vec<ConnEvent>) {
+        if self.monitor == Monitor::Yes || self.for_someone_else(&m) {
+            events.push(ConnEvent::Observed(m));
+            return;
+        }
         match m.kind {
             Kind::Return | Kind::Error => {
                 let Some(serial) = m.reply_serial else { return };
                 if let Phase::Hello { serial: hello } = self.phase {
                     if serial == hello {
                         if m.kind == Kind::Return {
+                            self.unique = m.body.first().and_then(Value::as_str).map(str::to_string);
                             self.become_ready(events);
                         } else {
                             let name = m.error_name.unwrap_or_default();
@@ -344,6 +400,9 @@ impl Conn {
                         }
                         return;
                     }
+                }
+                if self.monitor == Monitor::Asked(serial) {
+                    self.monitor = if m.kind == Kind::Return { Monitor::Yes } else { Monitor::No };
                 }
                 let result = if m.kind == Kind::Return {
                     Ok(m.body)
@@ -357,6 +416,15 @@ impl Conn {
             // Nobody calls methods on us; a bus would answer the caller with an error itself
             // if we had no name, and we have nothing to offer.
             Kind::Call => {}
+        }
+    }
+
+    /// Whether `m` is addressed to another peer (an eavesdropping rule copied it to us): its
+    /// reply serial is not one of ours, even if the number is.
+    fn for_someone_else(&self, m: &Message) -> bool {
+        match (&m.destination, &self.unique) {
+            (Some(to), Some(us)) => to != us,
+            _ => false,
         }
     }
 }
@@ -487,6 +555,32 @@ mod tests {
         assert_eq!(ev[0], ConnEvent::Skipped("a malformed message: boolean with value 2".into()));
         assert!(matches!(&ev[1], ConnEvent::Signal(m) if m.serial == 4));
         assert_eq!(c.counters().malformed, 1);
+    }
+
+    #[test]
+    fn a_reply_to_another_peer_is_observed_even_with_our_serial() {
+        let mut c = ready_bus();
+        assert_eq!(c.unique_name(), Some(":1.7"));
+        let ours = c.send(&Message::add_match("type='signal',eavesdrop='true'".into())).unwrap();
+        let mut theirs = Message::reply(ours, Ok(vec![]));
+        theirs.destination = Some(":1.9".into());
+        let mut to_us = Message::reply(ours, Ok(vec![]));
+        to_us.destination = Some(":1.7".into());
+        let mut ev = Vec::new();
+        c.received(&theirs.encode(5).unwrap(), &mut ev);
+        c.received(&to_us.encode(6).unwrap(), &mut ev);
+        assert!(matches!(&ev[0], ConnEvent::Observed(m) if m.destination.as_deref() == Some(":1.9")), "{ev:?}");
+        assert_eq!(ev[1], ConnEvent::Reply { serial: ours, result: Ok(vec![]) });
+    }
+
+    #[test]
+    fn a_refused_become_monitor_leaves_a_normal_connection() {
+        let mut c = ready_bus();
+        let serial = c.become_monitor(vec!["type='signal'".into()]).unwrap();
+        let mut ev = Vec::new();
+        c.received(&Message::reply(serial, Err(("org.freedesktop.DBus.Error.AccessDenied", "no"))).encode(5).unwrap(), &mut ev);
+        assert!(!c.is_monitor());
+        assert!(c.send(&Message::add_match("type='signal'".into())).is_ok(), "it can still ask for a rule");
     }
 
     #[test]

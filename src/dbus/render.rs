@@ -1,6 +1,7 @@
-//! A signal as text lines, in the layout `dbus-monitor` prints, because `DBUS_PATTERN` was
+//! A message as text lines, in the layout `dbus-monitor` prints, because `DBUS_PATTERN` was
 //! written against that output in Mender Monitor (which grepped `dbus-monitor`): a header line
-//! (`signal time=… sender=… -> destination=… serial=… path=…; interface=…; member=…`), then one
+//! (`signal time=… sender=… -> destination=… serial=… path=…; interface=…; member=…`; a method
+//! call, a method return or an error has its own), then one
 //! line per value, indented three spaces per level, containers opening and closing on lines of
 //! their own.
 //!
@@ -11,7 +12,7 @@
 use crate::time::Wall;
 use std::fmt::Write;
 
-use super::message::Message;
+use super::message::{Kind, Message};
 use super::wire::Value;
 
 /// Most lines written for one message.
@@ -19,22 +20,39 @@ pub const MAX_LINES: usize = 256;
 /// Most bytes of a byte array written (as hex).
 const MAX_BYTES_SHOWN: usize = 64;
 
-/// Appends `m` to `out` as `\n`-terminated lines; `wall` is the time of arrival. Returns
-/// whether values were left out to keep within [`MAX_LINES`].
-pub fn signal_lines(m: &Message, wall: Wall, out: &mut Vec<u8>) -> bool {
+/// Appends `m` (a message of any type: a monitor sees calls, replies and errors too) to `out`
+/// as `\n`-terminated lines; `wall` is the time of arrival. Returns whether values were left
+/// out to keep within [`MAX_LINES`].
+pub fn message_lines(m: &Message, wall: Wall, out: &mut Vec<u8>) -> bool {
     let mut text = String::new();
-    let _ = writeln!(
+    let kind = match m.kind {
+        Kind::Signal => "signal",
+        Kind::Call => "method call",
+        Kind::Return => "method return",
+        Kind::Error => "error",
+    };
+    let _ = write!(
         text,
-        "signal time={}.{:06} sender={} -> destination={} serial={} path={}; interface={}; member={}",
+        "{kind} time={}.{:06} sender={} -> destination={}",
         wall.as_unix_ms() / 1000,
         (wall.as_unix_ms() % 1000) * 1000,
         m.sender.as_deref().unwrap_or("(null sender)"),
         m.destination.as_deref().unwrap_or("(null destination)"),
-        m.serial,
-        m.path.as_deref().unwrap_or("(null path)"),
-        m.interface.as_deref().unwrap_or("(null interface)"),
-        m.member.as_deref().unwrap_or("(null member)"),
     );
+    // The rest of the header line as dbus-monitor writes it for each type.
+    let reply_serial = m.reply_serial.unwrap_or(0);
+    let _ = match m.kind {
+        Kind::Signal | Kind::Call => writeln!(
+            text,
+            " serial={} path={}; interface={}; member={}",
+            m.serial,
+            m.path.as_deref().unwrap_or("(null path)"),
+            m.interface.as_deref().unwrap_or("(null interface)"),
+            m.member.as_deref().unwrap_or("(null member)"),
+        ),
+        Kind::Return => writeln!(text, " serial={} reply_serial={reply_serial}", m.serial),
+        Kind::Error => writeln!(text, " error_name={} reply_serial={reply_serial}", m.error_name.as_deref().unwrap_or("(null error name)")),
+    };
     let mut w = Writer { text, lines: 1, left_out: 0 };
     for v in &m.body {
         w.value(v, 1);
@@ -137,7 +155,6 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dbus::message::Kind;
     use crate::dbus::wire::Type;
 
     fn signal(body: Vec<Value>) -> Message {
@@ -158,7 +175,7 @@ mod tests {
 
     fn text(m: &Message) -> String {
         let mut out = Vec::new();
-        signal_lines(m, Wall::from_unix_ms(1_764_420_000_123), &mut out);
+        message_lines(m, Wall::from_unix_ms(1_764_420_000_123), &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -170,6 +187,32 @@ mod tests {
             "signal time=1764420000.123000 sender=:1.5 -> destination=(null destination) serial=7 \
              path=/io/mender/AuthenticationManager; interface=io.mender.Authentication1; member=JwtTokenStateChange\n   \
              string \"tok\\nen\"\n   string \"http://127.0.0.1:8080\"\n"
+        );
+    }
+
+    #[test]
+    fn calls_replies_and_errors_read_like_dbus_monitor_too() {
+        let mut call = signal(vec![]);
+        call.kind = Kind::Call;
+        call.member = Some("FetchJwtToken".into());
+        call.destination = Some("io.mender.AuthenticationManager".into());
+        assert_eq!(
+            text(&call),
+            "method call time=1764420000.123000 sender=:1.5 -> destination=io.mender.AuthenticationManager serial=7 \
+             path=/io/mender/AuthenticationManager; interface=io.mender.Authentication1; member=FetchJwtToken\n"
+        );
+        let mut ret = Message::reply(7, Ok(vec![Value::Bool(true)]));
+        (ret.serial, ret.sender, ret.destination) = (9, Some(":1.6".into()), Some(":1.5".into()));
+        assert_eq!(
+            text(&ret),
+            "method return time=1764420000.123000 sender=:1.6 -> destination=:1.5 serial=9 reply_serial=7\n   boolean true\n"
+        );
+        let mut err = Message::reply(7, Err(("org.example.Failed", "no")));
+        err.sender = Some(":1.6".into());
+        assert_eq!(
+            text(&err),
+            "error time=1764420000.123000 sender=:1.6 -> destination=(null destination) error_name=org.example.Failed reply_serial=7\n   \
+             string \"no\"\n"
         );
     }
 
@@ -213,7 +256,7 @@ mod tests {
     fn a_huge_message_is_cut_and_says_so() {
         let m = signal(vec![Value::Array(Type::U32, (0..10_000).map(Value::U32).collect())]);
         let mut out = Vec::new();
-        assert!(signal_lines(&m, Wall::default(), &mut out));
+        assert!(message_lines(&m, Wall::default(), &mut out));
         let t = String::from_utf8(out).unwrap();
         assert_eq!(t.lines().count(), MAX_LINES);
         assert!(t.ends_with("more values not shown\n"), "{}", &t[t.len() - 80..]);

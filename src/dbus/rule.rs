@@ -5,7 +5,8 @@
 //! The syntax is the specification's: comma-separated `key=value` pairs; a value may be quoted
 //! with apostrophes (inside quotes nothing is an escape; outside, `\'` is an apostrophe).
 
-use super::wire::valid_object_path;
+use super::message::{Kind, Message};
+use super::wire::{Value, valid_object_path};
 
 /// Keys a match rule may have, besides `argN`, `argNpath` (N up to 63) and `arg0namespace`.
 const KEYS: &[&str] = &["type", "sender", "interface", "member", "path", "path_namespace", "destination", "eavesdrop"];
@@ -66,14 +67,82 @@ impl MatchRule {
         self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// The rule for `AddMatch`: every pair quoted, and `type='signal'` first when no type is
-    /// given (only signals are watched; without it the bus would also route calls to us).
+    /// The rule for `AddMatch` and `BecomeMonitor`: every pair quoted, and `type='signal'`
+    /// first when no type is given (as Mender Monitor's checks meant signals). An `eavesdrop`
+    /// pair is left out: how much the connection sees is lookout's choice (monitor, then
+    /// eavesdropping, then broadcasts only), as it was `dbus-monitor`'s.
     pub fn to_add_match(&self) -> String {
         let quote = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
         let typed = self.get("type").is_none().then(|| "type='signal'".to_string());
-        typed.into_iter().chain(self.pairs.iter().map(|(k, v)| format!("{k}={}", quote(v)))).collect::<Vec<_>>().join(",")
+        let pairs = self.pairs.iter().filter(|(k, _)| k != "eavesdrop").map(|(k, v)| format!("{k}={}", quote(v)));
+        typed.into_iter().chain(pairs).collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether `m` is what the rule selects, as far as the message alone can tell: the bus did
+    /// the matching already, and this drops what it sends a monitor besides (its own messages
+    /// to us). A `sender` or `destination` that is a well-known name is the bus's to resolve
+    /// (the message names the unique owner): it is taken as matching unless both are unique
+    /// names that differ.
+    pub fn matches(&self, m: &Message) -> bool {
+        self.pairs.iter().all(|(k, v)| pair_matches(k, v, m))
     }
 }
+
+fn pair_matches(key: &str, value: &str, m: &Message) -> bool {
+    // A unique name, or the bus driver's: names only one peer, never resolved.
+    let definite = |name: &str| name.starts_with(':') || name == super::message::bus::NAME;
+    let same_peer = |field: &Option<String>| match field.as_deref() {
+        Some(f) => f == value || !(definite(f) && definite(value)),
+        None => false,
+    };
+    match key {
+        "type" => kind_name(m.kind) == value,
+        "interface" => m.interface.as_deref() == Some(value),
+        "member" => m.member.as_deref() == Some(value),
+        "path" => m.path.as_deref() == Some(value),
+        "path_namespace" => m.path.as_deref().is_some_and(|p| in_namespace(p, value, '/')),
+        "sender" => same_peer(&m.sender),
+        "destination" => same_peer(&m.destination),
+        "arg0namespace" => matches!(m.body.first(), Some(Value::Str(s)) if in_namespace(s, value, '.')),
+        "eavesdrop" => true,
+        _ => arg_matches(key, value, m),
+    }
+}
+
+/// `argN` (a string argument equal to the value) and `argNpath` (a string or object path
+/// argument equal to it, or one a prefix of the other ending in `/`), as the specification has
+/// them; a key that is neither does not match.
+fn arg_matches(key: &str, value: &str, m: &Message) -> bool {
+    let Some(n) = arg_index(key) else { return false };
+    let arg = m.body.get(usize::from(n));
+    if key.ends_with("path") {
+        let text = match arg {
+            Some(Value::Str(s) | Value::ObjectPath(s)) => s.as_str(),
+            _ => return false,
+        };
+        let prefix = |a: &str, b: &str| a.ends_with('/') && b.starts_with(a);
+        text == value || prefix(text, value) || prefix(value, text)
+    } else {
+        matches!(arg, Some(Value::Str(s)) if s == value)
+    }
+}
+
+/// Whether `name` is `space` or below it (`space` followed by `sep`); `/` holds every path.
+fn in_namespace(name: &str, space: &str, sep: char) -> bool {
+    name == space || (sep == '/' && space == "/") || name.strip_prefix(space).is_some_and(|rest| rest.starts_with(sep))
+}
+
+/// A message type as match rules name it.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Signal => "signal",
+        Kind::Call => "method_call",
+        Kind::Return => "method_return",
+        Kind::Error => "error",
+    }
+}
+
+impl MatchRule {}
 
 fn check_pair(key: &str, value: &str) -> Result<(), String> {
     let known = KEYS.contains(&key) || key == "arg0namespace" || arg_index(key).is_some();
@@ -135,6 +204,42 @@ mod tests {
         assert_eq!(r.get("arg0"), Some("it's"));
         assert_eq!(r.get("arg1"), Some("ab"));
         assert_eq!(r.to_add_match(), r"type='signal',arg0='it'\''s',arg1='ab'");
+    }
+
+    #[test]
+    fn eavesdrop_is_lookouts_choice_not_the_rules() {
+        let r = MatchRule::parse("eavesdrop=true,interface=a.b").unwrap();
+        assert_eq!(r.to_add_match(), "type='signal',interface='a.b'");
+    }
+
+    fn call(path: &str, body: Vec<Value>) -> Message {
+        let mut m = Message::call(Some(":1.4"), path, "io.mender.Authentication1", "FetchJwtToken", body);
+        m.sender = Some(":1.9".into());
+        m
+    }
+
+    #[test]
+    fn the_rule_is_checked_against_the_message_alone() {
+        let is = |rule: &str, m: &Message| MatchRule::parse(rule).unwrap().matches(m);
+        let m = call("/io/mender/AuthenticationManager", vec![Value::Str("a.b.c".into()), Value::ObjectPath("/x/y".into())]);
+        assert!(is("type=method_call,interface=io.mender.Authentication1,member=FetchJwtToken", &m));
+        assert!(!is("type=signal,interface=io.mender.Authentication1", &m));
+        assert!(!is("member=GetJwtToken", &m));
+        assert!(is("path=/io/mender/AuthenticationManager", &m) && !is("path=/io/mender", &m));
+        assert!(is("path_namespace=/io/mender", &m) && is("path_namespace=/", &m) && !is("path_namespace=/io/mend", &m));
+        assert!(is("sender=:1.9", &m) && !is("sender=:1.8", &m));
+        assert!(is("sender=io.mender.AuthenticationManager", &m), "a well-known name is the bus's to resolve");
+        assert!(!is("sender=org.freedesktop.DBus", &m), "only the bus is the bus");
+        assert!(is("destination=:1.4", &m) && !is("destination=:1.5", &m));
+        assert!(is("arg0=a.b.c", &m) && !is("arg0=a.b", &m) && !is("arg1=/x/y", &m), "argN: strings only");
+        assert!(is("arg0namespace=a.b", &m) && !is("arg0namespace=a.b.c.d", &m) && !is("arg0namespace=a.bc", &m));
+        assert!(
+            is("arg1path=/x/", &m) && is("arg1path=/x/y", &m) && !is("arg1path=/x/y/z", &m) && !is("arg1path=/x", &m) && !is("arg2=x", &m)
+        );
+        let mut bus_to_us = Message::signal("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameLost", vec![]);
+        bus_to_us.sender = Some("org.freedesktop.DBus".into());
+        assert!(!is("type=signal,interface=io.mender.Authentication1", &bus_to_us));
+        assert!(!is("path=/a", &Message::reply(1, Ok(vec![]))), "no path, no match");
     }
 
     #[test]

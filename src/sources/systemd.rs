@@ -288,7 +288,8 @@ impl Units {
                     u.path = None;
                 }
             }
-            Event::Skipped { .. } => {}
+            // Never asked for (no eavesdropping rule, no monitor).
+            Event::Skipped { .. } | Event::Observed(_) => {}
         }
     }
 

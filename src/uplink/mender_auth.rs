@@ -220,7 +220,8 @@ impl Auth {
                 }
                 self.state = why;
             }
-            Event::Skipped { .. } => {}
+            // Never asked for (no eavesdropping rule, no monitor).
+            Event::Skipped { .. } | Event::Observed(_) => {}
         }
     }
 

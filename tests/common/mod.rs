@@ -504,14 +504,23 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// The policy of [`Bus::start`]: anyone may own any name, send anything and eavesdrop.
+    pub const OPEN_POLICY: &'static str =
+        "<allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/>";
+
     pub fn start(root: &Root) -> Bus {
+        Bus::start_with_policy(root, Bus::OPEN_POLICY)
+    }
+
+    /// A bus whose default policy context holds `policy` (`<allow .../>` and `<deny .../>`).
+    pub fn start_with_policy(root: &Root, policy: &str) -> Bus {
         let socket = root.path().join("system_bus_socket");
         let conf = root.path().join("bus.conf");
         fs::write(
             &conf,
             format!(
                 "<busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
-                 <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/></policy></busconfig>",
+                 <policy context=\"default\">{policy}</policy></busconfig>",
                 socket.display()
             ),
         )
