@@ -392,7 +392,8 @@ mod tests {
 
     #[test]
     fn an_empty_level_after_a_set_one_follows_the_default_again() {
-        let (s, errs) = Settings::from_text("c", "DEFAULT_LOG_ALERT_LEVEL=CRITICAL\nDEFAULT_LOG_ALERT_LEVEL=\nDEFAULT_ALERT_LEVEL=WARNING\n");
+        let (s, errs) =
+            Settings::from_text("c", "DEFAULT_LOG_ALERT_LEVEL=CRITICAL\nDEFAULT_LOG_ALERT_LEVEL=\nDEFAULT_ALERT_LEVEL=WARNING\n");
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(s.default_log_alert_level, Level::Warning);
     }
