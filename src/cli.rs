@@ -468,6 +468,9 @@ fn ask_daemon(prog: &str, root: &Path, cmd: &str) -> Result<control::protocol::R
         }
         Err(e) => {
             eprintln!("{prog}: {e}");
+            if matches!(e, client::ClientError::NotRunning(_)) {
+                eprintln!("{prog}: start it with `systemctl start mender-monitor`, or in the foreground with `lookout run`");
+            }
             Err(e.exit_code())
         }
     }
