@@ -17,7 +17,7 @@ use crate::reactor::{self, Destination};
 #[derive(FromArgs, Debug)]
 /// lookout: a monitoring agent for embedded Linux, compatible with Mender Monitor.
 #[argh(
-    example = "mender-monitorctl create log crasher_app ERROR /root/crasher.log 5\nmender-monitorctl enable log crasher_app\nmender-monitorctl list --json\nlookout --root /tmp/demo run --stdout",
+    example = "lookout install\nmender-monitorctl create log crasher_app ERROR /root/crasher.log 5\nmender-monitorctl enable log crasher_app\nmender-monitorctl list --json\nlookout --root /tmp/demo run --stdout",
     note = "Invoked as mender-monitorctl it takes the same verbs; invoked as mender-monitord it is the daemon (`lookout run`).\nDevice paths (/etc/mender-monitor, /usr/share/mender-monitor, /var/lib/mender-monitor) take the --root prefix, or LOOKOUT_ROOT.",
     error_code(1, "an error (the message names the argument, file or line)"),
     error_code(2, "the command line could not be parsed"),
@@ -63,6 +63,10 @@ pub enum Cmd {
     CheckConfig(CheckConfigCmd),
     /// send-alert
     SendAlert(SendAlertCmd),
+    /// install
+    Install(InstallCmd),
+    /// uninstall
+    Uninstall(UninstallCmd),
 }
 
 #[derive(FromArgs, Debug)]
@@ -248,6 +252,58 @@ pub struct TestPatternCmd {
 pub struct CheckConfigCmd {}
 
 #[derive(FromArgs, Debug)]
+/// put this binary in place on a device, as the Yocto layer does: /usr/bin/lookout, the links
+/// mender-monitorctl and mender-monitord, the mender-monitor.service unit (in
+/// /etc/systemd/system), monitor.d/{available,enabled}, the state directory (0700) and a
+/// documented config.sh if there is none; then, with a running systemd, daemon-reload, enable and
+/// start the unit. Running it again changes nothing; an existing config.sh or check is never
+/// overwritten. Every step is printed.
+#[argh(
+    subcommand,
+    name = "install",
+    example = "cp lookout-aarch64 /tmp/lookout && chmod +x /tmp/lookout && /tmp/lookout install\nlookout install --dry-run\nlookout install --root /tmp/image --bin ./lookout-aarch64"
+)]
+pub struct InstallCmd {
+    /// install into this tree instead of / (no systemd calls)
+    #[argh(option)]
+    pub root: Option<PathBuf>,
+    /// the binary to install (default: this one)
+    #[argh(option)]
+    pub bin: Option<PathBuf>,
+    /// do not call systemctl
+    #[argh(switch)]
+    pub no_systemd: bool,
+    /// also write the demo log checks (log_usb_disconnect, log_mender_client,
+    /// log_mender_connect) to monitor.d/available, not enabled
+    #[argh(switch)]
+    pub demo_checks: bool,
+    /// print what would be done, do nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// remove what install made: stop and disable the unit (with a running systemd), remove it, the
+/// binary and its links, and the default config.sh and demo checks while unchanged. Your checks,
+/// an edited config.sh and the state (read positions, alerts not yet delivered) are kept, unless
+/// --purge. Every step is printed.
+#[argh(subcommand, name = "uninstall")]
+pub struct UninstallCmd {
+    /// remove from this tree instead of / (no systemd calls)
+    #[argh(option)]
+    pub root: Option<PathBuf>,
+    /// also remove the checks, config.sh and the state directory
+    #[argh(switch)]
+    pub purge: bool,
+    /// do not call systemctl
+    #[argh(switch)]
+    pub no_systemd: bool,
+    /// print what would be done, do nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
+#[derive(FromArgs, Debug)]
 /// mender-monitord: the lookout daemon under Mender Monitor's name.
 pub struct DaemonCli {
     /// prefix for every device path (default: $LOOKOUT_ROOT, else /)
@@ -417,6 +473,28 @@ fn dispatch(prog: &str, root: &Path, argv: &Argv, cmd: Cmd) -> Result<i32, Strin
             };
             ctl::send_alert::run(root, &args)
         }
+        Cmd::Install(c) => {
+            let opts = crate::install::Options {
+                root: argv.path(c.root).unwrap_or_else(|| root.to_path_buf()),
+                bin: argv.path(c.bin),
+                systemd: !c.no_systemd,
+                demo_checks: c.demo_checks,
+                purge: false,
+                dry_run: c.dry_run,
+            };
+            crate::install::install(&opts, &mut std::io::stdout().lock())
+        }
+        Cmd::Uninstall(c) => {
+            let opts = crate::install::Options {
+                root: argv.path(c.root).unwrap_or_else(|| root.to_path_buf()),
+                bin: None,
+                systemd: !c.no_systemd,
+                demo_checks: false,
+                purge: c.purge,
+                dry_run: c.dry_run,
+            };
+            crate::install::uninstall(&opts, &mut std::io::stdout().lock())
+        }
         Cmd::CheckConfig(_) => ctl::check_config::run(&ctl::layout(root), &mut std::io::stdout().lock()).map(|ok| i32::from(!ok)),
         Cmd::TestPattern(c) => {
             let t = ctl::test_pattern::TestPattern {
@@ -444,6 +522,9 @@ fn ask_daemon(prog: &str, root: &Path, cmd: &str) -> Result<control::protocol::R
         }
         Err(e) => {
             eprintln!("{prog}: {e}");
+            if matches!(e, client::ClientError::NotRunning(_)) {
+                eprintln!("{prog}: start it with `systemctl start mender-monitor`, or in the foreground with `lookout run`");
+            }
             Err(e.exit_code())
         }
     }

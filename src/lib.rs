@@ -1,7 +1,7 @@
 //! lookout: an on-device monitoring agent for embedded Linux, a drop-in replacement for the
 //! Mender Monitor add-on.
 //!
-//! Map (see DESIGN.md): `cli` parses the command line; `ctl` edits monitor.d; `config` reads
+//! Map (see DESIGN.md): `cli` parses the command line; `ctl` edits monitor.d; `install` lays a dropped binary down on a device; `config` reads
 //! check files and config.sh without executing them; `reactor` is the daemon's single-threaded
 //! event loop; `sources` read bytes (files through inotify); `detect` holds the pure state
 //! machines; `checks` wires a source to a detector; `control` is the local socket and its CLI; `alert` is the wire model; `uplink` is the
@@ -20,6 +20,7 @@ pub mod ctl;
 pub mod dbus;
 pub mod detect;
 pub mod fdlimit;
+pub mod install;
 pub mod pidfile;
 pub mod reactor;
 pub mod regular_file;

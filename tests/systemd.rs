@@ -9,105 +9,15 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::container::{Container, lookout_inside};
 use common::*;
 use serde_json::Value;
 
-/// A systemd booted in a container, stopped and cleaned up on drop.
-struct Container {
-    dir: PathBuf,
-    nspawn: Option<Child>,
-    pid1: i32,
-    cgroups: Vec<PathBuf>,
-}
-
 impl Container {
-    fn boot(units: &[(&str, &str)]) -> Container {
-        assert!(
-            Path::new("/usr/bin/systemd-nspawn").exists(),
-            "systemd-nspawn is missing: apt-get install systemd-container (scripts/test does)"
-        );
-        let dir = std::env::temp_dir().join(format!("lookout-systemd-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        for d in ["bus", "units", "bin", "agent"] {
-            fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        for (name, text) in units {
-            fs::write(dir.join("units").join(name), text).unwrap();
-        }
-        std::os::unix::fs::symlink("/dev/null", dir.join("units/systemd-firstboot.service")).unwrap();
-        fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crasher-service.sh"), dir.join("bin/crasher-service.sh")).unwrap();
-        // Our own cgroup first, or the container's systemd adopts every process of ours.
-        let mut cgroups = Vec::new();
-        for h in ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"] {
-            if Path::new(h).join("cgroup.procs").exists() {
-                let g = Path::new(h).join(format!("lookout-test-{}", std::process::id()));
-                fs::create_dir_all(&g).unwrap();
-                fs::write(g.join("cgroup.procs"), std::process::id().to_string()).unwrap();
-                cgroups.push(g);
-            }
-        }
-        let console = fs::File::create(dir.join("console.log")).unwrap();
-        let nspawn = Command::new("setsid")
-            .args([
-                "systemd-nspawn",
-                "-D",
-                "/",
-                "--volatile=yes",
-                "--boot",
-                "--register=no",
-                "--keep-unit",
-                "--private-network",
-                "--console=read-only",
-            ])
-            .arg(format!("--bind={}:/run/dbus", dir.join("bus").display()))
-            .arg(format!("--bind-ro={}:/etc/systemd/system", dir.join("units").display()))
-            .arg(format!("--bind-ro={}:/usr/local/bin", dir.join("bin").display()))
-            // The agent, to run inside, and a root for it the test can see.
-            .arg(format!("--bind-ro={}:/opt/lookout", bin().parent().unwrap().display()))
-            .arg(format!("--bind={}:/var/lookout", dir.join("agent").display()))
-            .arg("systemd.firstboot=off")
-            .stdin(Stdio::null())
-            .stdout(console.try_clone().unwrap())
-            .stderr(console)
-            .spawn()
-            .unwrap();
-        let mut c = Container { dir, nspawn: Some(nspawn), pid1: 0, cgroups };
-        let nspawn_pid = c.nspawn.as_ref().unwrap().id() as i32;
-        wait_until("the container's systemd to start", || {
-            c.pid1 = children_of(nspawn_pid)
-                .into_iter()
-                .find(|p| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|s| s.trim() == "systemd"))
-                .unwrap_or(0);
-            c.pid1 != 0
-        });
-        wait_until("the container to finish booting", || {
-            let out = c.exec(&["systemctl", "is-system-running"]);
-            out == "running" || out == "degraded"
-        });
-        c
-    }
-
-    /// Runs a command inside; returns its trimmed stdout.
-    fn exec(&self, args: &[&str]) -> String {
-        let out = Command::new("nsenter").args(["-t", &self.pid1.to_string(), "-a"]).args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn systemctl(&self, args: &[&str]) {
-        let mut a = vec!["systemctl"];
-        a.extend_from_slice(args);
-        let out = Command::new("nsenter").args(["-t", &self.pid1.to_string(), "-a"]).args(&a).output().unwrap();
-        assert!(out.status.success(), "systemctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn bus(&self) -> String {
-        format!("unix:path={}", self.dir.join("bus/system_bus_socket").display())
-    }
-
     /// Starts the agent inside the container as the `mender-monitor.service` the Yocto layer
     /// installs (`Type=notify`, hardened), with a drop-in that runs the binary under test on the
     /// root bound at /var/lookout, alerts to a file. systemd's private socket accepts only peers
@@ -179,52 +89,6 @@ impl Drop for Inside {
         let _ = Command::new("nsenter")
             .args(["-t", &self.container_pid1.to_string(), "-a", "systemctl", "stop", "mender-monitor.service"])
             .status();
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        if let Some(mut n) = self.nspawn.take() {
-            // An orderly poweroff; if it does not come, the container is killed.
-            let _ = Command::new("kill").args(["-s", "SIGRTMIN+4", &self.pid1.to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while n.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = n.kill();
-            let _ = n.wait();
-        }
-        for g in &self.cgroups {
-            if let Some(parent) = g.parent() {
-                let _ = fs::write(parent.join("cgroup.procs"), std::process::id().to_string());
-            }
-            // Depth-first: the container's systemd left its own groups below ours.
-            let mut dirs: Vec<PathBuf> = Vec::new();
-            collect_dirs(g, &mut dirs);
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for d in dirs {
-                let _ = fs::remove_dir(&d);
-            }
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The binary as the container sees it (bound at /opt/lookout), through the runner if any (the
-/// container shares the host's /usr, where qemu-user lives).
-fn lookout_inside() -> Vec<String> {
-    let name = bin().file_name().unwrap().to_string_lossy().into_owned();
-    runner().into_iter().chain([format!("/opt/lookout/{name}")]).collect()
-}
-
-fn collect_dirs(d: &Path, out: &mut Vec<PathBuf>) {
-    out.push(d.to_path_buf());
-    if let Ok(rd) = fs::read_dir(d) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                collect_dirs(&e.path(), out);
-            }
-        }
     }
 }
 

@@ -11,6 +11,41 @@ use std::path::Path;
 use super::shell;
 use crate::alert::Level;
 
+/// Every variable config.sh may set, in the order the shipped default file has them
+/// ([`DEFAULT_CONFIG_SH`] sets each exactly once).
+pub const VARIABLES: &[&str] = &[
+    "ALERT_URL",
+    "SEND_ALERT_MAX_INTERVAL_S",
+    "DEFAULT_ALERT_STORE_RESEND_INTERVAL_S",
+    "ALERT_OFFLINE_STORE_MAX_COUNT",
+    "ALERT_STORE_MAX_RECORD_AGE_S",
+    "CONFPUSH_INTERVAL",
+    "ALERT_STORE_MAX_BYTES",
+    "ALERT_STORE_FSYNC",
+    "SEND_ALERT_TIMEOUT_S",
+    "DEFAULT_ALERT_LEVEL",
+    "DEFAULT_LOG_ALERT_LEVEL",
+    "DEFAULT_SERVICE_ALERT_LEVEL",
+    "DEFAULT_DBUS_ALERT_LEVEL",
+    "DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS",
+    "DEFAULT_LOG_LINES_BEFORE",
+    "DEFAULT_LOG_LINES_AFTER",
+    "LOG_LINES_AFTER_WINDOW_MS",
+    "LOG_MAX_LINE_BYTES",
+    "MONITOR_D_DIRECTORY",
+    "DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS",
+    "FLAPPING_INTERVAL",
+    "FLAPPING_COUNT_THRESHOLD",
+    "ALERT_LOG_MAX_AGE",
+    "CONFIG_LOG_LEVEL",
+    "DAEMON_LOG_FILE",
+    "STATE_SAVE_INTERVAL_S",
+];
+
+/// The default config.sh: every variable with its default and what it does. The same file the
+/// Yocto layer installs (one source) and `lookout install` writes.
+pub const DEFAULT_CONFIG_SH: &str = include_str!("../../yocto-layer/meta-lookout/recipes-monitoring/lookout/files/config.sh");
+
 /// When spool records are forced to disk (`ALERT_STORE_FSYNC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
@@ -230,17 +265,22 @@ impl Settings {
             "SEND_ALERT_MAX_INTERVAL_S" => self.send_alert_max_interval_s = num(v)?,
             "CONFPUSH_INTERVAL" => self.confpush_interval_s = num(v)?,
             "DEFAULT_ALERT_LEVEL" => self.default_alert_level = level(v)?,
+            // Empty: follow DEFAULT_ALERT_LEVEL (the shipped config.sh has these lines empty, so
+            // that a `sed` on either variable works).
+            "DEFAULT_LOG_ALERT_LEVEL" if v.is_empty() => levels.log = false,
+            "DEFAULT_SERVICE_ALERT_LEVEL" if v.is_empty() => levels.service = false,
+            "DEFAULT_DBUS_ALERT_LEVEL" if v.is_empty() => levels.dbus = false,
             "DEFAULT_LOG_ALERT_LEVEL" => {
-                levels.log = true;
                 self.default_log_alert_level = level(v)?;
+                levels.log = true;
             }
             "DEFAULT_SERVICE_ALERT_LEVEL" => {
-                levels.service = true;
                 self.default_service_alert_level = level(v)?;
+                levels.service = true;
             }
             "DEFAULT_DBUS_ALERT_LEVEL" => {
-                levels.dbus = true;
                 self.default_dbus_alert_level = level(v)?;
+                levels.dbus = true;
             }
             "DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS" => self.default_dbus_alert_expiration_s = num(v)?,
             "LOG_LINES_AFTER_WINDOW_MS" => self.log_lines_after_window_ms = num(v)?,
@@ -312,6 +352,50 @@ mod tests {
         assert_eq!(s.default_log_alert_level, Level::Warning, "per-subsystem level follows DEFAULT_ALERT_LEVEL");
         assert_eq!(s.log_level, crate::logging::Level::Debug);
         assert_eq!(s.alert_store_max_record_age_s, 16);
+    }
+
+    #[test]
+    fn the_shipped_config_sh_parses_cleanly_to_the_built_in_defaults() {
+        let (s, errs) = Settings::from_text("config.sh", DEFAULT_CONFIG_SH);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(s, Settings::default());
+        // The Yocto layer's file on disk is the one built in.
+        let on_disk = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/yocto-layer/meta-lookout/recipes-monitoring/lookout/files/config.sh"
+        ))
+        .unwrap();
+        assert_eq!(on_disk, DEFAULT_CONFIG_SH);
+    }
+
+    #[test]
+    fn the_shipped_config_sh_sets_every_variable_once_in_sed_form() {
+        let parsed = shell::parse(DEFAULT_CONFIG_SH);
+        let keys: Vec<&str> = parsed.assignments.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, VARIABLES);
+        // `sed -i 's/VAR=.*/VAR=x/'` touches exactly the line that assigns VAR, and a number
+        // written that way is read.
+        for var in VARIABLES {
+            let hits: Vec<&str> = DEFAULT_CONFIG_SH.lines().filter(|l| l.contains(&format!("{var}="))).collect();
+            assert_eq!(hits.len(), 1, "{var}: {hits:?}");
+            assert!(hits[0].starts_with(&format!("{var}=")), "{var}: {hits:?}");
+        }
+        let edited = DEFAULT_CONFIG_SH
+            .replace("FLAPPING_INTERVAL=600", "FLAPPING_INTERVAL=150")
+            .replace("FLAPPING_COUNT_THRESHOLD=6", "FLAPPING_COUNT_THRESHOLD=3")
+            .replace("DEFAULT_ALERT_LEVEL=CRITICAL", "DEFAULT_ALERT_LEVEL=WARNING");
+        let (s, errs) = Settings::from_text("config.sh", edited);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!((s.flapping_interval_s, s.flapping_count_threshold), (150, 3));
+        assert_eq!(s.default_log_alert_level, Level::Warning, "an empty per-subsystem level follows DEFAULT_ALERT_LEVEL");
+    }
+
+    #[test]
+    fn an_empty_level_after_a_set_one_follows_the_default_again() {
+        let (s, errs) =
+            Settings::from_text("c", "DEFAULT_LOG_ALERT_LEVEL=CRITICAL\nDEFAULT_LOG_ALERT_LEVEL=\nDEFAULT_ALERT_LEVEL=WARNING\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(s.default_log_alert_level, Level::Warning);
     }
 
     #[test]

@@ -249,6 +249,17 @@ struct ListedCheck {
     vars: Vec<(String, Vec<u8>)>,
 }
 
+/// What `list` says on a system with no checks: where it looked, and how to make one.
+fn no_checks(layout: &Layout) -> String {
+    format!(
+        "no checks in {}\n\
+         create one, then enable it (a running agent picks it up at once):\n  \
+         mender-monitorctl create log crasher_app ERROR /root/crasher.log 5\n  \
+         mender-monitorctl enable log crasher_app\n",
+        layout.available().display()
+    )
+}
+
 /// `list [--json]`: every check, enabled or not, with its settings and any problems.
 pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
     let entries = store::list(layout).map_err(|e| e.to_string())?;
@@ -280,7 +291,7 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
     }
     let mut out = String::new();
     if rows.is_empty() {
-        return Ok("no checks\n".into());
+        return Ok(no_checks(layout));
     }
     let w_sub = rows.iter().map(|r| r.subsystem.len()).max().unwrap_or(0).max("SUBSYSTEM".len());
     let w_chk = rows.iter().map(|r| r.check.len()).max().unwrap_or(0).max("CHECK".len());
@@ -330,7 +341,10 @@ mod tests {
         delete(&l, "log", "crasher_app").unwrap();
         assert!(!l.enabled().join("log_crasher_app.sh").exists());
         assert!(delete(&l, "log", "crasher_app").is_err());
-        assert_eq!(list(&l, false).unwrap(), "no checks\n");
+        let empty = list(&l, false).unwrap();
+        assert!(empty.starts_with(&format!("no checks in {}\n", l.available().display())), "{empty}");
+        assert!(empty.contains("mender-monitorctl create log "), "{empty}");
+        assert_eq!(list(&l, true).unwrap(), "[]\n");
     }
 
     #[test]

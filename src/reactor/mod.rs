@@ -121,6 +121,12 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let control = bind_control(&poll, &layout)?;
     let (settings, errors) = Settings::load(&layout.config_sh());
     crate::logging::set_level(settings.log_level);
+    if std::fs::symlink_metadata(layout.config_sh()).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        crate::info!(
+            "{}: not found; running on the built-in defaults (`lookout install` writes a documented one)",
+            layout.config_sh().display()
+        );
+    }
     for e in &errors {
         crate::warn!("{e}");
     }

@@ -2,6 +2,8 @@
 //! stand-in for the Mender server, and a daemon handle that is always stopped by PID.
 #![allow(dead_code)]
 
+pub mod container;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -224,7 +226,27 @@ impl AlertServer {
     /// A server on `port` (0: any), e.g. one that comes up where an agent has been failing to
     /// connect.
     pub fn start_on(port: u16) -> AlertServer {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        AlertServer::serve(TcpListener::bind(("127.0.0.1", port)).unwrap())
+    }
+
+    /// A server on 127.0.0.1 of the network namespace of process `pid` (a container's, with
+    /// `--private-network`), for an agent running there. Served from here: only the socket
+    /// belongs to that namespace.
+    pub fn start_in_netns_of(pid: i32) -> AlertServer {
+        use std::os::fd::AsRawFd;
+        let ns = fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        let listener = thread::spawn(move || {
+            // SAFETY: setns with a valid namespace fd; it moves this short-lived thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            TcpListener::bind("127.0.0.1:0").unwrap()
+        })
+        .join()
+        .unwrap();
+        AlertServer::serve(listener)
+    }
+
+    fn serve(listener: TcpListener) -> AlertServer {
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new((
             Mutex::new(ServerState { requests: Vec::new(), attempts: Vec::new(), reply: Reply::Accept, token: None, refuse: None }),
