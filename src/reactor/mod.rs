@@ -597,7 +597,7 @@ impl Daemon {
         let parsed = loaded.iter().filter_map(|lc| lc.def.as_ref().ok().map(|d| (&lc.id, d)));
         self.uplink.set_config(crate::uplink::confpush::body(parsed, self.settings.default_log_pattern_expiration_s));
         let wanted = plan::wanted(&loaded, &self.settings, self.layout.root());
-        let running: BTreeMap<CheckId, CheckConfig> = self.checks.iter().map(|(id, c)| (id.clone(), c.config.clone())).collect();
+        let running: Vec<(&CheckId, &CheckConfig)> = self.checks.iter().map(|(id, c)| (id, &c.config)).collect();
         // What the files say, then what the plan makes of them.
         let mut problems: BTreeMap<CheckId, Vec<String>> = BTreeMap::new();
         for lc in &loaded {
@@ -612,7 +612,8 @@ impl Daemon {
             }
         }
         let mut failed_starts = Vec::new();
-        for action in plan::plan(&running, &wanted, &self.available) {
+        let actions = plan::plan(&running, &wanted, &self.available);
+        for action in actions {
             match self.execute(action, now, out) {
                 Outcome::Done => {}
                 Outcome::Problem(id, line) => problems.entry(id).or_default().push(line),

@@ -1,7 +1,7 @@
 //! Reload as a pure plan: from the checks that run and the checks the files now describe, what
 //! to start, stop, restart, reconfigure or keep. No I/O: the reactor executes the plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::checks::{CheckConfig, LogCheckConfig, ProgramCheckConfig, ServiceCheckConfig};
@@ -19,9 +19,9 @@ pub enum Wanted {
     Unsupported,
 }
 
-/// Resolves every loaded enabled check against the settings.
-pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> BTreeMap<CheckId, Wanted> {
-    loaded
+/// Resolves every loaded enabled check against the settings; sorted by id.
+pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> Vec<(CheckId, Wanted)> {
+    let mut wanted: Vec<(CheckId, Wanted)> = loaded
         .iter()
         .map(|lc| {
             let w = match &lc.def {
@@ -34,7 +34,10 @@ pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> BTree
             };
             (lc.id.clone(), w)
         })
-        .collect()
+        .collect();
+    // Sorted by id, as `plan` looks ids up (a sorted Vec, not a map: one instantiation less).
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    wanted
 }
 
 /// Why a running check stops for good.
@@ -75,18 +78,20 @@ pub enum Action {
     Unsupported(CheckId),
 }
 
-/// The plan that brings `running` (each check's configuration) in line with `wanted`.
+/// The plan that brings `running` (each check's configuration, sorted by id) in line with
+/// `wanted` (sorted by id too: both are looked up by binary search).
 /// `available` holds the ids with a file in `available/`, to tell a disabled check from a
 /// deleted one. Unchanged checks get no action. Stops come first, so that a check renamed
 /// clears its old alert before the new one can raise its own.
-pub fn plan(running: &BTreeMap<CheckId, CheckConfig>, wanted: &BTreeMap<CheckId, Wanted>, available: &BTreeSet<CheckId>) -> Vec<Action> {
+pub fn plan(running: &[(&CheckId, &CheckConfig)], wanted: &[(CheckId, Wanted)], available: &BTreeSet<CheckId>) -> Vec<Action> {
     let mut actions: Vec<Action> = running
-        .keys()
-        .filter(|id| !wanted.contains_key(*id))
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| wanted.binary_search_by(|(w, _)| w.cmp(id)).is_err())
         .map(|id| Action::Stop(id.clone(), if available.contains(id) { Gone::Disabled } else { Gone::Deleted }))
         .collect();
     for (id, w) in wanted {
-        let now = running.get(id);
+        let now = running.binary_search_by(|(r, _)| (*r).cmp(id)).ok().map(|i| running[i].1);
         let action = match (w, now) {
             (Wanted::Run(c), None) => Action::Start(id.clone(), (**c).clone()),
             (Wanted::Run(c), Some(r)) if **c == *r => continue,
@@ -110,6 +115,11 @@ pub fn plan(running: &BTreeMap<CheckId, CheckConfig>, wanted: &BTreeMap<CheckId,
 mod tests {
     use super::*;
     use crate::config::check::{LogCheckDef, LogSource};
+    use std::collections::BTreeMap;
+
+    fn sorted(m: &BTreeMap<CheckId, CheckConfig>) -> Vec<(&CheckId, &CheckConfig)> {
+        m.iter().collect()
+    }
 
     fn id(name: &str) -> CheckId {
         CheckId::new("log", name)
@@ -151,7 +161,7 @@ mod tests {
             (id("renamed_old"), b.clone()),
         ]
         .into();
-        let wanted: BTreeMap<CheckId, Wanted> = [
+        let mut wanted: Vec<(CheckId, Wanted)> = [
             (id("same"), run(&a)),
             (id("edited"), run(&a_edited)),
             (id("moved"), run(&a_moved)),
@@ -162,8 +172,9 @@ mod tests {
             (id("custom"), Wanted::Unsupported),
         ]
         .into();
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
         let available: BTreeSet<CheckId> = [id("disabled")].into();
-        let got = plan(&running, &wanted, &available);
+        let got = plan(&sorted(&running), &wanted, &available);
         assert_eq!(
             got,
             vec![
@@ -188,14 +199,14 @@ mod tests {
         let fixed = log_config("/var/log/a", "PANIC", &s);
         let running: BTreeMap<CheckId, CheckConfig> = [(id("x"), a.clone())].into();
         let none = BTreeSet::new();
-        assert_eq!(plan(&running, &[(id("x"), Wanted::Broken)].into(), &none), vec![Action::KeepPrevious(id("x"))]);
+        assert_eq!(plan(&sorted(&running), &[(id("x"), Wanted::Broken)], &none), vec![Action::KeepPrevious(id("x"))]);
         // Fixed back to what runs: nothing to do; fixed to something else: reconfigured.
-        assert_eq!(plan(&running, &[(id("x"), run(&a))].into(), &none), vec![]);
-        assert_eq!(plan(&running, &[(id("x"), run(&fixed))].into(), &none), vec![Action::Reconfigure(id("x"), fixed)]);
+        assert_eq!(plan(&sorted(&running), &[(id("x"), run(&a))], &none), vec![]);
+        assert_eq!(plan(&sorted(&running), &[(id("x"), run(&fixed))], &none), vec![Action::Reconfigure(id("x"), fixed)]);
         // Broken before it ever ran, then fixed: started.
         let empty = BTreeMap::new();
-        assert_eq!(plan(&empty, &[(id("x"), Wanted::Broken)].into(), &none), vec![Action::NotStarted(id("x"))]);
-        assert_eq!(plan(&empty, &[(id("x"), run(&a))].into(), &none), vec![Action::Start(id("x"), a)]);
+        assert_eq!(plan(&sorted(&empty), &[(id("x"), Wanted::Broken)], &none), vec![Action::NotStarted(id("x"))]);
+        assert_eq!(plan(&sorted(&empty), &[(id("x"), run(&a))], &none), vec![Action::Start(id("x"), a)]);
     }
 
     /// A config.sh change reaches every check through its resolved configuration: a new default
@@ -207,7 +218,7 @@ mod tests {
         let running: BTreeMap<CheckId, CheckConfig> = [(id("x"), log_config("/var/log/a", "ERROR", &old))].into();
         let changed = log_config("/var/log/a", "ERROR", &new);
         assert_ne!(running[&id("x")], changed);
-        assert_eq!(plan(&running, &[(id("x"), run(&changed))].into(), &BTreeSet::new()), vec![Action::Reconfigure(id("x"), changed)]);
+        assert_eq!(plan(&sorted(&running), &[(id("x"), run(&changed))], &BTreeSet::new()), vec![Action::Reconfigure(id("x"), changed)]);
     }
 
     #[test]
@@ -215,7 +226,7 @@ mod tests {
         let s = Settings::default();
         let running: BTreeMap<CheckId, CheckConfig> = [(id("x"), log_config("/var/log/a", "ERROR", &s))].into();
         assert_eq!(
-            plan(&running, &[(id("x"), Wanted::Unsupported)].into(), &BTreeSet::new()),
+            plan(&sorted(&running), &[(id("x"), Wanted::Unsupported)], &BTreeSet::new()),
             vec![Action::Stop(id("x"), Gone::Disabled), Action::Unsupported(id("x"))]
         );
     }
