@@ -430,6 +430,30 @@ pub fn main() -> i32 {
 }
 
 /// Runs one verb; `Ok` carries the exit code, `Err` the one message to print (exit 1).
+/// `install`'s options from its command line.
+fn install_options(root: &Path, argv: &Argv, c: InstallCmd) -> crate::install::Options {
+    crate::install::Options {
+        root: argv.path(c.root).unwrap_or_else(|| root.to_path_buf()),
+        bin: argv.path(c.bin),
+        systemd: !c.no_systemd,
+        demo_checks: c.demo_checks,
+        purge: false,
+        dry_run: c.dry_run,
+    }
+}
+
+/// `uninstall`'s options from its command line.
+fn uninstall_options(root: &Path, argv: &Argv, c: UninstallCmd) -> crate::install::Options {
+    crate::install::Options {
+        root: argv.path(c.root).unwrap_or_else(|| root.to_path_buf()),
+        bin: None,
+        systemd: !c.no_systemd,
+        demo_checks: false,
+        purge: c.purge,
+        dry_run: c.dry_run,
+    }
+}
+
 fn dispatch(prog: &str, root: &Path, argv: &Argv, cmd: Cmd) -> Result<i32, String> {
     let edited = |r: Result<(), String>| {
         // A running daemon applies the change at once, even where inotify is unavailable; no
@@ -473,28 +497,8 @@ fn dispatch(prog: &str, root: &Path, argv: &Argv, cmd: Cmd) -> Result<i32, Strin
             };
             ctl::send_alert::run(root, &args)
         }
-        Cmd::Install(c) => {
-            let opts = crate::install::Options {
-                root: argv.path(c.root).unwrap_or_else(|| root.to_path_buf()),
-                bin: argv.path(c.bin),
-                systemd: !c.no_systemd,
-                demo_checks: c.demo_checks,
-                purge: false,
-                dry_run: c.dry_run,
-            };
-            crate::install::install(&opts, &mut std::io::stdout().lock())
-        }
-        Cmd::Uninstall(c) => {
-            let opts = crate::install::Options {
-                root: argv.path(c.root).unwrap_or_else(|| root.to_path_buf()),
-                bin: None,
-                systemd: !c.no_systemd,
-                demo_checks: false,
-                purge: c.purge,
-                dry_run: c.dry_run,
-            };
-            crate::install::uninstall(&opts, &mut std::io::stdout().lock())
-        }
+        Cmd::Install(c) => crate::install::install(&install_options(root, argv, c), &mut std::io::stdout().lock()),
+        Cmd::Uninstall(c) => crate::install::uninstall(&uninstall_options(root, argv, c), &mut std::io::stdout().lock()),
         Cmd::CheckConfig(_) => ctl::check_config::run(&ctl::layout(root), &mut std::io::stdout().lock()).map(|ok| i32::from(!ok)),
         Cmd::TestPattern(c) => {
             let t = ctl::test_pattern::TestPattern {

@@ -119,17 +119,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     // The control socket before anything slow, so that the CLI gets answers from the first
     // moment.
     let control = bind_control(&poll, &layout)?;
-    let (settings, errors) = Settings::load(&layout.config_sh());
-    crate::logging::set_level(settings.log_level);
-    if std::fs::symlink_metadata(layout.config_sh()).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-        crate::info!(
-            "{}: not found; running on the built-in defaults (`lookout install` writes a documented one)",
-            layout.config_sh().display()
-        );
-    }
-    for e in &errors {
-        crate::warn!("{e}");
-    }
+    let (settings, errors) = load_settings(&layout);
     let layout = layout.with_monitor_d(&settings.monitor_d);
     let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create the reactor's waker: {e}"))?;
     let now = clock.now();
@@ -185,6 +175,23 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let result = daemon.run(&mut poll, &signals, &clock);
     daemon.shutdown(&clock);
     result
+}
+
+/// config.sh at start, its level applied and what is wrong with it logged (and its absence said
+/// once: the defaults run).
+fn load_settings(layout: &Layout) -> (Settings, Vec<crate::config::settings::ConfigError>) {
+    let (settings, errors) = Settings::load(&layout.config_sh());
+    crate::logging::set_level(settings.log_level);
+    if std::fs::symlink_metadata(layout.config_sh()).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        crate::info!(
+            "{}: not found; running on the built-in defaults (`lookout install` writes a documented one)",
+            layout.config_sh().display()
+        );
+    }
+    for e in &errors {
+        crate::warn!("{e}");
+    }
+    (settings, errors)
 }
 
 fn registry(poll: &Poll) -> Result<mio::Registry, String> {
