@@ -75,6 +75,8 @@ fn state_and_spool_are_private_whatever_the_umask() {
     }
     let daemon = agent_with_umask_0022(&root, &server);
     wait_until("the spool to be read", || daemon.log().contains("wait for delivery"));
+    // The inbox (`send-alert`'s) is opened after the spool, once the reactor starts.
+    wait_until("the inbox to be opened", || daemon.log().contains("inbox was open to other users (mode 0755)"));
     for (p, is_dir, mode) in modes(&state) {
         assert_eq!(mode, if is_dir { 0o700 } else { 0o600 }, "{}: {mode:04o}", p.display());
     }

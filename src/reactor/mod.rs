@@ -776,8 +776,10 @@ impl Daemon {
     /// Watches the inbox, then takes what waits there: a file renamed in at any moment after
     /// the watch is seen by the watch, one from before by the first read.
     fn open_inbox(&mut self, now: Now) {
-        if let Err(e) = crate::state::private_dir(&self.inbox) {
-            crate::warn!("cannot create {}: {e}; alerts sent without a daemon are taken at the next start", self.inbox.display());
+        match crate::state::private_dir(&self.inbox) {
+            Ok(Some(narrowed)) => crate::warn!("{narrowed}"),
+            Ok(None) => {}
+            Err(e) => crate::warn!("cannot create {}: {e}; alerts sent without a daemon are taken at the next start", self.inbox.display()),
         }
         match self.io.watches.watch_dir(&self.inbox, None, Listener::Inbox) {
             Ok(_) => {}
