@@ -12,15 +12,22 @@
 //!   appends to it are not lost;
 //! - the file shrank below the offset, or the bytes before the offset changed (truncation,
 //!   `copytruncate`): the rotated copy is found by content and its rest is read first, then the
-//!   file from the start.
+//!   file from the start;
+//! - either, and the file was rotated more than once since the last read (while the agent was
+//!   stopped, or within one stall of the reader): the files rotated in between, newer than the
+//!   one found ([`rotation::backlog`]), are read from their start after it, oldest first.
 //!
-//! Invariants: at most one retired file (a second rotation within the grace period closes the
-//! first, read to its end), and it is read before the current file, so lines come in the order
-//! they were written. Only regular files are opened, without blocking (see
+//! Invariants: a queue of files to read to their end, in order, before the current file, so
+//! lines come in the order they were written: the file that was being read (or the copy of it),
+//! then the files rotated after it. At most one entry is kept open past its end (the file that
+//! was current when rotated, for a grace period: a writer may still append to it); the others
+//! are closed once read to their end. A new rotation or truncation closes every entry, read to its end before the current
+//! file was read. Only regular files are opened, without blocking (see
 //! [`crate::regular_file`]): a FIFO or a device at the path is named in the log and in `status`,
 //! and waited out like a missing file. A read never exceeds the caller's budget, so one busy
 //! file cannot starve the others.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -135,6 +142,12 @@ pub struct TailCounters {
     pub copies_recovered: u64,
     /// Read or open errors.
     pub errors: u64,
+    /// Files rotated in between (more than one rotation since the last read) read from their
+    /// start.
+    pub rotated_files_read: u64,
+    /// Files rotated in between and not read: past [`rotation::MAX_BACKLOG`] (named in a
+    /// warning).
+    pub rotated_files_skipped: u64,
     /// Log lines about the file (rotations, truncations, problems) left out by the rate limit.
     pub notes_suppressed: u64,
 }
@@ -277,8 +290,10 @@ pub struct Tailer {
     listener: Listener,
     current: Option<OpenLog>,
     current_watch: Option<WatchHandle>,
-    /// At most one rotated-away file, read before `current`.
-    retired: Option<Retired>,
+    /// Files to read to their end, in this order, before `current` (see the module's
+    /// invariants): the file found, its copy, and at most [`rotation::MAX_BACKLOG`] files rotated
+    /// after each.
+    queue: VecDeque<Retired>,
     /// The watched directory (the parent, or the nearest existing ancestor) and its handle.
     dir_watch: Option<(PathBuf, WatchHandle)>,
     /// A saved position to continue from when the file is first opened.
@@ -306,7 +321,7 @@ impl Tailer {
             listener,
             current: None,
             current_watch: None,
-            retired: None,
+            queue: VecDeque::new(),
             dir_watch: None,
             resume,
             dir_unwatched: false,
@@ -335,13 +350,11 @@ impl Tailer {
         self.problem.as_deref()
     }
 
-    /// The position to save: the retired file's while it has unread data, else the current
-    /// file's, else the one we were asked to resume from.
+    /// The position to save: the first queued file's with unread data (the files after it are
+    /// found again from it), else the current file's, else the one we were asked to resume from.
     pub fn position(&self) -> Option<Position> {
-        if let Some(r) = &self.retired {
-            if !r.log.at_eof {
-                return Some(r.log.position());
-            }
+        if let Some(r) = self.queue.iter().find(|r| !r.log.at_eof) {
+            return Some(r.log.position());
         }
         self.current.as_ref().map(OpenLog::position).or(self.resume)
     }
@@ -353,7 +366,7 @@ impl Tailer {
 
     /// When [`sync`](Self::sync) must run again without an event.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let retire = self.retired.as_ref().map(|r| r.close_at);
+        let retire = self.queue.iter().map(|r| r.close_at).min();
         let poll = (self.dir_unwatched || self.file_unwatched).then(|| self.synced_at.plus_ms(FALLBACK_POLL_MS));
         [retire, poll, self.fd_retry.map(|r| r.0)].into_iter().flatten().min()
     }
@@ -361,9 +374,8 @@ impl Tailer {
     /// Releases every watch and file; returns the position to save.
     pub fn stop(&mut self, watches: &mut Watches) -> Option<Position> {
         let pos = self.position();
-        for h in
-            [self.current_watch.take(), self.retired.take().and_then(|r| r.watch), self.dir_watch.take().map(|d| d.1)].into_iter().flatten()
-        {
+        let queued = self.queue.drain(..).filter_map(|r| r.watch);
+        for h in [self.current_watch.take(), self.dir_watch.take().map(|d| d.1)].into_iter().flatten().chain(queued).collect::<Vec<_>>() {
             watches.unwatch(h);
         }
         self.current = None;
@@ -382,19 +394,19 @@ impl Tailer {
         self.synced_at = now;
         self.ensure_dir_watch(watches);
         for _ in 0..PASSES_PER_SYNC {
-            if !self.read_retired(now, watches, scratch, budget, sink) {
+            if !self.read_queue(now, watches, scratch, budget, sink) {
                 return Progress::More;
             }
             if self.current.is_none() {
                 if !self.open_current(now, watches) {
-                    if self.retired.as_ref().is_some_and(|r| !r.log.at_eof) {
+                    if self.queue_unread() {
                         // Not at the path, but the file read before a restart was found by
                         // identity: its rest comes now, not when a new file appears.
                         continue;
                     }
                     return Progress::Done;
                 }
-                if self.retired.as_ref().is_some_and(|r| !r.log.at_eof) {
+                if self.queue_unread() {
                     // Opening found the file we read before a restart: its rest comes first.
                     continue;
                 }
@@ -423,7 +435,9 @@ impl Tailer {
                     if let AtPath::Other(id) = seen.at_path {
                         self.note(now, &format!("rotated (new inode {}); reading the old file to its end first", id.ino));
                     }
-                    self.retire_current(now, watches, sink);
+                    if let AtPath::Other(id) = seen.at_path {
+                        self.retire_current(now, id, watches, sink);
+                    }
                 }
                 // Deleted, renamed away or replaced by something unreadable: the open file may
                 // still grow, and the directory watch says when the path changes again.
@@ -445,9 +459,14 @@ impl Tailer {
         Progress::More
     }
 
-    /// Reads the retired file to its end and closes it when its grace period is over (or at
-    /// once if it cannot be read). `false` if the budget ran out first.
-    fn read_retired(
+    /// Whether a queued file has data not read yet.
+    fn queue_unread(&self) -> bool {
+        self.queue.iter().any(|r| !r.log.at_eof)
+    }
+
+    /// Reads the queued files to their end, in order, and closes each when its grace period is
+    /// over (or at once if it cannot be read). `false` if the budget ran out first.
+    fn read_queue(
         &mut self,
         now: Instant,
         watches: &mut Watches,
@@ -455,18 +474,17 @@ impl Tailer {
         budget: &mut usize,
         sink: &mut dyn LineSink,
     ) -> bool {
-        let Some(r) = self.retired.as_mut() else { return true };
-        match r.log.pump(scratch, budget, &mut self.counters, sink) {
-            Ok(false) => return false,
-            Ok(true) => {
-                if now >= r.close_at {
-                    self.close_retired(watches, sink);
+        let mut i = 0;
+        while let Some(r) = self.queue.get_mut(i) {
+            match r.log.pump(scratch, budget, &mut self.counters, sink) {
+                Ok(false) => return false,
+                Ok(true) if now < r.close_at => i += 1,
+                Ok(true) => self.close_queued(i, watches, sink),
+                Err(e) => {
+                    self.counters.errors += 1;
+                    crate::warn!("{}: reading the rotated file failed: {e}", self.path.display());
+                    self.close_queued(i, watches, sink);
                 }
-            }
-            Err(e) => {
-                self.counters.errors += 1;
-                crate::warn!("{}: reading the rotated file failed: {e}", self.path.display());
-                self.close_retired(watches, sink);
             }
         }
         true
@@ -565,7 +583,7 @@ impl Tailer {
                     self.counters.errors += 1;
                 } else if let Some(pos) = self.resume.take() {
                     // Rotated away while we were stopped, and nothing new at the path yet.
-                    self.resume_rotated(now, pos, watches);
+                    self.resume_rotated(now, pos, None, watches);
                 }
                 self.fd_retry = e.is_exhaustion().then(|| {
                     // No event may come when descriptors are freed: try again, less often.
@@ -608,7 +626,7 @@ impl Tailer {
                     }
                     log.learn_head();
                 }
-                Resume::Rotated => self.resume_rotated(now, pos, watches),
+                Resume::Rotated => self.resume_rotated(now, pos, Some(id), watches),
                 Resume::Truncated(what) => self.resume_truncated(now, pos, what),
             }
         }
@@ -632,15 +650,17 @@ impl Tailer {
                     ),
                 );
                 let log = OpenLog::new(file, id, pos.offset, pos.line);
-                self.retired = Some(Retired { log, watch: None, close_at: now });
+                self.queue.push_back(Retired { log, watch: None, close_at: now });
+                self.queue_backlog(now, None, &[pos.id]);
             }
             None => self.note(now, &format!("{what} while stopped; reading from the start")),
         }
     }
 
     /// The file we were reading before a restart was rotated away meanwhile: find it by inode
-    /// in the same directory and read its rest first.
-    fn resume_rotated(&mut self, now: Instant, pos: Position, watches: &mut Watches) {
+    /// in the same directory and read its rest first, then the files rotated after it.
+    /// `at_path`: the file at the path now, if any (read after them).
+    fn resume_rotated(&mut self, now: Instant, pos: Position, at_path: Option<FileIdentity>, watches: &mut Watches) {
         let found = rotated_candidates(&self.path)
             .into_iter()
             .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && FileIdentity::of(&m) == pos.id));
@@ -652,9 +672,10 @@ impl Tailer {
                 let log = match pos.found_in(&file) {
                     Some(Err(_)) => {
                         // Rotated, and truncated and written again before that: what it holds
-                        // now was never read.
+                        // now was never read; the rest of what was read may be in a copy.
                         self.counters.truncations += 1;
                         self.note(now, &format!("rotated while stopped, and rewritten before; reading {} from its start", p.display()));
+                        self.queue_copy_of(now, &pos);
                         OpenLog::new(file, pos.id, 0, 1)
                     }
                     found => {
@@ -667,7 +688,8 @@ impl Tailer {
                         log
                     }
                 };
-                self.retired = Some(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS) });
+                self.queue.push_back(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS) });
+                self.queue_backlog(now, None, &at_path.into_iter().collect::<Vec<_>>());
             }
             None => crate::warn!(
                 "{}: rotated or deleted while stopped, and the file read before (inode {}) is gone; its unread rest is lost",
@@ -677,21 +699,91 @@ impl Tailer {
         }
     }
 
-    fn retire_current(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink) {
-        // At most one retired file: a second rotation within the grace period closes the first,
-        // which was read to its end before the current file was read.
-        self.close_retired(watches, sink);
+    /// The path names another file (`at_path`): the current file is read to its end first, then
+    /// the files rotated after it, if it was rotated more than once.
+    fn retire_current(&mut self, now: Instant, at_path: FileIdentity, watches: &mut Watches, sink: &mut dyn LineSink) {
+        // A second rotation within the grace period closes the queued files, which were read to
+        // their end before the current file was read.
+        self.close_queue(watches, sink);
         if let Some(log) = self.current.take() {
-            self.retired = Some(Retired { log, watch: self.current_watch.take(), close_at: now.plus_ms(RETIRE_GRACE_MS) });
+            self.queue.push_back(Retired { log, watch: self.current_watch.take(), close_at: now.plus_ms(RETIRE_GRACE_MS) });
+            self.queue_backlog(now, None, &[at_path]);
         }
     }
 
-    fn close_retired(&mut self, watches: &mut Watches, sink: &mut dyn LineSink) {
-        if let Some(mut r) = self.retired.take() {
+    fn close_queue(&mut self, watches: &mut Watches, sink: &mut dyn LineSink) {
+        while !self.queue.is_empty() {
+            self.close_queued(0, watches, sink);
+        }
+    }
+
+    /// Closes the `i`th queued file, handing on an unterminated last line.
+    fn close_queued(&mut self, i: usize, watches: &mut Watches, sink: &mut dyn LineSink) {
+        if let Some(mut r) = self.queue.remove(i) {
             r.log.asm.finish(sink);
             if let Some(h) = r.watch {
                 watches.unwatch(h);
             }
+        }
+    }
+
+    /// Queues the rest of the copy `copytruncate` made of the file `pos` was read from, found by
+    /// the bytes before the offset, then the files rotated after it and before that file.
+    fn queue_copy_of(&mut self, now: Instant, pos: &Position) {
+        if let Some((copy_path, file, id)) = pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, &Around::Sum(t))) {
+            self.counters.copies_recovered += 1;
+            self.note(now, &format!("reading the rest of the copy {} from byte {} first", copy_path.display(), pos.offset));
+            self.queue.push_back(Retired { log: OpenLog::new(file, id, pos.offset, pos.line), watch: None, close_at: now });
+            self.queue_backlog(now, Some(pos.id), &[pos.id]);
+        }
+    }
+
+    /// Queues the files rotated after the last queued one (the file that was being read, or its
+    /// copy) and before `upper` (the file read next, if it was rotated too), oldest first, each
+    /// from its start; never one of `exclude`. Past [`rotation::MAX_BACKLOG`], the oldest are
+    /// named in a warning and counted.
+    fn queue_backlog(&mut self, now: Instant, upper: Option<FileIdentity>, exclude: &[FileIdentity]) {
+        let Some(found) = self.queue.back() else { return };
+        let (Some(base), Ok(meta)) = (self.path.file_name(), found.log.file.metadata()) else { return };
+        let base = base.as_encoded_bytes();
+        let cands = observe_candidates(&self.path);
+        let age_of = |id: FileIdentity, mtime| {
+            let name = cands
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.path.file_name())
+                .and_then(|n| rotation::name_age(base, n.as_encoded_bytes()));
+            rotation::Age { mtime, name }
+        };
+        let found_age = age_of(found.log.id, meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+        let upper = upper.and_then(|u| cands.iter().find(|c| c.id == u)).map(|c| age_of(c.id, c.mtime)).filter(|a| a.name.is_some());
+        let mut exclude = exclude.to_vec();
+        exclude.extend(self.queue.iter().map(|r| r.log.id).chain(self.current.as_ref().map(|c| c.id)));
+        let plan = rotation::backlog(base, &found_age, upper.as_ref(), &cands, &exclude);
+        if !plan.skipped.is_empty() {
+            self.counters.rotated_files_skipped += plan.skipped.len() as u64;
+            let names: Vec<String> = plan.skipped.iter().map(|c| c.path.display().to_string()).collect();
+            crate::warn!(
+                "{}: rotated more than {} times since the last read; not reading the oldest: {}",
+                self.path.display(),
+                rotation::MAX_BACKLOG,
+                names.join(", ")
+            );
+        }
+        for (i, c) in plan.read.iter().enumerate() {
+            let Ok((file, m)) = regular_file::open(&c.path) else { continue };
+            if FileIdentity::of(&m) != c.id {
+                continue;
+            }
+            if let Err(why) = crate::fdlimit::check_may_hold(file.as_raw_fd()) {
+                let left = plan.read.len() - i;
+                self.counters.rotated_files_skipped += left as u64;
+                crate::warn!("{}: {why}; not reading {left} rotated files from {}", self.path.display(), c.path.display());
+                return;
+            }
+            self.counters.rotated_files_read += 1;
+            self.note(now, &format!("rotated more than once since the last read; reading {} from its start", c.path.display()));
+            self.queue.push_back(Retired { log: OpenLog::new(file, c.id, 0, 1), watch: None, close_at: now });
         }
     }
 
@@ -724,10 +816,15 @@ impl Tailer {
                         copy_path.display()
                     ),
                 );
-                self.close_retired(watches, sink);
+                self.close_queue(watches, sink);
                 let log = OpenLog::new(file, id, old_end, old_line);
                 // The copy is complete once the original is truncated: read it once, close it.
-                self.retired = Some(Retired { log, watch: None, close_at: now });
+                self.queue.push_back(Retired { log, watch: None, close_at: now });
+                // Copies made since (truncated more than once), or the file itself rotated
+                // since: those older than the file, which is read next.
+                let cur_id = self.current.as_ref().map(|c| c.id);
+                let at_path = fs::metadata(&self.path).ok().map(|m| FileIdentity::of(&m));
+                self.queue_backlog(now, cur_id, &[cur_id, at_path].into_iter().flatten().collect::<Vec<_>>());
             }
             None => {
                 self.note(now, &format!("{what}; reading from the start"));
@@ -818,6 +915,19 @@ fn rotated_candidates(path: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// The files beside `path` that may be its rotated files, as `stat` shows them (regular files
+/// only; links followed).
+fn observe_candidates(path: &Path) -> Vec<rotation::Candidate> {
+    rotated_candidates(path)
+        .into_iter()
+        .filter_map(|p| {
+            let m = fs::metadata(&p).ok().filter(fs::Metadata::is_file)?;
+            let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
+            Some(rotation::Candidate { id: FileIdentity::of(&m), size: m.len(), mtime, path: p })
+        })
+        .collect()
 }
 
 /// Finds the copy `copytruncate` left beside `path` (the file `id`), in its directory or an
@@ -935,7 +1045,7 @@ mod tests {
         assert_eq!(f.sync(), lines(&[(3, "unterminated end")]));
         f.now = f.now.plus_ms(RETIRE_GRACE_MS);
         assert!(f.sync().is_empty());
-        assert!(f.tailer.retired.is_none(), "closed after the grace period");
+        assert!(f.tailer.queue.is_empty(), "closed after the grace period");
         assert_eq!(f.tailer.counters().rotations, 1);
     }
 
@@ -1202,6 +1312,181 @@ mod tests {
         while t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got) == Progress::More {}
         assert_eq!(std::mem::take(&mut f.got.0), lines(&[(3, "c"), (1, "d: a longer line than before")]));
         assert_eq!(t.counters().copies_recovered, 1);
+    }
+
+    /// logrotate's numbering: `.N` moves to `.N+1`, then the log to `.1` (a new one created
+    /// at once, as `create` does).
+    fn rotate_numbered(path: &Path, create: bool) {
+        let numbered = |n: u32| path.with_extension(format!("log.{n}"));
+        for n in (1..8).rev() {
+            if numbered(n).exists() {
+                fs::rename(numbered(n), numbered(n + 1)).unwrap();
+            }
+        }
+        if create {
+            fs::rename(path, numbered(1)).unwrap();
+            fs::write(path, b"").unwrap();
+        } else {
+            fs::copy(path, numbered(1)).unwrap();
+            fs::OpenOptions::new().write(true).open(path).unwrap().set_len(0).unwrap();
+        }
+    }
+
+    fn resumed(f: &mut Fixture, pos: Position) -> Vec<(u64, String)> {
+        f.tailer = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
+        f.sync()
+    }
+
+    #[test]
+    fn rename_rotation_three_times_while_stopped_reads_every_file_in_order() {
+        let mut f = Fixture::new(1024);
+        f.append(
+            b"a1
+",
+        );
+        assert_eq!(f.sync(), lines(&[(1, "a1")]));
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        f.append(
+            b"a2
+",
+        );
+        for g in ["b", "c", "d"] {
+            rotate_numbered(&f.path, true);
+            f.append(
+                format!(
+                    "{g}1
+{g}2
+"
+                )
+                .as_bytes(),
+            );
+        }
+        f.append(
+            b"e1
+",
+        );
+        let got = resumed(&mut f, pos);
+        assert_eq!(got, lines(&[(2, "a2"), (1, "b1"), (2, "b2"), (1, "c1"), (2, "c2"), (1, "d1"), (2, "d2"), (3, "e1")]));
+        assert_eq!(f.tailer.counters().rotated_files_read, 2);
+        f.append(
+            b"e2
+",
+        );
+        assert_eq!(f.sync(), lines(&[(4, "e2")]), "nothing twice");
+    }
+
+    #[test]
+    fn copytruncate_twice_while_stopped_reads_the_middle_copy() {
+        let mut f = Fixture::new(1024);
+        f.append(
+            b"a1
+",
+        );
+        f.sync();
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        f.append(
+            b"a2
+",
+        );
+        rotate_numbered(&f.path, false);
+        f.append(
+            b"b1
+b2
+",
+        );
+        rotate_numbered(&f.path, false);
+        f.append(
+            b"c1
+",
+        );
+        let got = resumed(&mut f, pos);
+        assert_eq!(got, lines(&[(2, "a2"), (1, "b1"), (2, "b2"), (1, "c1")]));
+        let c = f.tailer.counters();
+        assert_eq!((c.copies_recovered, c.rotated_files_read), (1, 1));
+    }
+
+    /// The same while running, the reader stalled across the rotations.
+    #[test]
+    fn rotations_within_one_stall_read_every_file() {
+        let mut f = Fixture::new(1024);
+        f.append(
+            b"a1
+",
+        );
+        f.sync();
+        f.append(
+            b"a2
+",
+        );
+        for g in ["b", "c", "d"] {
+            rotate_numbered(&f.path, true);
+            f.append(
+                format!(
+                    "{g}1
+"
+                )
+                .as_bytes(),
+            );
+        }
+        assert_eq!(f.sync(), lines(&[(2, "a2"), (1, "b1"), (1, "c1"), (1, "d1")]));
+        // The grace period is the first file's; the others were closed once read.
+        assert_eq!(f.tailer.queue.len(), 1);
+        f.now = f.now.plus_ms(RETIRE_GRACE_MS);
+        assert!(f.sync().is_empty());
+        assert!(f.tailer.queue.is_empty());
+
+        let mut f = Fixture::new(1024);
+        f.append(
+            b"a1
+",
+        );
+        f.sync();
+        f.append(
+            b"a2
+",
+        );
+        rotate_numbered(&f.path, false);
+        f.append(
+            b"b1
+b2
+",
+        );
+        rotate_numbered(&f.path, false);
+        f.append(
+            b"c1 a longer line
+",
+        );
+        assert_eq!(f.sync(), lines(&[(2, "a2"), (1, "b1"), (2, "b2"), (1, "c1 a longer line")]));
+    }
+
+    /// A backlog file being read is where the position points: a crash there resumes in it.
+    #[test]
+    fn a_stop_in_the_middle_of_the_backlog_resumes_there() {
+        let mut f = Fixture::new(1024);
+        f.append(
+            b"a1
+",
+        );
+        f.sync();
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        for g in ["b", "c"] {
+            rotate_numbered(&f.path, true);
+            f.append(
+                format!(
+                    "{g}1 a line of some length
+{g}2 a line of some length
+"
+                )
+                .as_bytes(),
+            );
+        }
+        f.tailer = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
+        let mut budget = 30; // the second line of b is not read
+        f.tailer.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
+        assert_eq!(std::mem::take(&mut f.got.0), lines(&[(1, "b1 a line of some length")]));
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        let got = resumed(&mut f, pos);
+        assert_eq!(got, lines(&[(2, "b2 a line of some length"), (1, "c1 a line of some length"), (2, "c2 a line of some length")]));
     }
 
     #[test]
