@@ -346,11 +346,13 @@ mod tests {
         }
     }
 
+    /// (what is beside the log, the file found, the one read next if rotated too, the
+    /// identities excluded, the files read in order)
+    type Case<'a> = (&'a [Candidate], usize, Option<usize>, &'a [u64], &'a [&'a str]);
+
     /// Which files rotated after the one found are read, in which order.
     #[test]
     fn the_backlog_after_the_file_found() {
-        // (what is beside the log, the file found, the one read next if rotated too, the
-        // identities excluded, the files read in order)
         let create = [
             cand("d/app.log.4", 4, 10, 100),
             cand("d/app.log.3", 3, 10, 200),
@@ -372,7 +374,7 @@ mod tests {
             cand("d/app.log.bak", 6, 10, 450),
             cand("d/app.log.0", 7, 0, 450),
         ];
-        let cases: [(&[Candidate], usize, Option<usize>, &[u64], &[&str]); 8] = [
+        let cases: [Case; 8] = [
             (&create, 0, None, &[], &["d/app.log.3", "d/app.log.2", "d/app.log.1"]),
             (&create, 2, None, &[], &["d/app.log.1"]),
             (&create, 3, None, &[], &[]),
