@@ -54,6 +54,8 @@ const FD_RETRY_MAX_MS: u64 = 30_000;
 /// Rotations or truncations handled in one call; a path that keeps changing is looked at again
 /// at the next turn.
 const PASSES_PER_SYNC: usize = 4;
+/// Files remembered as read from a backlog within one catch-up.
+const BACKLOG_SEEN: usize = 4 * rotation::MAX_BACKLOG;
 
 /// The identity of a file, stable across renames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -294,6 +296,17 @@ pub struct Tailer {
     /// invariants): the file found, its copy, and at most [`rotation::MAX_BACKLOG`] files rotated
     /// after each.
     queue: VecDeque<Retired>,
+    /// With no current file: the last file read to its end and closed (where the files rotated
+    /// after it are looked for, and the position to save).
+    read_before: Option<Position>,
+    /// The files rotated after the one found were looked for while nothing was at the path:
+    /// look again when a file appears there.
+    replan: bool,
+    /// The files queued from a backlog since the tailer last caught up (identity and mtime,
+    /// at most [`BACKLOG_SEEN`]): a later look at the directory in the same catch-up (the file
+    /// read next rotated or truncated too, and its place among the others unknown) does not
+    /// queue them again.
+    backlog_seen: Vec<(FileIdentity, std::time::SystemTime)>,
     /// The watched directory (the parent, or the nearest existing ancestor) and its handle.
     dir_watch: Option<(PathBuf, WatchHandle)>,
     /// A saved position to continue from when the file is first opened.
@@ -322,6 +335,9 @@ impl Tailer {
             current: None,
             current_watch: None,
             queue: VecDeque::new(),
+            read_before: None,
+            replan: false,
+            backlog_seen: Vec::new(),
             dir_watch: None,
             resume,
             dir_unwatched: false,
@@ -356,7 +372,7 @@ impl Tailer {
         if let Some(r) = self.queue.iter().find(|r| !r.log.at_eof) {
             return Some(r.log.position());
         }
-        self.current.as_ref().map(OpenLog::position).or(self.resume)
+        self.current.as_ref().or(self.queue.back().map(|r| &r.log)).map(OpenLog::position).or(self.read_before).or(self.resume)
     }
 
     /// Where the file read now stands (for `status`); `None` while it does not exist.
@@ -449,6 +465,7 @@ impl Tailer {
                     return Progress::Done;
                 }
                 Step::Idle | Step::Read => {
+                    self.backlog_seen.clear();
                     if let Some(cur) = self.current.as_mut() {
                         cur.learn_head();
                     }
@@ -629,7 +646,12 @@ impl Tailer {
                 Resume::Rotated => self.resume_rotated(now, pos, Some(id), watches),
                 Resume::Truncated(what) => self.resume_truncated(now, pos, what),
             }
+        } else if std::mem::take(&mut self.replan) {
+            // The files rotated after the one found were looked for while nothing was at the
+            // path: more may have been rotated since.
+            self.queue_backlog(now, None, &[id]);
         }
+        self.read_before = None;
         self.current = Some(log);
         true
     }
@@ -690,6 +712,7 @@ impl Tailer {
                 };
                 self.queue.push_back(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS) });
                 self.queue_backlog(now, None, &at_path.into_iter().collect::<Vec<_>>());
+                self.replan = at_path.is_none();
             }
             None => crate::warn!(
                 "{}: rotated or deleted while stopped, and the file read before (inode {}) is gone; its unread rest is lost",
@@ -721,6 +744,9 @@ impl Tailer {
     fn close_queued(&mut self, i: usize, watches: &mut Watches, sink: &mut dyn LineSink) {
         if let Some(mut r) = self.queue.remove(i) {
             r.log.asm.finish(sink);
+            if self.current.is_none() {
+                self.read_before = Some(r.log.position());
+            }
             if let Some(h) = r.watch {
                 watches.unwatch(h);
             }
@@ -743,8 +769,12 @@ impl Tailer {
     /// from its start; never one of `exclude`. Past [`rotation::MAX_BACKLOG`], the oldest are
     /// named in a warning and counted.
     fn queue_backlog(&mut self, now: Instant, upper: Option<FileIdentity>, exclude: &[FileIdentity]) {
-        let Some(found) = self.queue.back() else { return };
-        let (Some(base), Ok(meta)) = (self.path.file_name(), found.log.file.metadata()) else { return };
+        let found = match (self.queue.back(), self.read_before) {
+            (Some(r), _) => (r.log.id, r.log.file.metadata().ok().and_then(|m| m.modified().ok())),
+            (None, Some(p)) => (p.id, None),
+            (None, None) => return,
+        };
+        let Some(base) = self.path.file_name() else { return };
         let base = base.as_encoded_bytes();
         let cands = observe_candidates(&self.path);
         let age_of = |id: FileIdentity, mtime| {
@@ -755,10 +785,13 @@ impl Tailer {
                 .and_then(|n| rotation::name_age(base, n.as_encoded_bytes()));
             rotation::Age { mtime, name }
         };
-        let found_age = age_of(found.log.id, meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+        // A file no longer open is placed by what the directory shows of it, or not at all.
+        let Some(found_mtime) = found.1.or_else(|| cands.iter().find(|c| c.id == found.0).map(|c| c.mtime)) else { return };
+        let found_age = age_of(found.0, found_mtime);
         let upper = upper.and_then(|u| cands.iter().find(|c| c.id == u)).map(|c| age_of(c.id, c.mtime)).filter(|a| a.name.is_some());
         let mut exclude = exclude.to_vec();
         exclude.extend(self.queue.iter().map(|r| r.log.id).chain(self.current.as_ref().map(|c| c.id)));
+        exclude.extend(cands.iter().filter(|c| self.backlog_seen.contains(&(c.id, c.mtime))).map(|c| c.id));
         let plan = rotation::backlog(base, &found_age, upper.as_ref(), &cands, &exclude);
         if !plan.skipped.is_empty() {
             self.counters.rotated_files_skipped += plan.skipped.len() as u64;
@@ -782,6 +815,10 @@ impl Tailer {
                 return;
             }
             self.counters.rotated_files_read += 1;
+            if self.backlog_seen.len() >= BACKLOG_SEEN {
+                self.backlog_seen.remove(0);
+            }
+            self.backlog_seen.push((c.id, c.mtime));
             self.note(now, &format!("rotated more than once since the last read; reading {} from its start", c.path.display()));
             self.queue.push_back(Retired { log: OpenLog::new(file, c.id, 0, 1), watch: None, close_at: now });
         }
