@@ -459,6 +459,13 @@ fn regressions() {
         &[Partial, Sync, Save, Rotate { create: false }, Restart, Sync],
         &[Append(1), Partial, Sync, CopyTruncate, Rotate { create: false }],
         &[Append(1), Restart, CopyTruncate, Rotate { create: false }, Save, Sync, Crash],
+        // Rotated twice within one stall: the middle file was skipped.
+        &[Append(1), Sync, Rotate { create: true }, Append(1), Rotate { create: true }, Append(1)],
+        &[Append(1), Sync, Save, CopyTruncate, Append(1), CopyTruncate, Crash],
+        // The middle copy was read twice: from the first copy, then from the deleted file.
+        &[Append(1), Sync, CopyTruncate, Delete, Append(1), CopyTruncate],
+        // Resumed while nothing was at the path; a file created and rotated before the next.
+        &[Append(1), Sync, Save, Rotate { create: false }, Restart, Append(1), Rotate { create: false }, Append(1)],
     ];
     for ops in cases {
         run(ops).unwrap_or_else(|e| panic!("{ops:?}: {e}"));
