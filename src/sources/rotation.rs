@@ -166,9 +166,12 @@ pub enum NameAge {
     Named(Vec<u8>),
 }
 
-/// The age of a rotated file: modification time first, the name when the times are equal (a
-/// file system's clock ticks coarsely: several rotations can share one mtime). `name` is `None`
-/// for a file no longer in the directory (only the time is known).
+/// The age of a rotated file: its modification time, and its name when the times are equal (a
+/// file system's clock ticks coarsely: several rotations can share one mtime). Two numbered
+/// files (`.N`) must agree on both: a writer that never reopened its log may have written an
+/// older file last, and files copied by hand may be numbered the other way; where the signs
+/// disagree, the file is not taken for younger (reading an older file again would repeat its
+/// lines). `name` is `None` for a file no longer in the directory (only the time is known).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Age {
     /// Modification time.
@@ -181,9 +184,11 @@ impl Age {
     /// Whether `self` was rotated after `other`. Equal times and a name unknown on either side:
     /// not known to be younger, so not.
     fn younger_than(&self, other: &Age) -> bool {
+        let numbered = matches!((&self.name, &other.name), (Some(NameAge::Numbered(_)), Some(NameAge::Numbered(_))));
         match self.mtime.cmp(&other.mtime) {
             std::cmp::Ordering::Equal => matches!((&self.name, &other.name), (Some(a), Some(b)) if a > b),
-            o => o == std::cmp::Ordering::Greater,
+            std::cmp::Ordering::Greater => !numbered || self.name > other.name,
+            std::cmp::Ordering::Less => false,
         }
     }
 }
@@ -220,8 +225,9 @@ pub struct Backlog {
 /// The rotated files of the log named `base` written after `found` and before `upper` (the
 /// file read next, when it was rotated too), oldest first; never one of `exclude` (the files
 /// being read, the one at the path) nor an empty one. Rule: a rotated name ([`name_age`]),
-/// younger than `found` and older than `upper` by [`Age`] (mtime, then the name). Past
-/// [`MAX_BACKLOG`], the oldest are skipped: the newest lines matter most to a monitor.
+/// younger than `found` and older than `upper` by [`Age`] (mtime, then the name; numbers and
+/// mtimes agreeing), in the order of their numbers when all are numbered, else of their ages. Past [`MAX_BACKLOG`], the oldest are skipped: the newest lines
+/// matter most to a monitor.
 pub fn backlog(base: &[u8], found: &Age, upper: Option<&Age>, candidates: &[Candidate], exclude: &[FileIdentity]) -> Backlog {
     let mut aged: Vec<(Age, &Candidate)> = Vec::new();
     for c in candidates {
@@ -229,12 +235,14 @@ pub fn backlog(base: &[u8], found: &Age, upper: Option<&Age>, candidates: &[Cand
         if c.size == 0 || exclude.contains(&c.id) || aged.iter().any(|(_, o)| o.id == c.id) {
             continue;
         }
-        let age = Age { mtime: c.mtime, name: Some(name) };
-        if age.younger_than(found) && upper.is_none_or(|u| u.younger_than(&age)) {
-            aged.push((age, c));
-        }
+        aged.push((Age { mtime: c.mtime, name: Some(name) }, c));
     }
-    aged.sort_by(|a, b| (a.0.mtime, &a.0.name).cmp(&(b.0.mtime, &b.0.name)));
+    aged.retain(|(age, _)| age.younger_than(found) && upper.is_none_or(|u| u.younger_than(age)));
+    if aged.iter().all(|(a, _)| matches!(a.name, Some(NameAge::Numbered(_)))) {
+        aged.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    } else {
+        aged.sort_by(|a, b| (a.0.mtime, &a.0.name).cmp(&(b.0.mtime, &b.0.name)));
+    }
     let skip = aged.len().saturating_sub(MAX_BACKLOG);
     let mut all = aged.into_iter().map(|(_, c)| c.clone());
     Backlog { skipped: all.by_ref().take(skip).collect(), read: all.collect() }
@@ -374,7 +382,13 @@ mod tests {
             cand("d/app.log.bak", 6, 10, 450),
             cand("d/app.log.0", 7, 0, 450),
         ];
-        let cases: [Case; 8] = [
+        // A writer that never reopened its log wrote to the older file last: .1 is not younger
+        // than .2 (the mtimes disagree with the numbers), and the numbers order them.
+        let late_writer = [cand("d/app.log.2", 2, 10, 500), cand("d/app.log.1", 1, 10, 400), cand("d/app.log.3", 3, 10, 100)];
+        // Copies numbered by hand, the newer with the higher number: neither is taken for
+        // younger than the other.
+        let by_hand = [cand("d/app.log.1", 1, 10, 100), cand("d/app.log.2", 2, 10, 200)];
+        let cases: [Case; 12] = [
             (&create, 0, None, &[], &["d/app.log.3", "d/app.log.2", "d/app.log.1"]),
             (&create, 2, None, &[], &["d/app.log.1"]),
             (&create, 3, None, &[], &[]),
@@ -384,6 +398,10 @@ mod tests {
             (&dateext, 1, None, &[], &["d/app.log-20261202", "d/app.log-20261203"]),
             (&olddir, 2, None, &[], &["d/old/app.log.2", "d/old/app.log.1"]),
             (&copies, 2, None, &[9], &["d/app.log.1"]),
+            (&late_writer, 0, None, &[], &[]),
+            (&late_writer, 2, None, &[], &["d/app.log.2", "d/app.log.1"]),
+            (&by_hand, 0, None, &[], &[]),
+            (&by_hand, 1, None, &[], &[]),
         ];
         for (cands, found, upper, exclude, want) in cases {
             let exclude: Vec<FileIdentity> = exclude.iter().map(|&ino| FileIdentity { dev: 1, ino }).collect();

@@ -21,8 +21,8 @@
 //! lines come in the order they were written: the file that was being read (or the copy of it),
 //! then the files rotated after it. At most one entry is kept open past its end (the file that
 //! was current when rotated, for a grace period: a writer may still append to it); the others
-//! are closed once read to their end. A new rotation or truncation closes every entry, read to its end before the current
-//! file was read. Only regular files are opened, without blocking (see
+//! are closed once read to their end. A new rotation or truncation closes every entry, read to
+//! its end before the current file was read. Only regular files are opened, without blocking (see
 //! [`crate::regular_file`]): a FIFO or a device at the path is named in the log and in `status`,
 //! and waited out like a missing file. A read never exceeds the caller's budget, so one busy
 //! file cannot starve the others.
@@ -283,6 +283,12 @@ struct Retired {
     log: OpenLog,
     watch: Option<WatchHandle>,
     close_at: Instant,
+    /// The current file is this file's inode truncated, and this is the copy `copytruncate`
+    /// made of it, or a file rotated after that copy: its end is where the current file's
+    /// content starts (see [`Tailer::position`]).
+    copy: bool,
+    /// Its place in the order of reading (see [`Tailer::enqueue`]).
+    seq: u64,
 }
 
 /// Follows the file at one path.
@@ -298,10 +304,18 @@ pub struct Tailer {
     queue: VecDeque<Retired>,
     /// With no current file: the last file read to its end and closed (where the files rotated
     /// after it are looked for, and the position to save).
-    read_before: Option<Position>,
+    read_before: Option<(u64, Position, bool)>,
+    /// Files queued so far (the next [`Retired::seq`]).
+    queued: u64,
     /// The files rotated after the one found were looked for while nothing was at the path:
     /// look again when a file appears there.
     replan: bool,
+    /// The end of the last copy (or file rotated after it) read before the current file, when
+    /// the current file is the same inode truncated: the position to save until something is
+    /// read from the current file.
+    copy_end: Option<(u64, Position)>,
+    /// The first [`Retired::seq`] that may set `copy_end`.
+    copy_end_from: u64,
     /// The files queued from a backlog since the tailer last caught up (identity and mtime,
     /// at most [`BACKLOG_SEEN`]): a later look at the directory in the same catch-up (the file
     /// read next rotated or truncated too, and its place among the others unknown) does not
@@ -336,7 +350,10 @@ impl Tailer {
             current_watch: None,
             queue: VecDeque::new(),
             read_before: None,
+            queued: 0,
             replan: false,
+            copy_end: None,
+            copy_end_from: 0,
             backlog_seen: Vec::new(),
             dir_watch: None,
             resume,
@@ -368,11 +385,22 @@ impl Tailer {
 
     /// The position to save: the first queued file's with unread data (the files after it are
     /// found again from it), else the current file's, else the one we were asked to resume from.
+    /// A current file truncated (`copytruncate`) and not read from since is saved as the end of
+    /// its copy: its offset 0 holds no bytes to tell, at the next start, that it was truncated
+    /// again meanwhile, while the copy is found by inode and the copies made after it are read.
     pub fn position(&self) -> Option<Position> {
         if let Some(r) = self.queue.iter().find(|r| !r.log.at_eof) {
             return Some(r.log.position());
         }
-        self.current.as_ref().or(self.queue.back().map(|r| &r.log)).map(OpenLog::position).or(self.read_before).or(self.resume)
+        if let Some((_, end)) = self.copy_end.filter(|_| self.current.as_ref().is_some_and(|c| c.asm.offset() == 0)) {
+            return Some(end);
+        }
+        let furthest = match (self.queue.back(), self.read_before) {
+            (Some(r), Some((seq, p, _))) if seq > r.seq => Some(p),
+            (Some(r), _) => Some(r.log.position()),
+            (None, before) => before.map(|b| b.1),
+        };
+        self.current.as_ref().map(OpenLog::position).or(furthest).or(self.resume)
     }
 
     /// Where the file read now stands (for `status`); `None` while it does not exist.
@@ -427,6 +455,9 @@ impl Tailer {
                     continue;
                 }
             }
+            if self.current.as_ref().is_some_and(|c| c.asm.offset() == 0) && !self.queue_unread() && self.queue_after_copy(now) {
+                continue;
+            }
             let Some(cur) = self.current.as_mut() else { return Progress::Done };
             if rotation::classify_before_read(cur.tail_check()) == Step::Refilled {
                 self.on_truncated(now, watches, sink, "truncated and written again");
@@ -450,8 +481,6 @@ impl Tailer {
                     self.counters.rotations += 1;
                     if let AtPath::Other(id) = seen.at_path {
                         self.note(now, &format!("rotated (new inode {}); reading the old file to its end first", id.ino));
-                    }
-                    if let AtPath::Other(id) = seen.at_path {
                         self.retire_current(now, id, watches, sink);
                     }
                 }
@@ -493,7 +522,15 @@ impl Tailer {
     ) -> bool {
         let mut i = 0;
         while let Some(r) = self.queue.get_mut(i) {
-            match r.log.pump(scratch, budget, &mut self.counters, sink) {
+            let pumped = r.log.pump(scratch, budget, &mut self.counters, sink);
+            if pumped.as_ref().is_ok_and(|eof| *eof)
+                && r.copy
+                && r.seq >= self.copy_end_from
+                && self.copy_end.is_none_or(|(seq, _)| r.seq >= seq)
+            {
+                self.copy_end = Some((r.seq, r.log.position()));
+            }
+            match pumped {
                 Ok(false) => return false,
                 Ok(true) if now < r.close_at => i += 1,
                 Ok(true) => self.close_queued(i, watches, sink),
@@ -660,6 +697,7 @@ impl Tailer {
     /// it is found by content; then the file is read from the start.
     fn resume_truncated(&mut self, now: Instant, pos: Position, what: &str) {
         self.counters.truncations += 1;
+        self.forget_copy_end();
         match pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, &Around::Sum(t))) {
             Some((copy_path, file, id)) => {
                 self.counters.copies_recovered += 1;
@@ -671,8 +709,8 @@ impl Tailer {
                         pos.offset
                     ),
                 );
-                let log = OpenLog::new(file, id, pos.offset, pos.line);
-                self.queue.push_back(Retired { log, watch: None, close_at: now });
+                let log = copy_at(file, id, &pos);
+                self.enqueue(Retired { log, watch: None, close_at: now, copy: true, seq: 0 });
                 self.queue_backlog(now, None, &[pos.id]);
             }
             None => self.note(now, &format!("{what} while stopped; reading from the start")),
@@ -710,7 +748,9 @@ impl Tailer {
                         log
                     }
                 };
-                self.queue.push_back(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS) });
+                // Whether it is a copy of the file at the path (copytruncate) or that file's
+                // predecessor, its end is where the file at the path starts.
+                self.enqueue(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS), copy: true, seq: 0 });
                 self.queue_backlog(now, None, &at_path.into_iter().collect::<Vec<_>>());
                 self.replan = at_path.is_none();
             }
@@ -725,13 +765,29 @@ impl Tailer {
     /// The path names another file (`at_path`): the current file is read to its end first, then
     /// the files rotated after it, if it was rotated more than once.
     fn retire_current(&mut self, now: Instant, at_path: FileIdentity, watches: &mut Watches, sink: &mut dyn LineSink) {
+        self.forget_copy_end();
         // A second rotation within the grace period closes the queued files, which were read to
         // their end before the current file was read.
         self.close_queue(watches, sink);
         if let Some(log) = self.current.take() {
-            self.queue.push_back(Retired { log, watch: self.current_watch.take(), close_at: now.plus_ms(RETIRE_GRACE_MS) });
+            let watch = self.current_watch.take();
+            self.enqueue(Retired { log, watch, close_at: now.plus_ms(RETIRE_GRACE_MS), copy: false, seq: 0 });
             self.queue_backlog(now, None, &[at_path]);
         }
+    }
+
+    /// The current file no longer starts where a queued file ends: only files queued from now
+    /// on may say so again.
+    fn forget_copy_end(&mut self) {
+        self.copy_end = None;
+        self.copy_end_from = self.queued;
+    }
+
+    /// Queues a file to read after those queued.
+    fn enqueue(&mut self, mut r: Retired) {
+        r.seq = self.queued;
+        self.queued += 1;
+        self.queue.push_back(r);
     }
 
     fn close_queue(&mut self, watches: &mut Watches, sink: &mut dyn LineSink) {
@@ -745,7 +801,7 @@ impl Tailer {
         if let Some(mut r) = self.queue.remove(i) {
             r.log.asm.finish(sink);
             if self.current.is_none() {
-                self.read_before = Some(r.log.position());
+                self.read_before = Some((r.seq, r.log.position(), r.copy));
             }
             if let Some(h) = r.watch {
                 watches.unwatch(h);
@@ -759,9 +815,28 @@ impl Tailer {
         if let Some((copy_path, file, id)) = pos.tail.and_then(|t| find_copy(&self.path, pos.id, pos.offset, &Around::Sum(t))) {
             self.counters.copies_recovered += 1;
             self.note(now, &format!("reading the rest of the copy {} from byte {} first", copy_path.display(), pos.offset));
-            self.queue.push_back(Retired { log: OpenLog::new(file, id, pos.offset, pos.line), watch: None, close_at: now });
+            self.enqueue(Retired { log: copy_at(file, id, pos), watch: None, close_at: now, copy: false, seq: 0 });
             self.queue_backlog(now, Some(pos.id), &[pos.id]);
         }
+    }
+
+    /// The current file was truncated, its copy read, and nothing read from it since: its offset
+    /// 0 cannot tell another truncation (lines written and copied away again, within one stall),
+    /// so the copies made after the one read are looked for. `true` if some were queued.
+    fn queue_after_copy(&mut self, now: Instant) -> bool {
+        let Some((_, end)) = self.copy_end else { return false };
+        let at_path: Vec<FileIdentity> = fs::metadata(&self.path).ok().map(|m| FileIdentity::of(&m)).into_iter().collect();
+        let before = self.queue.len();
+        self.queue_backlog_after(now, (end.id, None, true), None, &at_path);
+        if self.queue.len() == before {
+            return false;
+        }
+        // An unterminated line read from the file is in the first of those copies, whole (or
+        // lost with what copytruncate could not copy): not handed on cut.
+        if let Some(cur) = self.current.as_mut() {
+            cur.asm.restart_at(0, 1);
+        }
+        true
     }
 
     /// Queues the files rotated after the last queued one (the file that was being read, or its
@@ -769,11 +844,26 @@ impl Tailer {
     /// from its start; never one of `exclude`. Past [`rotation::MAX_BACKLOG`], the oldest are
     /// named in a warning and counted.
     fn queue_backlog(&mut self, now: Instant, upper: Option<FileIdentity>, exclude: &[FileIdentity]) {
+        // The file read last: the last queued, or one closed after it.
         let found = match (self.queue.back(), self.read_before) {
-            (Some(r), _) => (r.log.id, r.log.file.metadata().ok().and_then(|m| m.modified().ok())),
-            (None, Some(p)) => (p.id, None),
+            (Some(r), Some((seq, p, copy))) if seq > r.seq => (p.id, None, copy),
+            (Some(r), _) => (r.log.id, r.log.file.metadata().ok().and_then(|m| m.modified().ok()), r.copy),
+            (None, Some((_, p, copy))) => (p.id, None, copy),
             (None, None) => return,
         };
+        self.queue_backlog_after(now, found, upper, exclude);
+    }
+
+    /// Queues the files rotated after `found` (its identity, its mtime if it is open, whether it
+    /// is a copy of the current file: then so are they, see [`Retired::copy`]).
+    fn queue_backlog_after(
+        &mut self,
+        now: Instant,
+        found: (FileIdentity, Option<std::time::SystemTime>, bool),
+        upper: Option<FileIdentity>,
+        exclude: &[FileIdentity],
+    ) {
+        let found_is_copy = found.2;
         let Some(base) = self.path.file_name() else { return };
         let base = base.as_encoded_bytes();
         let cands = observe_candidates(&self.path);
@@ -820,12 +910,13 @@ impl Tailer {
             }
             self.backlog_seen.push((c.id, c.mtime));
             self.note(now, &format!("rotated more than once since the last read; reading {} from its start", c.path.display()));
-            self.queue.push_back(Retired { log: OpenLog::new(file, c.id, 0, 1), watch: None, close_at: now });
+            self.enqueue(Retired { log: OpenLog::new(file, c.id, 0, 1), watch: None, close_at: now, copy: found_is_copy, seq: 0 });
         }
     }
 
     fn drop_current(&mut self, watches: &mut Watches) {
         self.current = None;
+        self.forget_copy_end();
         if let Some(h) = self.current_watch.take() {
             watches.unwatch(h);
         }
@@ -836,8 +927,10 @@ impl Tailer {
     /// the copy, if any.
     fn on_truncated(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink, what: &str) {
         self.counters.truncations += 1;
+        self.forget_copy_end();
         let Some(cur) = self.current.as_mut() else { return };
         let (before, after) = cur.around();
+        let last = before.to_vec();
         let around = Around::Bytes { head: &cur.head, before, after };
         let copy = find_copy(&self.path, cur.id, cur.asm.offset(), &around);
         let (old_end, old_line) = (cur.asm.offset(), cur.asm.line());
@@ -854,9 +947,11 @@ impl Tailer {
                     ),
                 );
                 self.close_queue(watches, sink);
-                let log = OpenLog::new(file, id, old_end, old_line);
+                let mut log = OpenLog::new(file, id, old_end, old_line);
+                // Its position, saved, then carries the sum of the bytes before it.
+                log.asm.seed_last(&last);
                 // The copy is complete once the original is truncated: read it once, close it.
-                self.queue.push_back(Retired { log, watch: None, close_at: now });
+                self.enqueue(Retired { log, watch: None, close_at: now, copy: true, seq: 0 });
                 // Copies made since (truncated more than once), or the file itself rotated
                 // since: those older than the file, which is read next.
                 let cur_id = self.current.as_ref().map(|c| c.id);
@@ -874,6 +969,17 @@ impl Tailer {
 }
 
 const MISSING: &str = "does not exist yet";
+
+/// The copy `file` (`id`) found by the sum in `pos`, to read from where `pos` stands; the bytes
+/// before that are known to be the ones read, and are carried on in its position.
+fn copy_at(file: File, id: FileIdentity, pos: &Position) -> OpenLog {
+    let found = pos.found_in(&file);
+    let mut log = OpenLog::new(file, id, pos.offset, pos.line);
+    if let Some(Ok(bytes)) = found {
+        log.asm.seed_last(&bytes);
+    }
+    log
+}
 
 /// Why the path cannot be followed, for the log and `status`, and whether that is a warning.
 fn unreadable(e: &OpenError) -> (String, bool) {
@@ -1377,93 +1483,80 @@ mod tests {
     #[test]
     fn rename_rotation_three_times_while_stopped_reads_every_file_in_order() {
         let mut f = Fixture::new(1024);
-        f.append(
-            b"a1
-",
-        );
+        f.append(b"a1\n");
         assert_eq!(f.sync(), lines(&[(1, "a1")]));
         let pos = f.tailer.stop(&mut f.watches).unwrap();
-        f.append(
-            b"a2
-",
-        );
+        f.append(b"a2\n");
         for g in ["b", "c", "d"] {
             rotate_numbered(&f.path, true);
-            f.append(
-                format!(
-                    "{g}1
-{g}2
-"
-                )
-                .as_bytes(),
-            );
+            f.append(format!("{g}1\n{g}2\n").as_bytes());
         }
-        f.append(
-            b"e1
-",
-        );
+        f.append(b"e1\n");
         let got = resumed(&mut f, pos);
         assert_eq!(got, lines(&[(2, "a2"), (1, "b1"), (2, "b2"), (1, "c1"), (2, "c2"), (1, "d1"), (2, "d2"), (3, "e1")]));
         assert_eq!(f.tailer.counters().rotated_files_read, 2);
-        f.append(
-            b"e2
-",
-        );
+        f.append(b"e2\n");
         assert_eq!(f.sync(), lines(&[(4, "e2")]), "nothing twice");
     }
 
     #[test]
     fn copytruncate_twice_while_stopped_reads_the_middle_copy() {
         let mut f = Fixture::new(1024);
-        f.append(
-            b"a1
-",
-        );
+        f.append(b"a1\n");
         f.sync();
         let pos = f.tailer.stop(&mut f.watches).unwrap();
-        f.append(
-            b"a2
-",
-        );
+        f.append(b"a2\n");
         rotate_numbered(&f.path, false);
-        f.append(
-            b"b1
-b2
-",
-        );
+        f.append(b"b1\nb2\n");
         rotate_numbered(&f.path, false);
-        f.append(
-            b"c1
-",
-        );
+        f.append(b"c1\n");
         let got = resumed(&mut f, pos);
         assert_eq!(got, lines(&[(2, "a2"), (1, "b1"), (2, "b2"), (1, "c1")]));
         let c = f.tailer.counters();
         assert_eq!((c.copies_recovered, c.rotated_files_read), (1, 1));
     }
 
+    /// Found by the chaos test under qemu: a copytruncate seen while running left the position
+    /// at offset 0 of the truncated file; a line written then, and another copytruncate while
+    /// stopped, and nothing at offset 0 told the truncation: the line, in the new copy, was lost.
+    #[test]
+    fn a_copytruncate_while_stopped_after_one_seen_finds_the_new_copy() {
+        let mut f = Fixture::new(1024);
+        f.append(b"a1\n");
+        f.sync();
+        rotate_numbered(&f.path, false);
+        f.append(b"b1\n");
+        assert_eq!(f.sync(), lines(&[(1, "b1")]));
+        rotate_numbered(&f.path, false);
+        assert!(f.sync().is_empty());
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        f.append(b"c1\n");
+        rotate_numbered(&f.path, false);
+        assert_eq!(resumed(&mut f, pos), lines(&[(1, "c1")]));
+        // Nothing happened while stopped: nothing is read again.
+        let pos = f.tailer.stop(&mut f.watches).unwrap();
+        assert!(resumed(&mut f, pos).is_empty());
+        f.append(b"d1\n");
+        assert_eq!(f.sync(), lines(&[(1, "d1")]));
+        // The same within one stall while running.
+        rotate_numbered(&f.path, false);
+        assert!(f.sync().is_empty());
+        f.append(b"e1\n");
+        rotate_numbered(&f.path, false);
+        f.append(b"f1 a longer line\n");
+        assert_eq!(f.sync(), lines(&[(1, "e1"), (1, "f1 a longer line")]));
+    }
+
     /// The same while running, the reader stalled across the rotations.
     #[test]
     fn rotations_within_one_stall_read_every_file() {
         let mut f = Fixture::new(1024);
-        f.append(
-            b"a1
-",
-        );
+        f.append(b"a1\n");
         f.sync();
-        f.append(
-            b"a2
-",
-        );
+        f.append(b"a2\n");
         for g in ["b", "c", "d"] {
             rotate_numbered(&f.path, true);
-            f.append(
-                format!(
-                    "{g}1
-"
-                )
-                .as_bytes(),
-            );
+            f.append(format!("{g}1\n").as_bytes());
         }
         assert_eq!(f.sync(), lines(&[(2, "a2"), (1, "b1"), (1, "c1"), (1, "d1")]));
         // The grace period is the first file's; the others were closed once read.
@@ -1473,26 +1566,13 @@ b2
         assert!(f.tailer.queue.is_empty());
 
         let mut f = Fixture::new(1024);
-        f.append(
-            b"a1
-",
-        );
+        f.append(b"a1\n");
         f.sync();
-        f.append(
-            b"a2
-",
-        );
+        f.append(b"a2\n");
         rotate_numbered(&f.path, false);
-        f.append(
-            b"b1
-b2
-",
-        );
+        f.append(b"b1\nb2\n");
         rotate_numbered(&f.path, false);
-        f.append(
-            b"c1 a longer line
-",
-        );
+        f.append(b"c1 a longer line\n");
         assert_eq!(f.sync(), lines(&[(2, "a2"), (1, "b1"), (2, "b2"), (1, "c1 a longer line")]));
     }
 
@@ -1500,22 +1580,12 @@ b2
     #[test]
     fn a_stop_in_the_middle_of_the_backlog_resumes_there() {
         let mut f = Fixture::new(1024);
-        f.append(
-            b"a1
-",
-        );
+        f.append(b"a1\n");
         f.sync();
         let pos = f.tailer.stop(&mut f.watches).unwrap();
         for g in ["b", "c"] {
             rotate_numbered(&f.path, true);
-            f.append(
-                format!(
-                    "{g}1 a line of some length
-{g}2 a line of some length
-"
-                )
-                .as_bytes(),
-            );
+            f.append(format!("{g}1 a line of some length\n{g}2 a line of some length\n").as_bytes());
         }
         f.tailer = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
         let mut budget = 30; // the second line of b is not read

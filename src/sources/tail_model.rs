@@ -95,6 +95,12 @@ struct MFile {
 struct Reading {
     file: usize,
     read: usize,
+    /// The file was truncated and the copy read (and the files rotated after it): the last of
+    /// them. While nothing is read from the file, the copies made after it are found from it.
+    after: Option<usize>,
+    /// Found again at a start: the tailer saves the end of the last file read before the one at
+    /// the path while nothing is read from that one (see `after`).
+    resumed: bool,
 }
 
 /// The reference: the files as the writer made them, and the ideal follower.
@@ -175,14 +181,24 @@ impl Model {
     fn sync(&mut self) {
         if let Some(mut r) = self.reading {
             if let Some(copy) = self.truncated.take() {
-                // The copy is found only by the bytes before the offset: something was read.
-                match copy.filter(|_| r.read > 0).and_then(|c| self.rotated_at(c).map(|at| (c, at))) {
+                // The copy is found by the bytes before the offset (something was read), or, when
+                // nothing was read since the last copy, from that copy (still there).
+                let traced = r.read > 0 || r.after.is_some_and(|a| self.rotated_at(a).is_some());
+                match copy.filter(|_| traced).and_then(|c| self.rotated_at(c).map(|at| (c, at))) {
                     Some((c, at)) => {
                         self.must.extend(self.files[c].lines[r.read..].iter().copied());
                         let to = self.rotated_at(r.file);
                         self.must_between(to, at);
+                        // The last read: the newest of them not empty (the tailer skips empty ones),
+                        // or the copy (found by content: read whatever it holds).
+                        let start = to.map_or(0, |t| t + 1);
+                        let mut read = self.rotated[start..=at].iter().copied().filter(|&f| !self.files[f].lines.is_empty());
+                        r.after = read.next().or(if r.read > 0 { Some(c) } else { r.after });
                     }
-                    None => self.lossy_truncation = true,
+                    None => {
+                        self.lossy_truncation = true;
+                        r.after = None;
+                    }
                 }
                 r.read = 0;
             }
@@ -199,15 +215,29 @@ impl Model {
         match (self.at_path, self.reading) {
             (Some(p), Some(r)) if p == r.file => {}
             (Some(p), _) => {
+                // Moving on from a file found at a start: the last one read before this file.
+                let after = self.reading.filter(|r| r.resumed).and_then(|r| {
+                    let at = self.rotated_at(r.file)?;
+                    Some(self.rotated[..at].iter().copied().find(|&f| !self.files[f].lines.is_empty()).unwrap_or(r.file))
+                });
                 self.must.extend(self.files[p].lines.iter().copied());
-                self.reading = Some(Reading { file: p, read: self.files[p].lines.len() });
+                self.reading = Some(Reading { file: p, read: self.files[p].lines.len(), after, resumed: false });
             }
             (None, _) => {}
         }
     }
 
     /// The follower starts again at `from`: the file must still be in the directory.
+    /// Nothing read from the file since a copy of it (or the file before it) was read: the
+    /// position saved is that copy's end.
     fn resume(&mut self, (from, truncated): (Option<Reading>, Option<Option<usize>>)) {
+        let (from, truncated) = match from {
+            Some(Reading { read: 0, after: Some(a), .. }) => {
+                (self.rotated_at(a).map(|_| Reading { file: a, read: self.files[a].lines.len(), after: None, resumed: true }), None)
+            }
+            // Found rotated away (not at the path): read as the tailer reads a copy's rest.
+            from => (from.map(|r| Reading { resumed: self.at_path != Some(r.file), ..r }), truncated),
+        };
         self.reading = from.filter(|r| self.at_path == Some(r.file) || self.rotated_at(r.file).is_some());
         self.truncated = if self.reading.is_some() { truncated } else { None };
     }
@@ -224,6 +254,15 @@ impl Model {
             // are newer rotated files.
             if self.truncated.is_none() {
                 self.truncated = Some(copy);
+            }
+        }
+        // The position saved follows the same inode (a crash resumes it and finds the copy).
+        if let (Some(r), truncated) = &mut self.saved {
+            if r.file == p {
+                r.file = g;
+                if truncated.is_none() {
+                    *truncated = Some(copy);
+                }
             }
         }
     }
@@ -464,6 +503,8 @@ fn regressions() {
         &[Append(1), Sync, Save, CopyTruncate, Append(1), CopyTruncate, Crash],
         // The middle copy was read twice: from the first copy, then from the deleted file.
         &[Append(1), Sync, CopyTruncate, Delete, Append(1), CopyTruncate],
+        // Saved at the end of the copy; the truncated file, then a new one, rotated away.
+        &[Append(1), Sync, CopyTruncate, Sync, Rotate { create: false }, Save, Append(1), Rotate { create: true }, Restart],
         // Resumed while nothing was at the path; a file created and rotated before the next.
         &[Append(1), Sync, Save, Rotate { create: false }, Restart, Append(1), Rotate { create: false }, Append(1)],
     ];
