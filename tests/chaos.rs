@@ -345,12 +345,16 @@ fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
         fs::copy(&log, log.with_extension(format!("log.{n}"))).unwrap();
         fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
     };
-    // A first line, rotated away: the saved position is the truncated file's start.
+    // A first line, rotated away: the saved position is the end of the copy (where the
+    // truncated file starts; README, Rotation).
     append(&log, b"quiet start\n");
     wait_until("the first line to be read", || check_status(&root, "svc")["source"]["line"] == 2);
     copytruncate(1);
     wait_until("the truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 1);
-    wait_until("the position at the start to be saved", || fs::read_to_string(&state).is_ok_and(|s| s.contains("\"offset\": 0")));
+    let copy_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(log.with_extension("log.1")).unwrap());
+    wait_until("the position after the truncation to be saved", || {
+        fs::read_to_string(&state).is_ok_and(|s| s.contains(&format!("\"ino\": {copy_ino}")))
+    });
     // The match, read; its CRITICAL waits for an after-line. Then copytruncate moves it.
     append(&log, b"ERROR one\n");
     wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
