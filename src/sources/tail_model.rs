@@ -339,21 +339,7 @@ impl Harness {
                 }
             }
             Op::Sync => self.sync(),
-            Op::Rotate { create } => {
-                // A writer finishes its line before its log is rotated.
-                let bytes = m.append(0);
-                Self::write(&self.path, &bytes);
-                if let Some(p) = m.at_path.take() {
-                    self.shift();
-                    fs::rename(&self.path, self.numbered(1)).expect("rename");
-                    self.model.rotated.insert(0, p);
-                }
-                let m = &mut self.model;
-                if *create {
-                    Self::write(&self.path, b"");
-                    m.at_path = Some(m.new_file());
-                }
-            }
+            Op::Rotate { create } => self.rotate(*create),
             Op::CopyTruncate | Op::Truncate => {
                 let bytes = m.append(0);
                 Self::write(&self.path, &bytes);
@@ -400,6 +386,22 @@ impl Harness {
                 m.resume(from);
                 self.sync();
             }
+        }
+    }
+
+    /// logrotate's `create` (a new empty log at once) or `nocreate`.
+    fn rotate(&mut self, create: bool) {
+        // A writer finishes its line before its log is rotated.
+        let bytes = self.model.append(0);
+        Self::write(&self.path, &bytes);
+        if let Some(p) = self.model.at_path.take() {
+            self.shift();
+            fs::rename(&self.path, self.numbered(1)).expect("rename");
+            self.model.rotated.insert(0, p);
+        }
+        if create {
+            Self::write(&self.path, b"");
+            self.model.at_path = Some(self.model.new_file());
         }
     }
 
