@@ -181,24 +181,35 @@ impl Model {
     fn sync(&mut self) {
         if let Some(mut r) = self.reading {
             if let Some(copy) = self.truncated.take() {
-                // The copy is found by the bytes before the offset (something was read), or, when
-                // nothing was read since the last copy, from that copy (still there).
-                let traced = r.read > 0 || r.after.is_some_and(|a| self.rotated_at(a).is_some());
-                match copy.filter(|_| traced).and_then(|c| self.rotated_at(c).map(|at| (c, at))) {
-                    Some((c, at)) => {
-                        self.must.extend(self.files[c].lines[r.read..].iter().copied());
-                        let to = self.rotated_at(r.file);
+                let to = self.rotated_at(r.file);
+                let start = to.map_or(0, |t| t + 1);
+                let newest_read = |m: &Model, at: usize| m.rotated[start..=at].iter().copied().find(|&f| !m.files[f].lines.is_empty());
+                match (r.read, r.after.and_then(|a| self.rotated_at(a))) {
+                    // Nothing read since the last copy (its offset 0 shows no truncation): every
+                    // file rotated after that copy is looked for from it.
+                    (0, Some(at)) => {
                         self.must_between(to, at);
-                        // The last read: the newest of them not empty (the tailer skips empty ones),
-                        // or the copy (found by content: read whatever it holds).
-                        let start = to.map_or(0, |t| t + 1);
-                        let mut read = self.rotated[start..=at].iter().copied().filter(|&f| !self.files[f].lines.is_empty());
-                        r.after = read.next().or(if r.read > 0 { Some(c) } else { r.after });
+                        match self.rotated[start..at].iter().copied().find(|&f| !self.files[f].lines.is_empty()) {
+                            Some(f) => r.after = Some(f),
+                            // Nothing to read: a half line read is handed on cut.
+                            None => self.lossy_truncation = true,
+                        }
                     }
-                    None => {
-                        self.lossy_truncation = true;
-                        r.after = None;
-                    }
+                    // Something read: the copy is found by the bytes before the offset.
+                    (0, None) => self.lossy_truncation = true,
+                    (read, _) => match copy.and_then(|c| self.rotated_at(c).map(|at| (c, at))) {
+                        Some((c, at)) => {
+                            self.must.extend(self.files[c].lines[read..].iter().copied());
+                            self.must_between(to, at);
+                            // The last read: the newest of them not empty (the tailer skips
+                            // empty ones), or the copy (found by content: read whatever it holds).
+                            r.after = newest_read(self, at).or(Some(c));
+                        }
+                        None => {
+                            self.lossy_truncation = true;
+                            r.after = None;
+                        }
+                    },
                 }
                 r.read = 0;
             }
