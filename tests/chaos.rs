@@ -211,12 +211,15 @@ fn still_critical(alerts: &[Value]) -> Vec<String> {
 
 #[test]
 fn kill9_and_sigterm_at_random_moments_lose_no_alert() {
-    // Under qemu-user the agent is down for hundreds of milliseconds a stop, long enough for
-    // logrotate (every 0.7-1.5 s a log) to rotate a log twice while it is down, whose middle
-    // file it does not read (README, Rotation): that known limit, not the kill, would fail the
-    // run. The two kill -9 cases above run under qemu too.
+    // Under qemu-user the agent is down for hundreds of milliseconds a stop, and starts slowly:
+    // a log created by the writer while the agent is down (or before its first read: the 15
+    // logs do not exist when the run starts) can be rotated before the agent ever reads it,
+    // and with no position saved for it the rotated file is not looked for: its first line is
+    // lost (README, Rotation). Every loss in 3 runs there was such a first line (of 71-94);
+    // the files rotated in between, twice while down, are read. The two kill -9 cases above
+    // run under qemu too.
     if let Some(r) = runner() {
-        eprintln!("skipped under {r}: a stop there outlasts two rotations (see the comment)");
+        eprintln!("skipped under {r}: a log created and rotated before the agent first reads it (see the comment)");
         return;
     }
     chaos(&["create", "copytruncate"]);
@@ -350,12 +353,16 @@ fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
         fs::copy(&log, log.with_extension(format!("log.{n}"))).unwrap();
         fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
     };
-    // A first line, rotated away: the saved position is the truncated file's start.
+    // A first line, rotated away: the saved position is the end of the copy (where the
+    // truncated file starts; README, Rotation).
     append(&log, b"quiet start\n");
     wait_until("the first line to be read", || check_status(&root, "svc")["source"]["line"] == 2);
     copytruncate(1);
     wait_until("the truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 1);
-    wait_until("the position at the start to be saved", || fs::read_to_string(&state).is_ok_and(|s| s.contains("\"offset\": 0")));
+    let copy_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(log.with_extension("log.1")).unwrap());
+    wait_until("the position after the truncation to be saved", || {
+        fs::read_to_string(&state).is_ok_and(|s| s.contains(&format!("\"ino\": {copy_ino}")))
+    });
     // The match, read; its CRITICAL waits for an after-line. Then copytruncate moves it.
     append(&log, b"ERROR one\n");
     wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);

@@ -356,6 +356,8 @@ impl LogCheck {
                     ("rotations", c.rotations),
                     ("truncations", c.truncations),
                     ("copies_recovered", c.copies_recovered),
+                    ("rotated_files_read", c.rotated_files_read),
+                    ("rotated_files_skipped", c.rotated_files_skipped),
                     ("read_errors", c.errors),
                     ("file_notes_not_logged", c.notes_suppressed),
                 ]));

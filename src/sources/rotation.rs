@@ -9,6 +9,12 @@
 //! - [`classify_at_eof`]: after reading to the end, did the file shrink below what was read
 //!   (truncation), does the path now name another file (rotation), or nothing at all?
 //! - [`resume`]: at start, is a saved position still good for the file at the path?
+//! - [`backlog`]: once the file that was being read is found among the rotated files, which
+//!   files were rotated after it (while the agent was stopped, or within one reader stall) and
+//!   must be read too, in the order they were written.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
 
 use super::tail::{FileIdentity, Position};
 
@@ -129,6 +135,119 @@ pub fn resume(saved: &Position, id: FileIdentity, len: u64, tail: Option<TailChe
     }
 }
 
+/// At most this many files rotated in between are read; older ones past it are skipped, named
+/// in a warning and counted (`rotated_files_skipped`).
+pub const MAX_BACKLOG: usize = 16;
+
+/// Compressed rotated files: not read.
+const COMPRESSED: [&str; 6] = [".gz", ".xz", ".bz2", ".zst", ".lz4", ".Z"];
+
+/// A file beside the log (in its directory or an `olddir` in it) as `stat` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its identity.
+    pub id: FileIdentity,
+    /// Its size.
+    pub size: u64,
+    /// Its modification time.
+    pub mtime: SystemTime,
+}
+
+/// How old a rotated file is, by what its name says (`name_age`): a total order, younger
+/// greater.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NameAge {
+    /// `log.N` (logrotate's default): the higher N, the older.
+    Numbered(std::cmp::Reverse<u64>),
+    /// Any other suffix (`dateext`: `log-20261203`, `log-2026-12-03-1764763200`): the later in
+    /// byte order, the younger.
+    Named(Vec<u8>),
+}
+
+/// The age of a rotated file: its modification time, and its name when the times are equal (a
+/// file system's clock ticks coarsely: several rotations can share one mtime). Two numbered
+/// files (`.N`) must agree on both: a writer that never reopened its log may have written an
+/// older file last, and files copied by hand may be numbered the other way; where the signs
+/// disagree, the file is not taken for younger (reading an older file again would repeat its
+/// lines). `name` is `None` for a file no longer in the directory (only the time is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Age {
+    /// Modification time.
+    pub mtime: SystemTime,
+    /// What the name says.
+    pub name: Option<NameAge>,
+}
+
+impl Age {
+    /// Whether `self` was rotated after `other`. Equal times and a name unknown on either side:
+    /// not known to be younger, so not.
+    fn younger_than(&self, other: &Age) -> bool {
+        let numbered = matches!((&self.name, &other.name), (Some(NameAge::Numbered(_)), Some(NameAge::Numbered(_))));
+        match self.mtime.cmp(&other.mtime) {
+            std::cmp::Ordering::Equal => matches!((&self.name, &other.name), (Some(a), Some(b)) if a > b),
+            std::cmp::Ordering::Greater => !numbered || self.name > other.name,
+            std::cmp::Ordering::Less => false,
+        }
+    }
+}
+
+/// What the name of a file beside the log named `base` says of it: `None` if it is not a
+/// rotated copy of that log that can be read. A rotated name is the log's name followed by
+/// `.`, `-` or `_` and something holding a digit (`app.log.1`, `app.log-20261203`), and not a
+/// compressed one: `app.log.bak`, `app.logger` and `app.log.2.gz` are not.
+pub fn name_age(base: &[u8], name: &[u8]) -> Option<NameAge> {
+    let suffix = name.strip_prefix(base)?;
+    let (&sep, rest) = suffix.split_first()?;
+    if !matches!(sep, b'.' | b'-' | b'_') || !rest.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    if COMPRESSED.iter().any(|c| name.ends_with(c.as_bytes())) {
+        return None;
+    }
+    match std::str::from_utf8(rest).ok().filter(|_| sep == b'.').and_then(|r| r.parse::<u64>().ok()) {
+        Some(n) if rest.iter().all(u8::is_ascii_digit) => Some(NameAge::Numbered(std::cmp::Reverse(n))),
+        _ => Some(NameAge::Named(suffix.to_vec())),
+    }
+}
+
+/// The files to read after `found` (the file that was being read, found rotated, or the copy
+/// `copytruncate` made of it), oldest first, and those skipped past [`MAX_BACKLOG`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// To read from their start, in this order.
+    pub read: Vec<Candidate>,
+    /// Rotated in between but not read (the oldest, past the bound).
+    pub skipped: Vec<Candidate>,
+}
+
+/// The rotated files of the log named `base` written after `found` and before `upper` (the
+/// file read next, when it was rotated too), oldest first; never one of `exclude` (the files
+/// being read, the one at the path) nor an empty one. Rule: a rotated name ([`name_age`]),
+/// younger than `found` and older than `upper` by [`Age`] (mtime, then the name; numbers and
+/// mtimes agreeing), in the order of their numbers when all are numbered, else of their ages. Past [`MAX_BACKLOG`], the oldest are skipped: the newest lines
+/// matter most to a monitor.
+pub fn backlog(base: &[u8], found: &Age, upper: Option<&Age>, candidates: &[Candidate], exclude: &[FileIdentity]) -> Backlog {
+    let mut aged: Vec<(Age, &Candidate)> = Vec::new();
+    for c in candidates {
+        let Some(name) = c.path.file_name().and_then(|n| name_age(base, n.as_encoded_bytes())) else { continue };
+        if c.size == 0 || exclude.contains(&c.id) || aged.iter().any(|(_, o)| o.id == c.id) {
+            continue;
+        }
+        aged.push((Age { mtime: c.mtime, name: Some(name) }, c));
+    }
+    aged.retain(|(age, _)| age.younger_than(found) && upper.is_none_or(|u| u.younger_than(age)));
+    if aged.iter().all(|(a, _)| matches!(a.name, Some(NameAge::Numbered(_)))) {
+        aged.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    } else {
+        aged.sort_by(|a, b| (a.0.mtime, &a.0.name).cmp(&(b.0.mtime, &b.0.name)));
+    }
+    let skip = aged.len().saturating_sub(MAX_BACKLOG);
+    let mut all = aged.into_iter().map(|(_, c)| c.clone());
+    Backlog { skipped: all.by_ref().take(skip).collect(), read: all.collect() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +312,122 @@ mod tests {
         assert!(matches!(resume(&pos, A, 99, None), Resume::Truncated(w) if w.contains("shorter")));
         assert!(matches!(resume(&pos, A, 500, Some(TailCheck::Changed)), Resume::Truncated(w) if w.contains("rewritten")));
         assert!(matches!(resume(&pos, A, 500, Some(TailCheck::Unreadable)), Resume::Truncated(_)));
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    fn cand(path: &str, ino: u64, size: u64, secs: u64) -> Candidate {
+        Candidate { path: PathBuf::from(path), id: FileIdentity { dev: 1, ino }, size, mtime: t(secs) }
+    }
+
+    fn age_of(c: &Candidate) -> Age {
+        let name = c.path.file_name().and_then(|n| name_age(b"app.log", n.as_encoded_bytes()));
+        Age { mtime: c.mtime, name }
+    }
+
+    fn names(b: &[Candidate]) -> Vec<String> {
+        b.iter().map(|c| c.path.display().to_string()).collect()
+    }
+
+    #[test]
+    fn rotated_names() {
+        use NameAge::*;
+        use std::cmp::Reverse;
+        let table: [(&str, Option<NameAge>); 12] = [
+            ("app.log.1", Some(Numbered(Reverse(1)))),
+            ("app.log.12", Some(Numbered(Reverse(12)))),
+            ("app.log-20261203", Some(Named(b"-20261203".to_vec()))),
+            ("app.log-2026-12-03-1764763200", Some(Named(b"-2026-12-03-1764763200".to_vec()))),
+            ("app.log.1.tmp2", Some(Named(b".1.tmp2".to_vec()))),
+            ("app.log_1", Some(Named(b"_1".to_vec()))),
+            ("app.log", None),
+            ("app.log.bak", None),
+            ("app.logger1", None),
+            ("app.log.2.gz", None),
+            ("app.log-20261203.xz", None),
+            ("other.log.1", None),
+        ];
+        for (name, want) in table {
+            assert_eq!(name_age(b"app.log", name.as_bytes()), want, "{name}");
+        }
+    }
+
+    /// (what is beside the log, the file found, the one read next if rotated too, the
+    /// identities excluded, the files read in order)
+    type Case<'a> = (&'a [Candidate], usize, Option<usize>, &'a [u64], &'a [&'a str]);
+
+    /// Which files rotated after the one found are read, in which order.
+    #[test]
+    fn the_backlog_after_the_file_found() {
+        let create = [
+            cand("d/app.log.4", 4, 10, 100),
+            cand("d/app.log.3", 3, 10, 200),
+            cand("d/app.log.2", 2, 10, 300),
+            cand("d/app.log.1", 1, 10, 400),
+        ];
+        // Equal mtimes (a coarse clock): the numbers say the order.
+        let same_time = [cand("d/app.log.3", 3, 10, 100), cand("d/app.log.1", 1, 10, 100), cand("d/app.log.2", 2, 10, 100)];
+        let dateext =
+            [cand("d/app.log-20261203", 3, 10, 100), cand("d/app.log-20261201", 1, 10, 100), cand("d/app.log-20261202", 2, 10, 100)];
+        let olddir = [cand("d/old/app.log.2", 2, 10, 200), cand("d/old/app.log.1", 1, 10, 300), cand("d/old/app.log.3", 3, 10, 100)];
+        // copytruncate: copies, the log itself (inode 9) at the path; compressed and empty ones
+        // and other names are not read.
+        let copies = [
+            cand("d/app.log", 9, 50, 500),
+            cand("d/app.log.3.gz", 5, 10, 300),
+            cand("d/app.log.2", 2, 10, 200),
+            cand("d/app.log.1", 1, 10, 400),
+            cand("d/app.log.bak", 6, 10, 450),
+            cand("d/app.log.0", 7, 0, 450),
+        ];
+        // A writer that never reopened its log wrote to the older file last: .1 is not younger
+        // than .2 (the mtimes disagree with the numbers), and the numbers order them.
+        let late_writer = [cand("d/app.log.2", 2, 10, 500), cand("d/app.log.1", 1, 10, 400), cand("d/app.log.3", 3, 10, 100)];
+        // Copies numbered by hand, the newer with the higher number: neither is taken for
+        // younger than the other.
+        let by_hand = [cand("d/app.log.1", 1, 10, 100), cand("d/app.log.2", 2, 10, 200)];
+        let cases: [Case; 12] = [
+            (&create, 0, None, &[], &["d/app.log.3", "d/app.log.2", "d/app.log.1"]),
+            (&create, 2, None, &[], &["d/app.log.1"]),
+            (&create, 3, None, &[], &[]),
+            // The file read next was rotated too (it is .2): only what is between.
+            (&create, 0, Some(2), &[2], &["d/app.log.3"]),
+            (&same_time, 0, None, &[], &["d/app.log.2", "d/app.log.1"]),
+            (&dateext, 1, None, &[], &["d/app.log-20261202", "d/app.log-20261203"]),
+            (&olddir, 2, None, &[], &["d/old/app.log.2", "d/old/app.log.1"]),
+            (&copies, 2, None, &[9], &["d/app.log.1"]),
+            (&late_writer, 0, None, &[], &[]),
+            (&late_writer, 2, None, &[], &["d/app.log.2", "d/app.log.1"]),
+            (&by_hand, 0, None, &[], &[]),
+            (&by_hand, 1, None, &[], &[]),
+        ];
+        for (cands, found, upper, exclude, want) in cases {
+            let exclude: Vec<FileIdentity> = exclude.iter().map(|&ino| FileIdentity { dev: 1, ino }).collect();
+            let got = backlog(b"app.log", &age_of(&cands[found]), upper.map(|u| age_of(&cands[u])).as_ref(), cands, &exclude);
+            assert_eq!(names(&got.read), want, "found {:?}", cands[found].path);
+            assert!(got.skipped.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_file_found_only_by_its_open_descriptor_orders_by_time_alone() {
+        let cands = [cand("d/app.log.1", 1, 10, 100), cand("d/app.log.2", 2, 10, 90)];
+        let found = Age { mtime: t(100), name: None };
+        assert!(backlog(b"app.log", &found, None, &cands, &[]).read.is_empty(), "an equal time says nothing");
+        let found = Age { mtime: t(80), name: None };
+        assert_eq!(names(&backlog(b"app.log", &found, None, &cands, &[]).read), ["d/app.log.2", "d/app.log.1"]);
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_are_skipped() {
+        let cands: Vec<Candidate> = (1..=20).map(|n| cand(&format!("d/app.log.{n}"), n, 10, 1000 - n)).collect();
+        let found = age_of(&cands[19]);
+        let got = backlog(b"app.log", &found, None, &cands, &[]);
+        assert_eq!(got.read.len(), MAX_BACKLOG);
+        assert_eq!(names(&got.skipped), ["d/app.log.19", "d/app.log.18", "d/app.log.17"]);
+        assert_eq!(got.read.first().map(|c| c.id.ino), Some(16));
+        assert_eq!(got.read.last().map(|c| c.id.ino), Some(1));
     }
 }

@@ -3,14 +3,20 @@
 //! agent restarts and crashes, on real files, checked against a reference model of which lines
 //! must be delivered.
 //!
+//! Rotation is logrotate's: `.N` moves to `.N+1` (the oldest past [`KEEP`] deleted), then the log
+//! becomes `.1` (renamed, or copied and truncated).
+//!
 //! The reference is an ideal follower that, at each read, reads the file it has open to its end,
-//! then the file the path names if that is another one. What it must deliver: every line of a file
-//! it had open or found at the path at a read, and of the copy `copytruncate` left when the file
-//! it had read from was truncated once since the last read (the copy is found by the bytes before
-//! the read offset, so at least one line must have been read). What nobody can deliver, and the
-//! reference does not ask for: a file created and rotated away between two reads, lines
-//! truncated away without a copy before they were read, the unread rest of a file deleted while
-//! the agent was stopped.
+//! then the files rotated after it, then the file the path names if that is another one. What it
+//! must deliver: every line of a file it had open or found at the path at a read; of the copy
+//! `copytruncate` left when the file it had read from was truncated since the last read (the
+//! first truncation's copy: it is found by the bytes before the read offset, so at least one
+//! line must have been read); and of every file still among the rotated ones that was rotated
+//! after the one it was reading (or after that copy), however many rotations came between two
+//! reads. What nobody can deliver, and the reference does not ask for: a file created and
+//! rotated away between two reads when nothing was being read, files deleted (rotated past
+//! [`KEEP`]) before they were read, lines truncated away without a copy before they were read,
+//! the unread rest of a file deleted while the agent was stopped.
 //!
 //! Checked after every sequence: every delivered line is a line that was written, whole, with
 //! its line number in its file; no line twice unless a crash came before; lines of one file in
@@ -53,6 +59,9 @@ enum Op {
     Crash,
 }
 
+/// Rotated files kept (logrotate's `rotate 4`): `.1` to `.4`.
+const KEEP: usize = 4;
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (1u8..6).prop_map(Op::Append),
@@ -86,6 +95,12 @@ struct MFile {
 struct Reading {
     file: usize,
     read: usize,
+    /// The file was truncated and the copy read (and the files rotated after it): the last of
+    /// them. While nothing is read from the file, the copies made after it are found from it.
+    after: Option<usize>,
+    /// Found again at a start: the tailer saves the end of the last file read before the one at
+    /// the path while nothing is read from that one (see `after`).
+    resumed: bool,
 }
 
 /// The reference: the files as the writer made them, and the ideal follower.
@@ -93,7 +108,8 @@ struct Reading {
 struct Model {
     files: Vec<MFile>,
     at_path: Option<usize>,
-    at_one: Option<usize>,
+    /// The rotated files, `.1` first (the newest).
+    rotated: Vec<usize>,
     reading: Option<Reading>,
     /// Set when the file being read was truncated since the last read: the copy made then
     /// (`None`: no copy, or more than one truncation).
@@ -147,34 +163,93 @@ impl Model {
         self.files[f].lines.push(seq);
     }
 
+    /// Where `f` is among the rotated files (0: `.1`).
+    fn rotated_at(&self, f: usize) -> Option<usize> {
+        self.rotated.iter().position(|&r| r == f)
+    }
+
+    /// Every line of the rotated files newer than `.{from + 1}` and older than `.{to + 1}`.
+    fn must_between(&mut self, to: Option<usize>, from: usize) {
+        let start = to.map_or(0, |t| t + 1);
+        for i in (start..from).rev() {
+            let f = self.rotated[i];
+            self.must.extend(self.files[f].lines.iter().copied());
+        }
+    }
+
     /// The ideal follower reads.
     fn sync(&mut self) {
-        if let Some(r) = self.reading.as_mut() {
+        if let Some(mut r) = self.reading {
             if let Some(copy) = self.truncated.take() {
-                // The copy is found only by the bytes before the offset: something was read.
-                match copy.filter(|c| r.read > 0 && self.at_one == Some(*c)) {
-                    Some(c) => self.must.extend(self.files[c].lines[r.read..].iter().copied()),
-                    None => self.lossy_truncation = true,
+                let to = self.rotated_at(r.file);
+                let start = to.map_or(0, |t| t + 1);
+                let newest_read = |m: &Model, at: usize| m.rotated[start..=at].iter().copied().find(|&f| !m.files[f].lines.is_empty());
+                match (r.read, r.after.and_then(|a| self.rotated_at(a))) {
+                    // Nothing read since the last copy (its offset 0 shows no truncation): every
+                    // file rotated after that copy is looked for from it.
+                    (0, Some(at)) => {
+                        self.must_between(to, at);
+                        match self.rotated[start..at].iter().copied().find(|&f| !self.files[f].lines.is_empty()) {
+                            Some(f) => r.after = Some(f),
+                            // Nothing to read: a half line read is handed on cut.
+                            None => self.lossy_truncation = true,
+                        }
+                    }
+                    // Something read: the copy is found by the bytes before the offset.
+                    (0, None) => self.lossy_truncation = true,
+                    (read, _) => match copy.and_then(|c| self.rotated_at(c).map(|at| (c, at))) {
+                        Some((c, at)) => {
+                            self.must.extend(self.files[c].lines[read..].iter().copied());
+                            self.must_between(to, at);
+                            // The last read: the newest of them not empty (the tailer skips
+                            // empty ones), or the copy (found by content: read whatever it holds).
+                            r.after = newest_read(self, at).or(Some(c));
+                        }
+                        None => {
+                            self.lossy_truncation = true;
+                            r.after = None;
+                        }
+                    },
                 }
                 r.read = 0;
             }
             let f = &self.files[r.file];
             self.must.extend(f.lines[r.read..].iter().copied());
             r.read = f.lines.len();
+            // Files rotated after it are looked for when the path names another file (while
+            // it names nothing, a file created and rotated away is not seen).
+            if let Some(at) = self.rotated_at(r.file).filter(|_| self.at_path.is_some()) {
+                self.must_between(None, at);
+            }
+            self.reading = Some(r);
         }
         match (self.at_path, self.reading) {
             (Some(p), Some(r)) if p == r.file => {}
             (Some(p), _) => {
+                // Moving on from a file found at a start: the last one read before this file.
+                let after = self.reading.filter(|r| r.resumed).and_then(|r| {
+                    let at = self.rotated_at(r.file)?;
+                    Some(self.rotated[..at].iter().copied().find(|&f| !self.files[f].lines.is_empty()).unwrap_or(r.file))
+                });
                 self.must.extend(self.files[p].lines.iter().copied());
-                self.reading = Some(Reading { file: p, read: self.files[p].lines.len() });
+                self.reading = Some(Reading { file: p, read: self.files[p].lines.len(), after, resumed: false });
             }
             (None, _) => {}
         }
     }
 
     /// The follower starts again at `from`: the file must still be in the directory.
+    /// Nothing read from the file since a copy of it (or the file before it) was read: the
+    /// position saved is that copy's end.
     fn resume(&mut self, (from, truncated): (Option<Reading>, Option<Option<usize>>)) {
-        self.reading = from.filter(|r| self.at_path == Some(r.file) || self.at_one == Some(r.file));
+        let (from, truncated) = match from {
+            Some(Reading { read: 0, after: Some(a), .. }) => {
+                (self.rotated_at(a).map(|_| Reading { file: a, read: self.files[a].lines.len(), after: None, resumed: true }), None)
+            }
+            // Found rotated away (not at the path): read as the tailer reads a copy's rest.
+            from => (from.map(|r| Reading { resumed: self.at_path != Some(r.file), ..r }), truncated),
+        };
+        self.reading = from.filter(|r| self.at_path == Some(r.file) || self.rotated_at(r.file).is_some());
         self.truncated = if self.reading.is_some() { truncated } else { None };
     }
 
@@ -186,7 +261,20 @@ impl Model {
         self.at_path = Some(g);
         if let Some(r) = self.reading.as_mut().filter(|r| r.file == p) {
             r.file = g;
-            self.truncated = Some(if self.truncated.is_some() { None } else { copy });
+            // Truncated again: the first copy holds the rest of what was read, the later ones
+            // are newer rotated files.
+            if self.truncated.is_none() {
+                self.truncated = Some(copy);
+            }
+        }
+        // The position saved follows the same inode (a crash resumes it and finds the copy).
+        if let (Some(r), truncated) = &mut self.saved {
+            if r.file == p {
+                r.file = g;
+                if truncated.is_none() {
+                    *truncated = Some(copy);
+                }
+            }
         }
     }
 }
@@ -209,7 +297,7 @@ impl LineSink for Got {
 struct Harness {
     _tmp: crate::testutil::TempDir,
     path: PathBuf,
-    one: PathBuf,
+    dir: PathBuf,
     watches: Watches,
     scratch: Scratch,
     tailer: Tailer,
@@ -224,7 +312,7 @@ impl Harness {
         let tmp = crate::testutil::TempDir::new("tail-model");
         let path = tmp.path().join("app.log");
         Harness {
-            one: tmp.path().join("app.log.1"),
+            dir: tmp.path().to_path_buf(),
             tailer: Tailer::new(path.clone(), Listener::Check(1), None),
             path,
             _tmp: tmp,
@@ -262,19 +350,7 @@ impl Harness {
                 }
             }
             Op::Sync => self.sync(),
-            Op::Rotate { create } => {
-                // A writer finishes its line before its log is rotated.
-                let bytes = m.append(0);
-                Self::write(&self.path, &bytes);
-                if let Some(p) = m.at_path.take() {
-                    fs::rename(&self.path, &self.one).expect("rename");
-                    m.at_one = Some(p);
-                }
-                if *create {
-                    Self::write(&self.path, b"");
-                    m.at_path = Some(m.new_file());
-                }
-            }
+            Op::Rotate { create } => self.rotate(*create),
             Op::CopyTruncate | Op::Truncate => {
                 let bytes = m.append(0);
                 Self::write(&self.path, &bytes);
@@ -282,14 +358,16 @@ impl Harness {
                     return;
                 }
                 let copy = matches!(op, Op::CopyTruncate).then(|| {
-                    let _ = fs::remove_file(&self.one);
-                    fs::copy(&self.path, &self.one).expect("copy");
+                    self.shift();
+                    fs::copy(&self.path, self.numbered(1)).expect("copy");
+                    let m = &mut self.model;
                     let c = m.new_file();
                     let p = m.at_path.unwrap_or(c);
                     m.files[c] = m.files[p].clone();
-                    m.at_one = Some(c);
+                    m.rotated.insert(0, c);
                     c
                 });
+                let m = &mut self.model;
                 fs::OpenOptions::new().write(true).open(&self.path).expect("open").set_len(0).expect("truncate");
                 m.truncate(copy);
             }
@@ -320,6 +398,35 @@ impl Harness {
                 self.sync();
             }
         }
+    }
+
+    /// logrotate's `create` (a new empty log at once) or `nocreate`.
+    fn rotate(&mut self, create: bool) {
+        // A writer finishes its line before its log is rotated.
+        let bytes = self.model.append(0);
+        Self::write(&self.path, &bytes);
+        if let Some(p) = self.model.at_path.take() {
+            self.shift();
+            fs::rename(&self.path, self.numbered(1)).expect("rename");
+            self.model.rotated.insert(0, p);
+        }
+        if create {
+            Self::write(&self.path, b"");
+            self.model.at_path = Some(self.model.new_file());
+        }
+    }
+
+    fn numbered(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("app.log.{n}"))
+    }
+
+    /// logrotate's numbering: `.N` to `.N+1`, the oldest past [`KEEP`] deleted.
+    fn shift(&mut self) {
+        for n in (1..=KEEP).rev() {
+            let _ = fs::rename(self.numbered(n), self.numbered(n + 1));
+        }
+        let _ = fs::remove_file(self.numbered(KEEP + 1));
+        self.model.rotated.truncate(KEEP - 1);
     }
 
     fn sync(&mut self) {
@@ -404,6 +511,15 @@ fn regressions() {
         &[Partial, Sync, Save, Rotate { create: false }, Restart, Sync],
         &[Append(1), Partial, Sync, CopyTruncate, Rotate { create: false }],
         &[Append(1), Restart, CopyTruncate, Rotate { create: false }, Save, Sync, Crash],
+        // Rotated twice within one stall: the middle file was skipped.
+        &[Append(1), Sync, Rotate { create: true }, Append(1), Rotate { create: true }, Append(1)],
+        &[Append(1), Sync, Save, CopyTruncate, Append(1), CopyTruncate, Crash],
+        // The middle copy was read twice: from the first copy, then from the deleted file.
+        &[Append(1), Sync, CopyTruncate, Delete, Append(1), CopyTruncate],
+        // Saved at the end of the copy; the truncated file, then a new one, rotated away.
+        &[Append(1), Sync, CopyTruncate, Sync, Rotate { create: false }, Save, Append(1), Rotate { create: true }, Restart],
+        // Resumed while nothing was at the path; a file created and rotated before the next.
+        &[Append(1), Sync, Save, Rotate { create: false }, Restart, Append(1), Rotate { create: false }, Append(1)],
     ];
     for ops in cases {
         run(ops).unwrap_or_else(|e| panic!("{ops:?}: {e}"));
