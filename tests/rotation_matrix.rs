@@ -33,10 +33,9 @@
 //! `ROTATION_MATRIX_SCALE=N` multiplies the rotations (bench/rotation-matrix.sh runs it longer).
 //!
 //! Not run under qemu-user (`LOOKOUT_TEST_RUNNER`): the schedule (a rotation every 200 ms under
-//! 10,000 lines/s) assumes native speed. Under qemu a stopped agent's restart takes longer than
-//! the gap between rotations, so it is stopped again before its first read and then finds its
-//! file rotated several times, whose middle files it does not read (README, Rotation). The
-//! tailer's logic is the same code on every target; its unit and model tests run under qemu.
+//! 10,000 lines/s) assumes native speed: under qemu a stopped agent's restart takes longer than
+//! the gap between rotations, and the run would measure qemu's start-up. The tailer's logic is
+//! the same code on every target; its unit and model tests run under qemu.
 
 mod common;
 
@@ -404,9 +403,9 @@ impl<'a> Readers<'a> {
     }
 
     /// Waits until both readers have read what the log holds now: a rotation comes after the
-    /// readers followed the one before, as rotations hours apart do (two rotations within one
-    /// stall of a reader skip the middle file: README, Rotation). On a loaded machine the
-    /// readers can fall behind a rotation every 200 ms; this keeps that out of the figures.
+    /// readers followed the one before, as rotations hours apart do. On a loaded machine the
+    /// readers can fall behind a rotation every 200 ms; the figures are of one rotation at a
+    /// time (several within one stall are the tailer's unit and model tests').
     fn catch_up(&self) {
         let Ok(bytes) = fs::read(&self.log) else { return };
         let Some(id) = fs::metadata(&self.log).ok().map(|m| m.ino()) else { return };
