@@ -927,7 +927,11 @@ impl Tailer {
     /// the copy, if any.
     fn on_truncated(&mut self, now: Instant, watches: &mut Watches, sink: &mut dyn LineSink, what: &str) {
         self.counters.truncations += 1;
-        self.forget_copy_end();
+        // With no line read from the file since a copy's end (only an unfinished one, seen
+        // cut), that end is still where the files rotated after it are looked for.
+        if self.current.as_ref().is_none_or(|c| c.asm.offset() > 0) {
+            self.forget_copy_end();
+        }
         let Some(cur) = self.current.as_mut() else { return };
         let (before, after) = cur.around();
         let last = before.to_vec();
