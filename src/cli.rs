@@ -254,8 +254,8 @@ pub struct CheckConfigCmd {}
 #[derive(FromArgs, Debug)]
 /// put this binary in place on a device, as the Yocto layer does: /usr/bin/lookout, the links
 /// mender-monitorctl and mender-monitord, the mender-monitor.service unit (in
-/// /etc/systemd/system), monitor.d/{available,enabled}, the state directory (0700) and a
-/// documented config.sh if there is none; then, with a running systemd, daemon-reload, enable and
+/// /etc/systemd/system), monitor.d/{available,enabled}, the state directory (0700),
+/// monitor-lib.sh (monitor_send_alert) and a documented config.sh if there is none; then, with a running systemd, daemon-reload, enable and
 /// start the unit. Running it again changes nothing; an existing config.sh or check is never
 /// overwritten. Every step is printed.
 #[argh(

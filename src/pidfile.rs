@@ -4,7 +4,7 @@
 //! if it still holds our pid.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -21,9 +21,12 @@ pub struct PidFile {
     pid: u32,
 }
 
-/// The pid a pid file names, if it reads as one.
+/// The pid a pid file names, if it reads as one: a regular file (opened without blocking, as
+/// every file the agent reads) whose first bytes are a number.
 fn read_pid(path: &Path) -> Option<i32> {
-    let text = fs::read_to_string(path).ok()?;
+    let (file, _) = crate::regular_file::open(path).ok()?;
+    let mut text = String::new();
+    file.take(32).read_to_string(&mut text).ok()?;
     text.trim().parse::<i32>().ok().filter(|p| *p > 0)
 }
 

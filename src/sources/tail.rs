@@ -1154,6 +1154,11 @@ mod tests {
             f.write_all(text).unwrap();
         }
 
+        /// Truncates the log to nothing, as `copytruncate` or a writer does (same inode).
+        fn truncate(&self) {
+            fs::OpenOptions::new().write(true).open(&self.path).unwrap().set_len(0).unwrap();
+        }
+
         fn sync(&mut self) -> Vec<(u64, String)> {
             let mut budget = usize::MAX;
             while self.tailer.sync(self.now, &mut self.watches, &mut self.scratch, &mut budget, &mut self.got) == Progress::More {}
@@ -1214,7 +1219,7 @@ mod tests {
         assert_eq!(f.sync().len(), 2);
         f.append(b"c\n"); // not read before the rotation
         fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(b"d\n");
         assert_eq!(f.sync(), lines(&[(3, "c"), (1, "d")]));
         assert_eq!(f.tailer.counters().copies_recovered, 1);
@@ -1235,14 +1240,14 @@ mod tests {
         let path = f.path.clone();
         let copy = |n: u32| path.with_extension(format!("log.{n}"));
         fs::copy(&f.path, copy(1)).unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(format!("gen2 head line\n{same}").as_bytes());
         assert_eq!(f.sync(), lines(&[(1, "gen2 head line"), (2, &same[..70])]));
         // The second: the old copy moves on; the new copy holds only the first line, the rest
         // was written after the copy and read before the truncation.
         fs::rename(copy(1), copy(2)).unwrap();
         fs::write(copy(1), b"gen2 head line\n").unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(b"gen3\n");
         assert_eq!(f.sync(), lines(&[(1, "gen3")]), "nothing of gen1 again");
         assert_eq!(f.tailer.counters().copies_recovered, 1, "only the first copy");
@@ -1259,7 +1264,7 @@ mod tests {
         fs::rename(&f.path, f.path.with_extension("log.1")).unwrap();
         f.append(b"L00000");
         assert!(f.sync().is_empty());
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         assert_eq!(f.sync(), lines(&[(1, "L00000")]), "what was read of the line, cut; nothing of the old log");
     }
 
@@ -1273,7 +1278,7 @@ mod tests {
         let old = f.path.parent().unwrap().join("old");
         fs::create_dir(&old).unwrap();
         fs::copy(&f.path, old.join("app.log.1")).unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(b"d\n");
         assert_eq!(f.sync(), lines(&[(3, "c"), (1, "d")]));
         assert_eq!(f.tailer.counters().copies_recovered, 1);
@@ -1304,14 +1309,14 @@ mod tests {
         f.sync();
         f.append(b"c\n");
         fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         // Past the old offset before the agent reads again (it was frozen, or the writer fast).
         f.append(b"ERROR right after the truncation\n");
         assert_eq!(f.sync(), lines(&[(3, "c"), (1, "ERROR right after the truncation")]));
         assert_eq!(f.tailer.counters().truncations, 1);
         assert_eq!(f.tailer.counters().copies_recovered, 1);
         // And without a copy: from the start.
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         fs::remove_file(f.path.with_extension("log.1")).unwrap();
         f.append(b"x: another line that is longer than the first\n");
         assert_eq!(f.sync(), lines(&[(1, "x: another line that is longer than the first")]));
@@ -1330,7 +1335,7 @@ mod tests {
         f.append(format!("first {tail}\nsecond {tail}\n").as_bytes());
         assert_eq!(f.sync().len(), 2);
         fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(format!("third {tail}\nfourth {tail}\nERROR fifth\n").as_bytes());
         let got = f.sync();
         assert_eq!(got.iter().map(|(n, l)| (*n, &l[..l.len().min(6)])).collect::<Vec<_>>(), [(1, "third "), (2, "fourth"), (3, "ERROR ")]);
@@ -1342,7 +1347,7 @@ mod tests {
         let mut f = Fixture::new(1024);
         f.append(b"aaaa\nbbbb\n");
         f.sync();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(b"x\n");
         assert_eq!(f.sync(), lines(&[(1, "x")]));
         assert_eq!(f.tailer.counters().copies_recovered, 0);
@@ -1404,7 +1409,7 @@ mod tests {
         let pos = f.tailer.stop(&mut f.watches).unwrap();
         assert!(pos.tail.is_some());
         // Same inode, longer than the saved offset, but not what was read.
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(b"ERROR new\nand the writer goes on\n");
         let mut t = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
         let mut budget = usize::MAX;
@@ -1435,7 +1440,7 @@ mod tests {
         t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
         let pos = t.stop(&mut f.watches).unwrap();
         assert!(pos.head.is_some());
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(format!("third {tail}\nfourth {tail}\nERROR fifth\n").as_bytes());
         let mut t = Tailer::new(f.path.clone(), Listener::Check(3), Some(pos));
         t.sync(f.now, &mut f.watches, &mut f.scratch, &mut budget, &mut f.got);
@@ -1452,7 +1457,7 @@ mod tests {
         let pos = f.tailer.stop(&mut f.watches).unwrap();
         f.append(b"c\n"); // written while stopped, before the rotation
         fs::copy(&f.path, f.path.with_extension("log.1")).unwrap();
-        fs::OpenOptions::new().write(true).open(&f.path).unwrap().set_len(0).unwrap();
+        f.truncate();
         f.append(b"d: a longer line than before\n");
         let mut t = Tailer::new(f.path.clone(), Listener::Check(2), Some(pos));
         let mut budget = usize::MAX;
