@@ -277,8 +277,8 @@ pub struct InstallCmd {
     /// do not call systemctl
     #[argh(switch)]
     pub no_systemd: bool,
-    /// also write the demo log checks (log_usb_disconnect, log_mender_client,
-    /// log_mender_connect) to monitor.d/available, not enabled
+    /// also write the demo checks (log_usb_disconnect, log_mender_client,
+    /// log_mender_connect, connectivity_example) to monitor.d/available, not enabled
     #[argh(switch)]
     pub demo_checks: bool,
     /// print what would be done, do nothing

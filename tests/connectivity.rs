@@ -46,6 +46,12 @@ impl Net {
         let net = Net { a: format!("lkca{id}"), b: format!("lkcb{id}"), link_a: format!("va{id}") };
         let link_b = format!("vb{id}");
         ip(&["netns", "add", &net.a])?;
+        // `ip netns exec` puts these over /etc/hosts and /etc/resolv.conf for the agent in A:
+        // one name known, and a name server that refuses (nothing listens on B's port 53).
+        let etc = net.etc();
+        fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
+        fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{B_IP} probe.test\n")).map_err(|e| e.to_string())?;
+        fs::write(etc.join("resolv.conf"), format!("nameserver {B_IP}\noptions timeout:1 attempts:1\n")).map_err(|e| e.to_string())?;
         ip(&["netns", "add", &net.b])?;
         ip(&["-n", &net.a, "link", "add", &net.link_a, "type", "veth", "peer", "name", &link_b, "netns", &net.b])?;
         ip(&["-n", &net.a, "addr", "add", A_ADDR, "dev", &net.link_a])?;
@@ -54,6 +60,11 @@ impl Net {
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
         Ok(net)
+    }
+
+    /// `/etc/netns/<A>`: files `ip netns exec` binds over /etc for the agent.
+    fn etc(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from("/etc/netns").join(&self.a)
     }
 
     fn set_link_a(&self, state: &str) {
@@ -76,6 +87,9 @@ impl Drop for Net {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.a]);
         let _ = ip(&["netns", "del", &self.b]);
+        let _ = fs::remove_dir_all(self.etc());
+        // The parent, if no other test's namespace uses it.
+        let _ = fs::remove_dir("/etc/netns");
     }
 }
 
@@ -248,6 +262,27 @@ fn a_refused_port_is_critical_after_the_failure_count_and_a_listener_clears_it()
     // One CRITICAL, one OK: no repeats while the state holds.
     thread::sleep(Duration::from_millis(1500));
     assert_eq!(alerts(&d).len(), 2);
+    d.terminate();
+}
+
+#[test]
+fn names_are_resolved_off_the_reactor() {
+    let Some(net) = net_or_skip() else { return };
+    let _server = Server::start(&net.b, 8080, Some("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+    let root = Root::new("conn-dns");
+    root.ctl_ok(&["create", "connectivity", "named", "http://probe.test:8080/health", "60", "5"]);
+    root.ctl_ok(&["enable", "connectivity", "named"]);
+    fs::write(root.available().join("connectivity_unknown.sh"), "CONNECTIVITY_ADDRESS=http://nope.test/\nCONNECTIVITY_FAILURES=1\n")
+        .unwrap();
+    root.ctl_ok(&["enable", "connectivity", "unknown"]);
+    let d = Daemon::spawn(&root, net.agent(&root));
+    // A 404 is an answer: the server is reachable.
+    wait_until("the named probe answered", || {
+        check_status(&root, "named")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: HTTP 404"))
+    });
+    let a = wait_alerts(&d, 1);
+    assert_eq!((a[0]["level"].as_str(), a[0]["subject"]["name"].as_str()), (Some("CRITICAL"), Some("unknown")));
+    assert!(description(&a[0]).contains("cannot resolve nope.test"), "{}", description(&a[0]));
     d.terminate();
 }
 
