@@ -266,6 +266,31 @@ fn a_refused_port_is_critical_after_the_failure_count_and_a_listener_clears_it()
 }
 
 #[test]
+fn a_critical_survives_a_restart_and_disabling_clears_it() {
+    let Some(net) = net_or_skip() else { return };
+    let root = Root::new("conn-restart");
+    fs::create_dir_all(root.available()).unwrap();
+    let file = format!("CONNECTIVITY_ADDRESS={B_IP}:2223\nCONNECTIVITY_FAILURES=1\n");
+    fs::write(root.available().join("connectivity_once.sh"), file).unwrap();
+    root.ctl_ok(&["enable", "connectivity", "once"]);
+    let d = Daemon::spawn(&root, net.agent(&root));
+    let a = wait_alerts(&d, 1);
+    assert_eq!(a[0]["level"], "CRITICAL");
+    assert!(description(&a[0]).contains("failed once"), "{}", description(&a[0]));
+    d.terminate();
+    // Still refused after the restart: the CRITICAL stands, it is not sent again.
+    let d = Daemon::spawn(&root, net.agent(&root));
+    wait_until("a probe after the restart", || check_status(&root, "once")["counters"]["probes"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(check_status(&root, "once")["level"], "CRITICAL");
+    assert!(alerts(&d).is_empty(), "{:?}", alerts(&d));
+    root.ctl_ok(&["disable", "connectivity", "once"]);
+    let a = wait_alerts(&d, 1);
+    assert_eq!(a[0]["level"], "OK");
+    assert_eq!(a[0]["name"], format!("Unable to connect to the address '{B_IP}:2223'"));
+    d.terminate();
+}
+
+#[test]
 fn names_are_resolved_off_the_reactor() {
     let Some(net) = net_or_skip() else { return };
     let _server = Server::start(&net.b, 8080, Some("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
