@@ -22,6 +22,8 @@ use common::*;
 use serde_json::Value;
 
 const A_ADDR: &str = "10.99.0.1/30";
+/// Held while /etc/netns is made or removed (tests run in parallel).
+static ETC_NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const B_IP: &str = "10.99.0.2";
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -49,7 +51,9 @@ impl Net {
         // `ip netns exec` puts these over /etc/hosts and /etc/resolv.conf for the agent in A:
         // one name known, and a name server that refuses (nothing listens on B's port 53).
         let etc = net.etc();
+        let guard = ETC_NETNS.lock().unwrap_or_else(|e| e.into_inner());
         fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
+        drop(guard);
         fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{B_IP} probe.test\n")).map_err(|e| e.to_string())?;
         fs::write(etc.join("resolv.conf"), format!("nameserver {B_IP}\noptions timeout:1 attempts:1\n")).map_err(|e| e.to_string())?;
         ip(&["netns", "add", &net.b])?;
@@ -87,6 +91,7 @@ impl Drop for Net {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.a]);
         let _ = ip(&["netns", "del", &self.b]);
+        let _guard = ETC_NETNS.lock().unwrap_or_else(|e| e.into_inner());
         let _ = fs::remove_dir_all(self.etc());
         // The parent, if no other test's namespace uses it.
         let _ = fs::remove_dir("/etc/netns");
