@@ -122,6 +122,10 @@ struct Server {
 
 impl Server {
     fn start(ns: &str, port: u16, reply: Option<&'static str>) -> Server {
+        Server::start_on(ns, B_IP, port, reply)
+    }
+
+    fn start_on(ns: &str, addr: &'static str, port: u16, reply: Option<&'static str>) -> Server {
         let ns_file = fs::File::open(format!("/run/netns/{ns}")).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let st = Arc::clone(&stop);
@@ -130,7 +134,7 @@ impl Server {
             // SAFETY: setns with a valid namespace fd; it moves this thread only.
             let rc = unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            let listener = TcpListener::bind((B_IP, port)).unwrap();
+            let listener = TcpListener::bind((addr, port)).unwrap();
             listener.set_nonblocking(true).unwrap();
             tx.send(()).unwrap();
             while !st.load(Ordering::Relaxed) {
@@ -244,6 +248,36 @@ fn a_link_down_is_critical_at_once_and_up_is_ok_after_a_probe() {
     assert!(description(&a[1]).contains("HTTP 200"), "{}", description(&a[1]));
     let st = check_status(&root, "web");
     assert!(st["counters"]["immediate_probes"].as_u64().unwrap_or(0) >= 2, "{st}");
+    d.terminate();
+}
+
+#[test]
+fn the_default_route_removed_is_critical_at_once() {
+    let Some(net) = net_or_skip() else { return };
+    // A server beyond the link: an address of B's that A reaches only by its default route.
+    ip(&["-n", &net.b, "addr", "add", "10.98.0.1/32", "dev", "lo"]).unwrap();
+    ip(&["-n", &net.a, "route", "add", "default", "via", B_IP]).unwrap();
+    let listener = Server::start_on(&net.b, "10.98.0.1", 8081, None);
+    let root = Root::new("conn-route");
+    root.ctl_ok(&["create", "connectivity", "far", "10.98.0.1:8081", "60", "5"]);
+    root.ctl_ok(&["enable", "connectivity", "far"]);
+    let d = Daemon::spawn(&root, net.agent(&root));
+    wait_until("the first probe answered", || {
+        check_status(&root, "far")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: connected to 10.98.0.1:8081"))
+    });
+    let gone = Instant::now();
+    ip(&["-n", &net.a, "route", "del", "default"]).unwrap();
+    let a = wait_alerts(&d, 1);
+    let took = gone.elapsed();
+    eprintln!("default route removed -> CRITICAL in {took:?}: {}", description(&a[0]));
+    assert!(took < Duration::from_secs(3), "the CRITICAL took {took:?}");
+    assert_eq!(a[0]["level"], "CRITICAL");
+    assert!(description(&a[0]).starts_with("the default route (IPv4) was removed; then 10.98.0.1:8081: "), "{}", description(&a[0]));
+    // The route back: a probe at once, and the OK.
+    ip(&["-n", &net.a, "route", "add", "default", "via", B_IP]).unwrap();
+    let a = wait_alerts(&d, 2);
+    assert_eq!(a[1]["level"], "OK");
+    drop(listener);
     d.terminate();
 }
 

@@ -84,13 +84,15 @@ impl Probe {
     fn step(&mut self, fds: &mut CheckFds) -> Option<Outcome> {
         match self.phase.as_mut()? {
             Phase::Resolving { pipe, answer, .. } => {
+                // The thread closes the pipe once its answer is in the slot (and it is no
+                // longer counted): until the end of the pipe, there is nothing to take.
                 let mut b = [0u8; 16];
                 loop {
                     match pipe.read(&mut b) {
                         Ok(0) => break,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
+                        Err(_) => return None,
                     }
                 }
                 let got = answer.lock().ok()?.take()?;
@@ -227,4 +229,81 @@ fn resolve(host: &str, port: u16, fds: &mut CheckFds, listener: Listener) -> Res
         RESOLVERS.fetch_sub(1, Ordering::AcqRel);
     }
     started.map_err(|e| format!("cannot resolve {host}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use mio::{Events, Poll};
+
+    /// Runs a probe of `target` to its end, with a real poll; its fds are all closed after.
+    fn probe(target: &str) -> Outcome {
+        let mut poll = Poll::new().unwrap();
+        let mut fds = CheckFds::new(poll.registry().try_clone().unwrap());
+        let mut p = Probe::start(&Target::parse(target).unwrap(), &mut fds, Listener::Check(1))?;
+        let mut events = Events::with_capacity(8);
+        for _ in 0..2000 {
+            poll.poll(&mut events, Some(Duration::from_millis(10))).unwrap();
+            if let Some(r) = p.on_ready(&mut fds) {
+                assert!(fds.is_empty(), "fds left in the poll");
+                return r;
+            }
+        }
+        panic!("the probe of {target} did not end");
+    }
+
+    /// A server on 127.0.0.1 that reads one request and answers `reply` (then closes).
+    fn serve_once(reply: &'static [u8]) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let mut b = [0u8; 256];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                }
+            }
+            assert!(got.starts_with(b"HEAD /p?q HTTP/1.1\r\nHost: 127.0.0.1:"), "{}", String::from_utf8_lossy(&got));
+            let _ = c.write_all(reply);
+        });
+        port
+    }
+
+    #[test]
+    fn http_replies() {
+        let url = |port: u16| format!("http://127.0.0.1:{port}/p?q");
+        assert_eq!(probe(&url(serve_once(b"HTTP/1.1 200 OK\r\n\r\n"))).map(|s| s.starts_with("HTTP 200 from 127.0.0.1:")), Ok(true));
+        assert_eq!(probe(&url(serve_once(b"HTTP/1.0 503 Busy\r\n\r\n"))), Err("the server answered HTTP 503".into()));
+        assert!(probe(&url(serve_once(b"SSH-2.0-OpenSSH\r\n"))).unwrap_err().starts_with("not an HTTP reply"));
+        assert!(probe(&url(serve_once(b""))).unwrap_err().ends_with("closed the connection without an answer"));
+        // A reply with no line end: at most MAX_REPLY bytes are read.
+        static LONG: [u8; 4096] = [b'x'; 4096];
+        assert!(probe(&url(serve_once(&LONG))).unwrap_err().starts_with("not an HTTP reply"));
+    }
+
+    #[test]
+    fn tcp_connects_and_refusals() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(probe(&format!("127.0.0.1:{port}")), Ok(format!("connected to 127.0.0.1:{port}")));
+        drop(l);
+        let e = probe(&format!("127.0.0.1:{port}")).unwrap_err();
+        assert!(e.starts_with(&format!("connect to 127.0.0.1:{port}: ")) && e.contains("refused"), "{e}");
+    }
+
+    #[test]
+    fn names_are_resolved_on_a_thread_and_each_address_is_tried() {
+        // localhost may be ::1 first: refused there, the next address answers.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        // (From /etc/hosts: tests ask no name server; tests/connectivity.rs has one that refuses.)
+        assert_eq!(probe(&format!("localhost:{port}")), Ok(format!("connected to 127.0.0.1:{port}")));
+        assert_eq!(resolver_counts().0, 0);
+    }
 }
