@@ -76,15 +76,19 @@ pub enum Cmd {
 ///   create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]
 ///   create dockerevents <check> <container> <action> [expiration]
 ///   create program <check> <command line> <interval> [timeout]
+///   create connectivity <check> <http://URL | host:port> [interval] [timeout]
 /// expiration, interval, timeout: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that
 /// starts with '-' goes after `--`. A program's exit status 0/1/2/3 is OK/WARNING/CRITICAL/
 /// UNKNOWN; WARNING and UNKNOWN raise CRITICAL unless the check file sets
 /// PROGRAM_WARNING_LEVEL or PROGRAM_UNKNOWN_LEVEL (CRITICAL, WARNING or OK). A dbus check sees
 /// what dbus-monitor sees: as root, messages between other peers too (`status` shows its mode:
-/// monitor, eavesdrop or broadcast only).
+/// monitor, eavesdrop or broadcast only). A connectivity check sends an HTTP HEAD (a status
+/// below 500 answers; https:// is a TCP connect to the port, no TLS) or connects to host:port
+/// every interval (default 60 s, timeout 10 s); CRITICAL after CONNECTIVITY_FAILURES (3) failures
+/// in a row, or at once when a link, route or address goes away and the probe then fails.
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
-    /// log, service, dbus, dockerevents or program
+    /// log, service, dbus, dockerevents, program or connectivity
     #[argh(positional)]
     pub subsystem: String,
     /// the check's name (for service: the service's name)
@@ -273,8 +277,8 @@ pub struct InstallCmd {
     /// do not call systemctl
     #[argh(switch)]
     pub no_systemd: bool,
-    /// also write the demo log checks (log_usb_disconnect, log_mender_client,
-    /// log_mender_connect) to monitor.d/available, not enabled
+    /// also write the demo checks (log_usb_disconnect, log_mender_client,
+    /// log_mender_connect, connectivity_example) to monitor.d/available, not enabled
     #[argh(switch)]
     pub demo_checks: bool,
     /// print what would be done, do nothing

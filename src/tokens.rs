@@ -16,6 +16,8 @@ pub const SYSTEMD_BUS: Token = Token(3);
 pub const MENDER_BUS: Token = Token(4);
 /// The uplink worker wakes the reactor with this (it wants a new token).
 pub const WAKER: Token = Token(5);
+/// The rtnetlink socket of the connectivity checks (links, routes, addresses).
+pub const NETLINK: Token = Token(6);
 /// Checks' own descriptors count up from here: command pipes, pidfds, `dbus` checks'
 /// connections.
 pub const FIRST_CHECK_FD: usize = 16;

@@ -1,6 +1,7 @@
 //! Running checks: a source wired to a detector, with what it needs to persist and reload. The
 //! reactor owns these; they own no thread and never block beyond a bounded read or a spawn.
 
+pub mod connectivity;
 pub mod log;
 pub mod program;
 pub mod service;
@@ -9,6 +10,7 @@ use crate::sources::check_fds::CheckFds;
 use crate::sources::lines::Scratch;
 use crate::sources::watch::Watches;
 
+pub use connectivity::{ConnectivityCheck, ConnectivityCheckConfig};
 pub use log::{LogCheck, LogCheckConfig};
 pub use program::{ProgramCheck, ProgramCheckConfig};
 pub use service::{ServiceCheck, ServiceCheckConfig};
@@ -27,6 +29,8 @@ pub struct Io {
     pub systemd: SystemdSource,
     /// The system bus's socket, for the connections of `dbus` checks.
     pub system_bus: std::path::PathBuf,
+    /// The kernel's routing events, open while a `connectivity` check runs.
+    pub netlink: crate::sources::netlink::Netlink,
 }
 
 use nix::sys::wait::WaitStatus;
@@ -50,6 +54,8 @@ pub enum CheckConfig {
     Service(ServiceCheckConfig),
     /// A program check.
     Program(ProgramCheckConfig),
+    /// A connectivity check.
+    Connectivity(ConnectivityCheckConfig),
 }
 
 impl CheckConfig {
@@ -60,6 +66,7 @@ impl CheckConfig {
             (CheckConfig::Log(a), CheckConfig::Log(b)) => a.source == b.source,
             (CheckConfig::Service(a), CheckConfig::Service(b)) => a.unit == b.unit,
             (CheckConfig::Program(a), CheckConfig::Program(b)) => a.command == b.command,
+            (CheckConfig::Connectivity(a), CheckConfig::Connectivity(b)) => a.same_source(b),
             _ => false,
         }
     }
@@ -74,6 +81,8 @@ pub enum Check {
     Service(Box<ServiceCheck>),
     /// A program check.
     Program(Box<ProgramCheck>),
+    /// A connectivity check.
+    Connectivity(Box<ConnectivityCheck>),
 }
 
 impl Check {
@@ -91,6 +100,7 @@ impl Check {
             CheckConfig::Log(c) => Check::Log(Box::new(LogCheck::start(id, key, c, saved, now, out)?)),
             CheckConfig::Service(c) => Check::Service(Box::new(ServiceCheck::start(id, key, c, saved, now, io, out))),
             CheckConfig::Program(c) => Check::Program(Box::new(ProgramCheck::start(id, key, c, saved, now))),
+            CheckConfig::Connectivity(c) => Check::Connectivity(Box::new(ConnectivityCheck::start(id, key, c, saved, now, io))),
         })
     }
 
@@ -103,6 +113,7 @@ impl Check {
                 Progress::Done
             }
             Check::Program(c) => c.on_ready(io, budget),
+            Check::Connectivity(c) => c.on_ready(now, io, out),
         }
     }
 
@@ -118,6 +129,10 @@ impl Check {
                 c.on_tick(now, io, out);
                 Progress::Done
             }
+            Check::Connectivity(c) => {
+                c.on_tick(now, io, out);
+                Progress::Done
+            }
         }
     }
 
@@ -127,6 +142,7 @@ impl Check {
             Check::Log(c) => c.next_deadline(),
             Check::Service(c) => c.next_deadline(now),
             Check::Program(c) => c.next_deadline(),
+            Check::Connectivity(c) => c.next_deadline(now),
         }
     }
 
@@ -139,12 +155,19 @@ impl Check {
         }
     }
 
+    /// The kernel said the network changed (links, routes, addresses), for connectivity checks.
+    pub fn on_net(&mut self, change: &crate::detect::connectivity::NetChange) {
+        if let Check::Connectivity(c) = self {
+            c.on_net(change);
+        }
+    }
+
     /// The process id of a log check's command.
     pub fn child(&self) -> Option<Pid> {
         match self {
             Check::Log(c) => c.child(),
             Check::Program(c) => c.child(),
-            Check::Service(_) => None,
+            Check::Service(_) | Check::Connectivity(_) => None,
         }
     }
 
@@ -153,7 +176,7 @@ impl Check {
         match self {
             Check::Log(c) => c.on_child_exit(now, status, io, out),
             Check::Program(c) => c.on_child_exit(now, status, io, out),
-            Check::Service(_) => None,
+            Check::Service(_) | Check::Connectivity(_) => None,
         }
     }
 
@@ -169,6 +192,10 @@ impl Check {
                 c.reconfigure(cfg, now);
                 Ok(())
             }
+            (Check::Connectivity(c), CheckConfig::Connectivity(cfg)) => {
+                c.reconfigure(cfg, now);
+                Ok(())
+            }
             _ => Err("a check cannot change its subsystem".into()),
         }
     }
@@ -177,7 +204,7 @@ impl Check {
     pub fn awaiting_context(&self) -> bool {
         match self {
             Check::Log(c) => c.awaiting_context(),
-            Check::Service(_) | Check::Program(_) => false,
+            Check::Service(_) | Check::Program(_) | Check::Connectivity(_) => false,
         }
     }
 
@@ -204,6 +231,7 @@ impl Check {
             Check::Log(c) => c.snapshot(),
             Check::Service(c) => c.snapshot(now),
             Check::Program(c) => c.snapshot(now),
+            Check::Connectivity(c) => c.snapshot(now),
         }
     }
 
@@ -213,6 +241,7 @@ impl Check {
             Check::Log(c) => c.stop(now, io, clear, out),
             Check::Service(c) => (c.stop(now, io, clear, out), None),
             Check::Program(c) => c.stop(now, io, clear, out),
+            Check::Connectivity(c) => (c.stop(now, io, clear, out), None),
         }
     }
 
@@ -222,6 +251,7 @@ impl Check {
             Check::Log(c) => c.status(),
             Check::Service(c) => c.status(),
             Check::Program(c) => c.status(),
+            Check::Connectivity(c) => c.status(),
         }
     }
 
@@ -231,6 +261,7 @@ impl Check {
             Check::Log(c) => c.summary(),
             Check::Service(c) => c.summary(),
             Check::Program(c) => c.summary(),
+            Check::Connectivity(c) => c.summary(),
         }
     }
 }

@@ -130,6 +130,26 @@ pub enum SourceStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last: Option<String>,
     },
+    /// A connectivity check's probes.
+    Connectivity {
+        /// `CONNECTIVITY_ADDRESS`.
+        address: String,
+        /// HTTP HEAD or TCP connect.
+        method: String,
+        /// Seconds between probes.
+        interval_s: u64,
+        /// Seconds a probe may take.
+        timeout_s: u64,
+        /// Probes in a row that fail before the CRITICAL.
+        failures: u32,
+        /// Whether the kernel's routing events are followed, or why not.
+        network_events: String,
+        /// Whether a probe is going.
+        probing: bool,
+        /// The last probe's result.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<String>,
+    },
     /// A `dbus` check's messages on the system bus.
     Bus {
         /// The match rule.
@@ -214,6 +234,13 @@ impl SourceStatus {
                 format!("D-Bus {rule} ({state}, {mode})")
             }
             SourceStatus::Bus { rule, state, .. } => format!("D-Bus {rule} ({state})"),
+            SourceStatus::Connectivity { address, method, interval_s, timeout_s, failures, network_events, probing, last } => {
+                let now = if *probing { ", probing" } else { "" };
+                let last = last.as_ref().map(|l| format!(", last {l}")).unwrap_or_default();
+                format!(
+                    "{method} {address} every {interval_s} s (timeout {timeout_s} s, CRITICAL after {failures}); network events {network_events}{now}{last}"
+                )
+            }
             SourceStatus::Program { command, interval_s, pid, last } => {
                 let now = pid.map(|p| format!(", running (pid {p})")).unwrap_or_default();
                 let last = last.as_ref().map(|l| format!(", last {l}")).unwrap_or_default();

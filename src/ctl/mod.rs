@@ -49,7 +49,8 @@ fn usage(subsystem: &str) -> &'static str {
         "dbus" => "create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]",
         "dockerevents" => "create dockerevents <check> <container> <action> [expiration]",
         "program" => "create program <check> <command line> <interval> [timeout]",
-        _ => "create <log|service|dbus|dockerevents|program> <check> ...",
+        "connectivity" => "create connectivity <check> <http://URL | host:port> [interval] [timeout]",
+        _ => "create <log|service|dbus|dockerevents|program|connectivity> <check> ...",
     }
 }
 
@@ -91,9 +92,10 @@ pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[OsString]) -
         "dbus" => dbus_vars(take_args(subsystem, args, 3, 1)?)?,
         "dockerevents" => docker_vars(name, take_args(subsystem, args, 2, 1)?)?,
         "program" => program_vars(take_args(subsystem, args, 2, 1)?)?,
+        "connectivity" => connectivity_vars(take_args(subsystem, args, 1, 2)?)?,
         other => {
             return Err(format!(
-                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents, program); write monitor.d/available/{other}_{name}.sh by hand and enable it"
+                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents, program, connectivity); write monitor.d/available/{other}_{name}.sh by hand and enable it"
             ));
         }
     };
@@ -163,6 +165,22 @@ fn program_vars(a: &[OsString]) -> Result<Vars, String> {
     let mut vars = vec![("PROGRAM_COMMAND", command.into()), ("PROGRAM_INTERVAL", seconds(&a[1], "interval")?)];
     if let Some(t) = a.get(2) {
         vars.push(("PROGRAM_TIMEOUT", seconds(t, "timeout")?));
+    }
+    Ok(vars)
+}
+
+fn connectivity_vars(a: &[OsString]) -> Result<Vars, String> {
+    let address = text(&a[0], "address")?.trim();
+    crate::detect::connectivity::Target::parse(address)?;
+    let mut vars = vec![("CONNECTIVITY_ADDRESS", address.into())];
+    for (arg, what, key) in [(a.get(1), "interval", "CONNECTIVITY_INTERVAL"), (a.get(2), "timeout", "CONNECTIVITY_TIMEOUT")] {
+        if let Some(arg) = arg {
+            let s = parse_expiration(text(arg, what)?).map_err(|e| format!("{what}: {e}"))?;
+            if s == 0 {
+                return Err(format!("{what} must be at least 1 second"));
+            }
+            vars.push((key, s.to_string().into_bytes()));
+        }
     }
     Ok(vars)
 }

@@ -38,13 +38,13 @@ pub const BIN_PATH: &str = "/usr/bin/lookout";
 
 /// Demo checks `--demo-checks` writes to `monitor.d/available` (not enabled): `(file, text)`.
 /// Mender's demo package ships these names; their contents are lookout's own (UNCONFIRMED).
-/// Only log checks: the demo's `diskusage` and `connectivity` subsystems do not exist in
-/// lookout yet; their checks (`diskusage_root_space.sh`, `connectivity_example.sh`) go here when
-/// they do.
+/// Log checks and `connectivity_example.sh`; the demo's `diskusage_root_space.sh` goes here when
+/// lookout has that subsystem.
 pub const DEMO_CHECKS: &[(&str, &str)] = &[
     ("log_usb_disconnect.sh", include_str!("demo/log_usb_disconnect.sh")),
     ("log_mender_client.sh", include_str!("demo/log_mender_client.sh")),
     ("log_mender_connect.sh", include_str!("demo/log_mender_connect.sh")),
+    ("connectivity_example.sh", include_str!("demo/connectivity_example.sh")),
 ];
 
 /// What the command line asked for.
@@ -459,11 +459,11 @@ mod tests {
     }
 
     #[test]
-    fn demo_checks_are_valid_log_checks_and_not_enabled_by_install() {
+    fn demo_checks_are_valid_and_not_enabled_by_install() {
         use crate::config::check::{CheckId, parse_check};
         for (name, text) in DEMO_CHECKS {
             let id = CheckId::from_file_name(name).unwrap();
-            assert_eq!(id.subsystem, "log", "{name}");
+            assert!(crate::config::check::BUILT_IN_SUBSYSTEMS.contains(&id.subsystem.as_str()), "{name}");
             let loaded = parse_check(&id, name, text);
             assert!(loaded.def.is_ok() && loaded.warnings.is_empty(), "{name}: {:?} {:?}", loaded.def.err(), loaded.warnings);
         }

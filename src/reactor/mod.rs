@@ -40,7 +40,7 @@ use crate::sources::tail::Progress;
 use crate::sources::watch::{Listener, WatchHandle, Watches};
 use crate::state::{CheckState, StateStore};
 use crate::time::{Clock, Instant, Now};
-use crate::tokens::{CONTROL_LISTENER, FIRST_CHECK_FD, INOTIFY, MENDER_BUS, SIGNALS, SYSTEMD_BUS, WAKER};
+use crate::tokens::{CONTROL_LISTENER, FIRST_CHECK_FD, INOTIFY, MENDER_BUS, NETLINK, SIGNALS, SYSTEMD_BUS, WAKER};
 use crate::uplink::mender_auth::MenderAuth;
 use crate::uplink::{Uplink, UplinkSettings};
 
@@ -217,7 +217,8 @@ fn open_io(poll: &Poll, layout: &Layout, settings: &Settings) -> Result<Io, Stri
     let pipes = CheckFds::new(registry(poll)?);
     let bus = system_bus(layout.root());
     let systemd = SystemdSource::new(bus.clone(), crate::config::layout::prefixed(layout.root(), "/run/systemd/private"), registry(poll)?);
-    Ok(Io { watches, check_fds: pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus })
+    let netlink = crate::sources::netlink::Netlink::new(registry(poll)?, NETLINK);
+    Ok(Io { watches, check_fds: pipes, scratch: Scratch::new(settings.log_max_line_bytes), systemd, system_bus: bus, netlink })
 }
 
 fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), String> {
@@ -369,6 +370,7 @@ impl Daemon {
                             a.refresh(now.mono);
                         }
                     }
+                    NETLINK => self.on_netlink(),
                     CONTROL_LISTENER => {
                         if let Some(c) = self.control.as_mut() {
                             c.on_listener(now.mono);
@@ -417,6 +419,17 @@ impl Daemon {
                 for c in self.checks.values_mut() {
                     c.check.on_unit(now, &unit, &state, out);
                 }
+            }
+        }
+    }
+
+    /// The kernel's routing events: every connectivity check hears what changed.
+    fn on_netlink(&mut self) {
+        let change = self.io.netlink.on_ready();
+        if !change.is_empty() {
+            crate::debug!("network: {change:?}");
+            for c in self.checks.values_mut() {
+                c.check.on_net(&change);
             }
         }
     }

@@ -94,6 +94,8 @@ impl Daemon {
         let control = self.control.as_ref().map(|c| c.counters()).unwrap_or_default();
         let sd = self.io.systemd.counters();
         let mc = self.auth.as_ref().map(|a| a.counters()).unwrap_or_default();
+        let nl = self.io.netlink.counters();
+        let (resolvers, resolutions_refused) = crate::sources::probe::resolver_counts();
         crate::control::status::counters(&[
             ("systemd_connected", u64::from(self.io.systemd.connected())),
             ("systemd_connects", sd.connects),
@@ -108,6 +110,15 @@ impl Daemon {
             ("mender_client_call_timeouts", mc.timeouts),
             ("mender_client_skipped_messages", mc.malformed + mc.oversized),
             ("mender_client_foreign_signals", self.auth.as_ref().map_or(0, |a| a.foreign_signals())),
+            ("netlink_open", u64::from(self.io.netlink.is_open())),
+            ("netlink_messages", nl.messages),
+            ("netlink_changes", nl.changes),
+            ("netlink_malformed", nl.malformed),
+            ("netlink_overruns", nl.overruns),
+            ("netlink_foreign", nl.foreign),
+            ("netlink_errors", nl.errors),
+            ("resolver_threads", resolvers),
+            ("resolutions_refused", resolutions_refused),
             ("inotify_overflows", watch.overflows),
             ("inotify_watch_limit_hits", watch.limit_hits),
             // Command pipes, pidfds and `dbus` checks' bus connections in the poll.

@@ -6,6 +6,8 @@ pub mod bus_signals;
 pub mod check_fds;
 pub mod command;
 pub mod lines;
+pub mod netlink;
+pub mod probe;
 pub mod program;
 pub mod rotation;
 pub mod systemd;

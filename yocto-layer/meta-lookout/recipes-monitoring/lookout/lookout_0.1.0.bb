@@ -49,6 +49,10 @@ do_install:append() {
     install -d ${D}${docdir}/lookout
     install -m 0644 ${S}/README.md ${D}${docdir}/lookout/README.md
 
+    # Demo checks (package lookout-demo, as Mender's mender-monitor-demo): the files lookout's
+    # `install --demo-checks` writes (src/install/demo/), available, not enabled.
+    install -m 0644 ${S}/src/install/demo/*.sh ${D}${sysconfdir}/mender-monitor/monitor.d/available/
+
     # On Mender images (meta-mender's mender-image override) the state lives on the data
     # partition, as Mender Monitor's does.
     if ${@'true' if 'mender-image' in d.getVar('OVERRIDES').split(':') else 'false'}; then
@@ -67,6 +71,12 @@ FILES:${PN} += "${systemd_system_unitdir}/mender-monitor.service \
                 /data/mender-monitor \
                 "
 CONFFILES:${PN} = "${datadir}/mender-monitor/config/config.sh"
+
+# The demo checks: a package of their own (lookout-demo), before ${PN}, which owns
+# /etc/mender-monitor.
+PACKAGE_BEFORE_PN += "${PN}-demo"
+FILES:${PN}-demo += "${sysconfdir}/mender-monitor/monitor.d/available/*.sh"
+RDEPENDS:${PN}-demo = "${PN}"
 
 # It takes the place of the commercial mender-monitor package.
 RPROVIDES:${PN} = "mender-monitor"
