@@ -1,6 +1,7 @@
 //! Running checks: a source wired to a detector, with what it needs to persist and reload. The
 //! reactor owns these; they own no thread and never block beyond a bounded read or a spawn.
 
+pub mod diskusage;
 pub mod log;
 pub mod program;
 pub mod service;
@@ -9,6 +10,7 @@ use crate::sources::check_fds::CheckFds;
 use crate::sources::lines::Scratch;
 use crate::sources::watch::Watches;
 
+pub use diskusage::{DiskusageCheck, DiskusageCheckConfig};
 pub use log::{LogCheck, LogCheckConfig};
 pub use program::{ProgramCheck, ProgramCheckConfig};
 pub use service::{ServiceCheck, ServiceCheckConfig};
@@ -50,6 +52,8 @@ pub enum CheckConfig {
     Service(ServiceCheckConfig),
     /// A program check.
     Program(ProgramCheckConfig),
+    /// A diskusage check.
+    Diskusage(DiskusageCheckConfig),
 }
 
 impl CheckConfig {
@@ -60,6 +64,7 @@ impl CheckConfig {
             (CheckConfig::Log(a), CheckConfig::Log(b)) => a.source == b.source,
             (CheckConfig::Service(a), CheckConfig::Service(b)) => a.unit == b.unit,
             (CheckConfig::Program(a), CheckConfig::Program(b)) => a.command == b.command,
+            (CheckConfig::Diskusage(a), CheckConfig::Diskusage(b)) => a.same_alert(b),
             _ => false,
         }
     }
@@ -74,6 +79,8 @@ pub enum Check {
     Service(Box<ServiceCheck>),
     /// A program check.
     Program(Box<ProgramCheck>),
+    /// A diskusage check.
+    Diskusage(Box<DiskusageCheck>),
 }
 
 impl Check {
@@ -91,6 +98,7 @@ impl Check {
             CheckConfig::Log(c) => Check::Log(Box::new(LogCheck::start(id, key, c, saved, now, out)?)),
             CheckConfig::Service(c) => Check::Service(Box::new(ServiceCheck::start(id, key, c, saved, now, io, out))),
             CheckConfig::Program(c) => Check::Program(Box::new(ProgramCheck::start(id, key, c, saved, now))),
+            CheckConfig::Diskusage(c) => Check::Diskusage(Box::new(DiskusageCheck::start(id, c, saved, now))),
         })
     }
 
@@ -103,6 +111,7 @@ impl Check {
                 Progress::Done
             }
             Check::Program(c) => c.on_ready(io, budget),
+            Check::Diskusage(_) => Progress::Done,
         }
     }
 
@@ -118,6 +127,10 @@ impl Check {
                 c.on_tick(now, io, out);
                 Progress::Done
             }
+            Check::Diskusage(c) => {
+                c.on_tick(now, out);
+                Progress::Done
+            }
         }
     }
 
@@ -127,6 +140,7 @@ impl Check {
             Check::Log(c) => c.next_deadline(),
             Check::Service(c) => c.next_deadline(now),
             Check::Program(c) => c.next_deadline(),
+            Check::Diskusage(c) => c.next_deadline(),
         }
     }
 
@@ -144,7 +158,7 @@ impl Check {
         match self {
             Check::Log(c) => c.child(),
             Check::Program(c) => c.child(),
-            Check::Service(_) => None,
+            Check::Service(_) | Check::Diskusage(_) => None,
         }
     }
 
@@ -153,7 +167,7 @@ impl Check {
         match self {
             Check::Log(c) => c.on_child_exit(now, status, io, out),
             Check::Program(c) => c.on_child_exit(now, status, io, out),
-            Check::Service(_) => None,
+            Check::Service(_) | Check::Diskusage(_) => None,
         }
     }
 
@@ -169,6 +183,10 @@ impl Check {
                 c.reconfigure(cfg, now);
                 Ok(())
             }
+            (Check::Diskusage(c), CheckConfig::Diskusage(cfg)) => {
+                c.reconfigure(cfg, now);
+                Ok(())
+            }
             _ => Err("a check cannot change its subsystem".into()),
         }
     }
@@ -177,7 +195,7 @@ impl Check {
     pub fn awaiting_context(&self) -> bool {
         match self {
             Check::Log(c) => c.awaiting_context(),
-            Check::Service(_) | Check::Program(_) => false,
+            Check::Service(_) | Check::Program(_) | Check::Diskusage(_) => false,
         }
     }
 
@@ -204,6 +222,7 @@ impl Check {
             Check::Log(c) => c.snapshot(),
             Check::Service(c) => c.snapshot(now),
             Check::Program(c) => c.snapshot(now),
+            Check::Diskusage(c) => c.snapshot(now),
         }
     }
 
@@ -213,6 +232,7 @@ impl Check {
             Check::Log(c) => c.stop(now, io, clear, out),
             Check::Service(c) => (c.stop(now, io, clear, out), None),
             Check::Program(c) => c.stop(now, io, clear, out),
+            Check::Diskusage(c) => (c.stop(now, clear, out), None),
         }
     }
 
@@ -222,6 +242,7 @@ impl Check {
             Check::Log(c) => c.status(),
             Check::Service(c) => c.status(),
             Check::Program(c) => c.status(),
+            Check::Diskusage(c) => c.status(),
         }
     }
 
@@ -231,6 +252,7 @@ impl Check {
             Check::Log(c) => c.summary(),
             Check::Service(c) => c.summary(),
             Check::Program(c) => c.summary(),
+            Check::Diskusage(c) => c.summary(),
         }
     }
 }

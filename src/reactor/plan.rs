@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::checks::{CheckConfig, LogCheckConfig, ProgramCheckConfig, ServiceCheckConfig};
+use crate::checks::{CheckConfig, DiskusageCheckConfig, LogCheckConfig, ProgramCheckConfig, ServiceCheckConfig};
 use crate::config::check::{CheckDef, CheckId, LoadedCheck};
 use crate::config::settings::Settings;
 
@@ -30,6 +30,9 @@ pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> Vec<(
                 Ok(CheckDef::Service(def)) => Wanted::Run(Box::new(CheckConfig::Service(ServiceCheckConfig::resolve(def, settings, root)))),
                 Ok(CheckDef::Dbus(def)) => Wanted::Run(Box::new(CheckConfig::Log(LogCheckConfig::from_dbus(def, settings)))),
                 Ok(CheckDef::Program(def)) => Wanted::Run(Box::new(CheckConfig::Program(ProgramCheckConfig::resolve(&lc.id, def)))),
+                Ok(CheckDef::Diskusage(def)) => {
+                    Wanted::Run(Box::new(CheckConfig::Diskusage(DiskusageCheckConfig::resolve(&lc.id, def))))
+                }
                 Ok(CheckDef::Custom) => Wanted::Unsupported,
             };
             (lc.id.clone(), w)

@@ -8,6 +8,7 @@ pub mod command;
 pub mod lines;
 pub mod program;
 pub mod rotation;
+pub mod statvfs;
 pub mod systemd;
 pub mod sysv;
 pub mod tail;
