@@ -76,15 +76,18 @@ pub enum Cmd {
 ///   create dbus <check> <dbus-name> <pattern> <watch-expression> [expiration]
 ///   create dockerevents <check> <container> <action> [expiration]
 ///   create program <check> <command line> <interval> [timeout]
+///   create diskusage <check> <mount point> <threshold %> [interval]
 /// expiration, interval, timeout: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that
 /// starts with '-' goes after `--`. A program's exit status 0/1/2/3 is OK/WARNING/CRITICAL/
 /// UNKNOWN; WARNING and UNKNOWN raise CRITICAL unless the check file sets
 /// PROGRAM_WARNING_LEVEL or PROGRAM_UNKNOWN_LEVEL (CRITICAL, WARNING or OK). A dbus check sees
 /// what dbus-monitor sees: as root, messages between other peers too (`status` shows its mode:
-/// monitor, eavesdrop or broadcast only).
+/// monitor, eavesdrop or broadcast only). A diskusage check raises a CRITICAL when space or
+/// inode use of the mount point is above the threshold, its OK at or below the threshold minus
+/// DISKUSAGE_MARGIN (default 5); it samples every 60 s unless an interval is given.
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
-    /// log, service, dbus, dockerevents or program
+    /// log, service, dbus, dockerevents, program or diskusage
     #[argh(positional)]
     pub subsystem: String,
     /// the check's name (for service: the service's name)

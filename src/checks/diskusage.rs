@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::alert::Alert;
-use crate::config::check::{
-    CheckId, DISKUSAGE_DEFAULT_INTERVAL_S, DISKUSAGE_DEFAULT_MARGIN, DiskusageCheckDef,
-};
+use crate::config::check::{CheckId, DISKUSAGE_DEFAULT_INTERVAL_S, DISKUSAGE_DEFAULT_MARGIN, DiskusageCheckDef};
 use crate::control::status::{CheckStatus, SourceStatus};
 use crate::detect::diskusage::{DiskDetector, DiskSettings, Schedule, Usage, human_bytes};
 use crate::logging::{Admit, Limiter};

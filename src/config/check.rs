@@ -559,7 +559,10 @@ impl Reader<'_> {
         let margin = self.text("DISKUSAGE_MARGIN").and_then(|(value, line)| match value.trim().parse::<u64>() {
             Ok(m) if m < threshold.unwrap_or(100) => Some(m),
             _ => {
-                self.error(Some(line), format!("DISKUSAGE_MARGIN {value:?} is not a number of points below the threshold (0 to threshold - 1)"));
+                self.error(
+                    Some(line),
+                    format!("DISKUSAGE_MARGIN {value:?} is not a number of points below the threshold (0 to threshold - 1)"),
+                );
                 None
             }
         });
@@ -687,10 +690,7 @@ mod tests {
         let id = CheckId::new("diskusage", "root_space");
         let c = parse_check(&id, "f", "DISKUSAGE_NAME=\"/\"\nDISKUSAGE_THRESHOLD=75\n");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert_eq!(
-            c.def,
-            Ok(CheckDef::Diskusage(DiskusageCheckDef { path: "/".into(), threshold: 75, margin: None, interval_s: None }))
-        );
+        assert_eq!(c.def, Ok(CheckDef::Diskusage(DiskusageCheckDef { path: "/".into(), threshold: 75, margin: None, interval_s: None })));
         let c = parse_check(&id, "f", "DISKUSAGE_NAME=/data\nDISKUSAGE_MARGIN=0\nDISKUSAGE_INTERVAL=5m\n");
         assert_eq!(
             c.def,

@@ -100,12 +100,8 @@ pub fn human_bytes(b: u64) -> String {
 pub fn critical_description(s: &DiskSettings, u: &Usage) -> String {
     let space = u.space.percent();
     let inodes = u.inodes.map(|i| (i.percent(), i));
-    let space_text = format!(
-        "Disk {} is now at {space}% capacity ({} of {} used)",
-        s.disk,
-        human_bytes(u.space.used),
-        human_bytes(u.space.total())
-    );
+    let space_text =
+        format!("Disk {} is now at {space}% capacity ({} of {} used)", s.disk, human_bytes(u.space.used), human_bytes(u.space.total()));
     let inode_text = |p: u64, i: Fill| format!("{p}% of its inodes used ({} of {})", i.used, i.total());
     match inodes {
         Some((p, i)) if p > s.threshold && space > s.threshold => {

@@ -30,9 +30,7 @@ pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> Vec<(
                 Ok(CheckDef::Service(def)) => Wanted::Run(Box::new(CheckConfig::Service(ServiceCheckConfig::resolve(def, settings, root)))),
                 Ok(CheckDef::Dbus(def)) => Wanted::Run(Box::new(CheckConfig::Log(LogCheckConfig::from_dbus(def, settings)))),
                 Ok(CheckDef::Program(def)) => Wanted::Run(Box::new(CheckConfig::Program(ProgramCheckConfig::resolve(&lc.id, def)))),
-                Ok(CheckDef::Diskusage(def)) => {
-                    Wanted::Run(Box::new(CheckConfig::Diskusage(DiskusageCheckConfig::resolve(&lc.id, def))))
-                }
+                Ok(CheckDef::Diskusage(def)) => Wanted::Run(Box::new(CheckConfig::Diskusage(DiskusageCheckConfig::resolve(&lc.id, def)))),
                 Ok(CheckDef::Custom) => Wanted::Unsupported,
             };
             (lc.id.clone(), w)
