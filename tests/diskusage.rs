@@ -161,6 +161,7 @@ fn inodes_a_missing_path_and_disabling() {
     // A path that cannot be measured: a problem in status and the log, no alert.
     daemon.wait_log(&format!("check diskusage gone: cannot measure {}: No such file or directory", missing.display()));
     wait_until("the problem in status", || status_of(&root, "gone")["source"]["problem"].as_str() == Some("No such file or directory"));
+    assert_eq!(status_of(&root, "gone")["level"], "-");
     let table = String::from_utf8(root.ctl(&["status"]).stdout).unwrap();
     assert!(table.contains("cannot measure: No such file or directory"), "{table}");
 

@@ -149,10 +149,11 @@ impl DiskusageCheck {
         let c = self.detector.counters();
         let counters: BTreeMap<String, u64> =
             crate::control::status::counters(&[("samples", c.samples), ("errors", c.errors), ("alerts", c.alerts)]);
+        // Not measured (yet, or now): no level to claim, unless an alert is open.
         let level = match (self.detector.is_open(), self.detector.last()) {
             (true, _) => "CRITICAL",
-            (false, Some(_)) => "OK",
-            (false, None) => "-",
+            (false, Some(Ok(_))) => "OK",
+            (false, _) => "-",
         };
         let s = &self.config.settings;
         let (last, problem) = match self.detector.last() {
