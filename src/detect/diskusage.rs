@@ -81,19 +81,20 @@ impl DiskSettings {
     }
 }
 
-/// Bytes for people: `512 B`, `3.0 KiB`, `12.3 GiB`.
+/// Bytes for people: `512 B`, `3.0 KiB`, `12.3 GiB` (to the nearest tenth, in integers).
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if b < 1024 {
         return format!("{b} B");
     }
-    let mut v = b as f64 / 1024.0;
     let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
+    let mut divisor: u128 = 1024;
+    while u128::from(b) >= divisor * 1024 && unit + 1 < UNITS.len() {
+        divisor *= 1024;
         unit += 1;
     }
-    format!("{v:.1} {}", UNITS[unit])
+    let tenths = (u128::from(b) * 10 + divisor / 2) / divisor;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// The sentence of a CRITICAL: what is above the threshold, with the numbers.
