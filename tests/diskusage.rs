@@ -58,14 +58,14 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The alerts of check `name`: (level, subject status, description); the name and type are
-/// asserted on the way.
+/// The alerts of check `check` about `disk` above `threshold` (the alert's name): (level,
+/// subject status, description); the subject type is asserted on the way.
 fn of(alerts: &[Value], check: &str, disk: &str, threshold: u64) -> Vec<(String, String, String)> {
+    let name = format!("Disk storage has grown to fill more than {threshold}% of the disk '{disk}'");
     alerts
         .iter()
-        .filter(|a| a["subject"]["name"] == check)
+        .filter(|a| a["subject"]["name"] == check && a["name"] == name.as_str())
         .map(|a| {
-            assert_eq!(a["name"], format!("Disk storage has grown to fill more than {threshold}% of the disk '{disk}'"));
             assert_eq!(a["subject"]["type"], "diskusage");
             (
                 a["level"].as_str().unwrap().to_string(),
@@ -182,6 +182,28 @@ fn inodes_a_missing_path_and_disabling() {
     let alerts = server.wait_for("the OK after disable", |a| of(a, "few", disk, 50).len() >= 2);
     assert_eq!(of(&alerts, "few", disk, 50)[1], ("OK".into(), "DISKUSAGE_USAGE_OK".into(), "check disabled".into()));
     assert!(of(&all(&server), "gone", missing.to_str().unwrap(), 50).is_empty());
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn a_threshold_changed_while_stopped_clears_the_old_alert() {
+    let root = Root::new("disk-renamed");
+    let Some(fs1) = Tmpfs::mount(&root.path().join("mnt/data"), "size=1024k") else { return };
+    let server = AlertServer::start();
+    let disk = fs1.path();
+    fs1.fill("big", 700); // 69 %
+    root.ctl_ok(&["create", "diskusage", "data", disk, "50", "1"]);
+    root.ctl_ok(&["enable", "diskusage", "data"]);
+    let daemon = Daemon::start(&root, Some(&server));
+    server.wait_for("the CRITICAL above 50%", |a| !of(a, "data", disk, 50).is_empty());
+    assert!(daemon.terminate().success());
+    // The alert's name holds the threshold: the old one gets its OK, the new one its CRITICAL.
+    root.ctl_ok(&["create", "diskusage", "data", disk, "60", "1"]);
+    let daemon = Daemon::start(&root, Some(&server));
+    let alerts =
+        server.wait_for("the old OK and the new CRITICAL", |a| of(a, "data", disk, 50).len() >= 2 && !of(a, "data", disk, 60).is_empty());
+    assert_eq!(of(&alerts, "data", disk, 50)[1], ("OK".into(), "DISKUSAGE_USAGE_OK".into(), "check changed".into()));
+    assert_eq!(of(&alerts, "data", disk, 60)[0].0, "CRITICAL");
     assert!(daemon.terminate().success());
 }
 

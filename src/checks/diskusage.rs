@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::alert::Alert;
 use crate::config::check::{CheckId, DISKUSAGE_DEFAULT_INTERVAL_S, DISKUSAGE_DEFAULT_MARGIN, DiskusageCheckDef};
 use crate::control::status::{CheckStatus, SourceStatus};
-use crate::detect::diskusage::{DiskDetector, DiskSettings, Schedule, Usage, human_bytes};
+use crate::detect::diskusage::{DiskDetector, DiskSettings, Schedule, Usage, clear_renamed, human_bytes};
 use crate::logging::{Admit, Limiter};
 use crate::state::{CheckState, SavedCritical};
 use crate::time::{Instant, Now};
@@ -66,11 +66,13 @@ pub struct DiskusageCheck {
 
 impl DiskusageCheck {
     /// A check whose first sample is due at once; an alert left open by the previous run of the
-    /// agent (same name) is settled by the samples.
-    pub fn start(id: CheckId, config: DiskusageCheckConfig, saved: Option<&CheckState>, now: Now) -> Self {
+    /// agent is settled by the samples (same name) or cleared at once (renamed while stopped).
+    pub fn start(id: CheckId, config: DiskusageCheckConfig, saved: Option<&CheckState>, now: Now, out: &mut Vec<Alert>) -> Self {
         let mut detector = DiskDetector::new(config.settings.clone());
-        if saved.and_then(|s| s.critical.as_ref()).is_some_and(|c| c.alert_name == detector.alert_name()) {
-            detector.restore();
+        match saved.and_then(|s| s.critical.as_ref()) {
+            Some(c) if c.alert_name == detector.alert_name() => detector.restore(),
+            Some(c) => clear_renamed(now, &config.settings.check, &c.alert_name, &mut |a| out.push(a)),
+            None => {}
         }
         let schedule = Schedule::new(config.settings.interval_ms, now.mono);
         DiskusageCheck { id, config, schedule, detector, problem: None, limiter: Limiter::default() }

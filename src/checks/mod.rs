@@ -98,7 +98,7 @@ impl Check {
             CheckConfig::Log(c) => Check::Log(Box::new(LogCheck::start(id, key, c, saved, now, out)?)),
             CheckConfig::Service(c) => Check::Service(Box::new(ServiceCheck::start(id, key, c, saved, now, io, out))),
             CheckConfig::Program(c) => Check::Program(Box::new(ProgramCheck::start(id, key, c, saved, now))),
-            CheckConfig::Diskusage(c) => Check::Diskusage(Box::new(DiskusageCheck::start(id, c, saved, now))),
+            CheckConfig::Diskusage(c) => Check::Diskusage(Box::new(DiskusageCheck::start(id, c, saved, now, out))),
         })
     }
 

@@ -278,18 +278,29 @@ impl DiskDetector {
 
     fn emit(&mut self, now: Now, level: Level, status: &str, description: String, emit: &mut impl FnMut(Alert)) {
         self.counters.alerts += 1;
-        emit(Alert {
-            name: self.alert_name(),
-            level,
-            timestamp: rfc3339(now.wall),
-            subject: Subject {
-                name: self.settings.check.clone(),
-                kind: SUBJECT_TYPE.into(),
-                status: status.into(),
-                details: Some(Details { description, lines_before: None, line_matching: None, lines_after: None }),
-            },
-        });
+        emit(alert(now, self.alert_name(), level, &self.settings.check, status, description));
     }
+}
+
+/// A diskusage alert of check `check`.
+fn alert(now: Now, name: String, level: Level, check: &str, status: &str, description: String) -> Alert {
+    Alert {
+        name,
+        level,
+        timestamp: rfc3339(now.wall),
+        subject: Subject {
+            name: check.to_string(),
+            kind: SUBJECT_TYPE.into(),
+            status: status.into(),
+            details: Some(Details { description, lines_before: None, line_matching: None, lines_after: None }),
+        },
+    }
+}
+
+/// The OK that clears an alert of another name left open by the previous run of the agent (the
+/// check's path or threshold changed while it was stopped): nothing else would clear it.
+pub fn clear_renamed(now: Now, check: &str, old_name: &str, emit: &mut impl FnMut(Alert)) {
+    emit(alert(now, old_name.to_string(), Level::Ok, check, STATUS_OK, "check changed".into()));
 }
 
 #[cfg(test)]
@@ -425,6 +436,15 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].level, out[0].subject.status.as_str()), (Level::Ok, STATUS_OK));
         assert!(!d.is_open());
+    }
+
+    #[test]
+    fn an_alert_renamed_while_stopped_is_cleared_under_its_old_name() {
+        let mut out = Vec::new();
+        clear_renamed(Now::at(7), "root_space", "Disk storage has grown to fill more than 90% of the disk '/'", &mut |a| out.push(a));
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].level, out[0].name.as_str()), (Level::Ok, "Disk storage has grown to fill more than 90% of the disk '/'"));
+        assert_eq!((out[0].subject.name.as_str(), out[0].subject.kind.as_str()), ("root_space", "diskusage"));
     }
 
     #[test]
