@@ -77,6 +77,7 @@ pub enum Cmd {
 ///   create dockerevents <check> <container> <action> [expiration]
 ///   create program <check> <command line> <interval> [timeout]
 ///   create connectivity <check> <http://URL | host:port> [interval] [timeout]
+///   create diskusage <check> <mount point> <threshold %> [interval]
 /// expiration, interval, timeout: seconds, or with a unit (90s, 10m, 1h, 1d). A pattern that
 /// starts with '-' goes after `--`. A program's exit status 0/1/2/3 is OK/WARNING/CRITICAL/
 /// UNKNOWN; WARNING and UNKNOWN raise CRITICAL unless the check file sets
@@ -85,10 +86,13 @@ pub enum Cmd {
 /// monitor, eavesdrop or broadcast only). A connectivity check sends an HTTP HEAD (a status
 /// below 500 answers; https:// is a TCP connect to the port, no TLS) or connects to host:port
 /// every interval (default 60 s, timeout 10 s); CRITICAL after CONNECTIVITY_FAILURES (3) failures
-/// in a row, or at once when a link, route or address goes away and the probe then fails.
+/// in a row, or at once when a link, route or address goes away and the probe then fails. A
+/// diskusage check raises a CRITICAL when space or inode use of the mount point is above the
+/// threshold, its OK at or below the threshold minus DISKUSAGE_MARGIN (default 5); it samples
+/// every 60 s unless an interval is given.
 #[argh(subcommand, name = "create", help_triggers("-h", "--help"))]
 pub struct CreateCmd {
-    /// log, service, dbus, dockerevents, program or connectivity
+    /// log, service, dbus, dockerevents, program, connectivity or diskusage
     #[argh(positional)]
     pub subsystem: String,
     /// the check's name (for service: the service's name)

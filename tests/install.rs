@@ -88,7 +88,7 @@ fn install_twice_then_uninstall_keeps_only_the_users_files_and_purge_keeps_nothi
     // The demo checks are available, not enabled, and valid; the installed name works.
     let ctl = command_for(&r.join("usr/bin/mender-monitorctl")).args(["--root", r_s, "check-config"]).output().unwrap();
     assert!(ctl.status.success(), "{}", text(&ctl.stdout));
-    assert!(text(&ctl.stdout).starts_with("OK: 4 checks (0 enabled), 0 errors, 0 warnings"), "{}", text(&ctl.stdout));
+    assert!(text(&ctl.stdout).starts_with("OK: 5 checks (0 enabled), 0 errors, 0 warnings"), "{}", text(&ctl.stdout));
 
     // Again: nothing changes, and it says so.
     let before = snapshot(r);

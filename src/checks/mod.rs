@@ -2,6 +2,7 @@
 //! reactor owns these; they own no thread and never block beyond a bounded read or a spawn.
 
 pub mod connectivity;
+pub mod diskusage;
 pub mod log;
 pub mod program;
 pub mod service;
@@ -11,6 +12,7 @@ use crate::sources::lines::Scratch;
 use crate::sources::watch::Watches;
 
 pub use connectivity::{ConnectivityCheck, ConnectivityCheckConfig};
+pub use diskusage::{DiskusageCheck, DiskusageCheckConfig};
 pub use log::{LogCheck, LogCheckConfig};
 pub use program::{ProgramCheck, ProgramCheckConfig};
 pub use service::{ServiceCheck, ServiceCheckConfig};
@@ -56,6 +58,8 @@ pub enum CheckConfig {
     Program(ProgramCheckConfig),
     /// A connectivity check.
     Connectivity(ConnectivityCheckConfig),
+    /// A diskusage check.
+    Diskusage(DiskusageCheckConfig),
 }
 
 impl CheckConfig {
@@ -67,6 +71,7 @@ impl CheckConfig {
             (CheckConfig::Service(a), CheckConfig::Service(b)) => a.unit == b.unit,
             (CheckConfig::Program(a), CheckConfig::Program(b)) => a.command == b.command,
             (CheckConfig::Connectivity(a), CheckConfig::Connectivity(b)) => a.same_source(b),
+            (CheckConfig::Diskusage(a), CheckConfig::Diskusage(b)) => a.same_alert(b),
             _ => false,
         }
     }
@@ -83,6 +88,8 @@ pub enum Check {
     Program(Box<ProgramCheck>),
     /// A connectivity check.
     Connectivity(Box<ConnectivityCheck>),
+    /// A diskusage check.
+    Diskusage(Box<DiskusageCheck>),
 }
 
 impl Check {
@@ -101,6 +108,7 @@ impl Check {
             CheckConfig::Service(c) => Check::Service(Box::new(ServiceCheck::start(id, key, c, saved, now, io, out))),
             CheckConfig::Program(c) => Check::Program(Box::new(ProgramCheck::start(id, key, c, saved, now))),
             CheckConfig::Connectivity(c) => Check::Connectivity(Box::new(ConnectivityCheck::start(id, key, c, saved, now, io))),
+            CheckConfig::Diskusage(c) => Check::Diskusage(Box::new(DiskusageCheck::start(id, c, saved, now, out))),
         })
     }
 
@@ -114,6 +122,7 @@ impl Check {
             }
             Check::Program(c) => c.on_ready(io, budget),
             Check::Connectivity(c) => c.on_ready(now, io, out),
+            Check::Diskusage(_) => Progress::Done,
         }
     }
 
@@ -133,6 +142,10 @@ impl Check {
                 c.on_tick(now, io, out);
                 Progress::Done
             }
+            Check::Diskusage(c) => {
+                c.on_tick(now, out);
+                Progress::Done
+            }
         }
     }
 
@@ -143,6 +156,7 @@ impl Check {
             Check::Service(c) => c.next_deadline(now),
             Check::Program(c) => c.next_deadline(),
             Check::Connectivity(c) => c.next_deadline(now),
+            Check::Diskusage(c) => c.next_deadline(),
         }
     }
 
@@ -167,7 +181,7 @@ impl Check {
         match self {
             Check::Log(c) => c.child(),
             Check::Program(c) => c.child(),
-            Check::Service(_) | Check::Connectivity(_) => None,
+            Check::Service(_) | Check::Connectivity(_) | Check::Diskusage(_) => None,
         }
     }
 
@@ -176,7 +190,7 @@ impl Check {
         match self {
             Check::Log(c) => c.on_child_exit(now, status, io, out),
             Check::Program(c) => c.on_child_exit(now, status, io, out),
-            Check::Service(_) | Check::Connectivity(_) => None,
+            Check::Service(_) | Check::Connectivity(_) | Check::Diskusage(_) => None,
         }
     }
 
@@ -196,6 +210,10 @@ impl Check {
                 c.reconfigure(cfg, now);
                 Ok(())
             }
+            (Check::Diskusage(c), CheckConfig::Diskusage(cfg)) => {
+                c.reconfigure(cfg, now);
+                Ok(())
+            }
             _ => Err("a check cannot change its subsystem".into()),
         }
     }
@@ -204,7 +222,7 @@ impl Check {
     pub fn awaiting_context(&self) -> bool {
         match self {
             Check::Log(c) => c.awaiting_context(),
-            Check::Service(_) | Check::Program(_) | Check::Connectivity(_) => false,
+            Check::Service(_) | Check::Program(_) | Check::Connectivity(_) | Check::Diskusage(_) => false,
         }
     }
 
@@ -232,6 +250,7 @@ impl Check {
             Check::Service(c) => c.snapshot(now),
             Check::Program(c) => c.snapshot(now),
             Check::Connectivity(c) => c.snapshot(now),
+            Check::Diskusage(c) => c.snapshot(now),
         }
     }
 
@@ -242,6 +261,7 @@ impl Check {
             Check::Service(c) => (c.stop(now, io, clear, out), None),
             Check::Program(c) => c.stop(now, io, clear, out),
             Check::Connectivity(c) => (c.stop(now, io, clear, out), None),
+            Check::Diskusage(c) => (c.stop(now, clear, out), None),
         }
     }
 
@@ -252,6 +272,7 @@ impl Check {
             Check::Service(c) => c.status(),
             Check::Program(c) => c.status(),
             Check::Connectivity(c) => c.status(),
+            Check::Diskusage(c) => c.status(),
         }
     }
 
@@ -262,6 +283,7 @@ impl Check {
             Check::Service(c) => c.summary(),
             Check::Program(c) => c.summary(),
             Check::Connectivity(c) => c.summary(),
+            Check::Diskusage(c) => c.summary(),
         }
     }
 }

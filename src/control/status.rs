@@ -150,6 +150,23 @@ pub enum SourceStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last: Option<String>,
     },
+    /// A diskusage check's file system.
+    Disk {
+        /// `DISKUSAGE_NAME`.
+        path: String,
+        /// CRITICAL above this percentage.
+        threshold: u64,
+        /// OK at or below this percentage.
+        ok_at: u64,
+        /// Seconds between samples.
+        interval_s: u64,
+        /// The last sample: space use, and inode use where counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<String>,
+        /// Why the last sample could not be taken.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        problem: Option<String>,
+    },
     /// A `dbus` check's messages on the system bus.
     Bus {
         /// The match rule.
@@ -245,6 +262,14 @@ impl SourceStatus {
                 let now = pid.map(|p| format!(", running (pid {p})")).unwrap_or_default();
                 let last = last.as_ref().map(|l| format!(", last {l}")).unwrap_or_default();
                 format!("every {interval_s} s: {command}{now}{last}")
+            }
+            SourceStatus::Disk { path, threshold, ok_at, interval_s, last, problem } => {
+                let seen = match (last, problem) {
+                    (_, Some(p)) => format!("cannot measure: {p}"),
+                    (Some(l), None) => l.clone(),
+                    (None, None) => "not sampled yet".into(),
+                };
+                format!("{path} every {interval_s} s, above {threshold}% (OK at {ok_at}%): {seen}")
             }
         }
     }

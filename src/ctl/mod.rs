@@ -50,7 +50,8 @@ fn usage(subsystem: &str) -> &'static str {
         "dockerevents" => "create dockerevents <check> <container> <action> [expiration]",
         "program" => "create program <check> <command line> <interval> [timeout]",
         "connectivity" => "create connectivity <check> <http://URL | host:port> [interval] [timeout]",
-        _ => "create <log|service|dbus|dockerevents|program|connectivity> <check> ...",
+        "diskusage" => "create diskusage <check> <mount point> <threshold %> [interval]",
+        _ => "create <log|service|dbus|dockerevents|program|connectivity|diskusage> <check> ...",
     }
 }
 
@@ -93,9 +94,10 @@ pub fn create(layout: &Layout, subsystem: &str, name: &str, args: &[OsString]) -
         "dockerevents" => docker_vars(name, take_args(subsystem, args, 2, 1)?)?,
         "program" => program_vars(take_args(subsystem, args, 2, 1)?)?,
         "connectivity" => connectivity_vars(take_args(subsystem, args, 1, 2)?)?,
+        "diskusage" => diskusage_vars(take_args(subsystem, args, 2, 1)?)?,
         other => {
             return Err(format!(
-                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents, program, connectivity); write monitor.d/available/{other}_{name}.sh by hand and enable it"
+                "cannot create checks of subsystem {other:?} (log, service, dbus, dockerevents, program, connectivity, diskusage); write monitor.d/available/{other}_{name}.sh by hand and enable it"
             ));
         }
     };
@@ -181,6 +183,28 @@ fn connectivity_vars(a: &[OsString]) -> Result<Vars, String> {
             }
             vars.push((key, s.to_string().into_bytes()));
         }
+    }
+    Ok(vars)
+}
+
+/// `<mount point> <threshold %> [interval]`: an absolute path (one that does not exist yet is
+/// only a warning: a card may be mounted later), a percentage from 1 to 100, seconds.
+fn diskusage_vars(a: &[OsString]) -> Result<Vars, String> {
+    let path = text(&a[0], "mount point")?;
+    if !path.starts_with('/') {
+        return Err(format!("mount point {path:?} is not an absolute path"));
+    }
+    if !Path::new(path).exists() {
+        eprintln!("warning: mount point {path} does not exist (yet): the check cannot measure it until it does");
+    }
+    let threshold = check::parse_percent(text(&a[1], "threshold")?).map_err(|e| format!("threshold: {e}"))?;
+    let mut vars = vec![("DISKUSAGE_NAME", path.into()), ("DISKUSAGE_THRESHOLD", threshold.to_string().into_bytes())];
+    if let Some(i) = a.get(2) {
+        let s = parse_expiration(text(i, "interval")?).map_err(|e| format!("interval: {e}"))?;
+        if s == 0 {
+            return Err("interval must be at least 1 second".into());
+        }
+        vars.push(("DISKUSAGE_INTERVAL", s.to_string().into_bytes()));
     }
     Ok(vars)
 }
@@ -396,6 +420,25 @@ mod tests {
     }
 
     #[test]
+    fn create_diskusage_validates_its_arguments() {
+        let tmp = crate::testutil::TempDir::new("ctl");
+        let l = layout(tmp.path());
+        create(&l, "diskusage", "root_space", &s(&["/", "75%", "5m"])).unwrap();
+        let text = fs::read_to_string(l.available().join("diskusage_root_space.sh")).unwrap();
+        assert!(text.ends_with("DISKUSAGE_NAME=\"/\"\nDISKUSAGE_THRESHOLD=75\nDISKUSAGE_INTERVAL=300\n"), "{text}");
+        enable(&l, "diskusage", "root_space").unwrap();
+        let err = |args: &[&str]| create(&l, "diskusage", "x", &s(args)).unwrap_err();
+        assert!(err(&["/"]).starts_with("missing argument; usage: create diskusage <check> <mount point> <threshold %>"));
+        assert_eq!(err(&["data", "75"]), "mount point \"data\" is not an absolute path");
+        assert_eq!(err(&["/", "0"]), "threshold: \"0\" is not a percentage from 1 to 100");
+        assert_eq!(err(&["/", "lots"]), "threshold: \"lots\" is not a percentage from 1 to 100");
+        assert!(err(&["/", "75", "0"]).starts_with("interval must be at least 1 second"));
+        assert!(err(&["/", "75", "soon"]).starts_with("interval: "));
+        assert!(err(&["/", "75", "1", "x"]).starts_with("unexpected argument"));
+        assert!(!l.available().join("diskusage_x.sh").exists());
+    }
+
+    #[test]
     fn enable_refuses_a_broken_file_and_names_the_line() {
         let tmp = crate::testutil::TempDir::new("ctl");
         let l = layout(tmp.path());
@@ -404,13 +447,13 @@ mod tests {
         let e = enable(&l, "log", "hand").unwrap_err();
         assert!(e.contains("LOG_FILE is missing or empty"), "{e}");
         // Custom subsystems are not ours to judge.
-        fs::write(l.available().join("diskusage_root.sh"), "DISKUSAGE_THRESHOLD=75\n").unwrap();
-        enable(&l, "diskusage", "root").unwrap();
+        fs::write(l.available().join("backup_root.sh"), "BACKUP_THRESHOLD=75\n").unwrap();
+        enable(&l, "backup", "root").unwrap();
         let json = list(&l, true).unwrap();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v[0]["subsystem"], "diskusage");
+        assert_eq!(v[0]["subsystem"], "backup");
         assert_eq!(v[0]["enabled"], true);
-        assert_eq!(v[0]["settings"]["DISKUSAGE_THRESHOLD"], "75");
+        assert_eq!(v[0]["settings"]["BACKUP_THRESHOLD"], "75");
         assert_eq!(v[1]["enabled"], false);
         assert!(v[1]["errors"][0].as_str().unwrap().contains("log_hand.sh"));
     }

@@ -37,14 +37,15 @@ pub const UNIT_PATH: &str = "/etc/systemd/system/mender-monitor.service";
 pub const BIN_PATH: &str = "/usr/bin/lookout";
 
 /// Demo checks `--demo-checks` writes to `monitor.d/available` (not enabled): `(file, text)`.
-/// Mender's demo package ships these names; their contents are lookout's own (UNCONFIRMED).
-/// Log checks and `connectivity_example.sh`; the demo's `diskusage_root_space.sh` goes here when
-/// lookout has that subsystem.
+/// Mender's demo package ships these names; their contents are lookout's own (UNCONFIRMED),
+/// except `diskusage_root_space.sh`'s variables, which Mender documents. The Yocto layer's
+/// `lookout-demo` package installs the same files (every `demo/*.sh`).
 pub const DEMO_CHECKS: &[(&str, &str)] = &[
     ("log_usb_disconnect.sh", include_str!("demo/log_usb_disconnect.sh")),
     ("log_mender_client.sh", include_str!("demo/log_mender_client.sh")),
     ("log_mender_connect.sh", include_str!("demo/log_mender_connect.sh")),
     ("connectivity_example.sh", include_str!("demo/connectivity_example.sh")),
+    ("diskusage_root_space.sh", include_str!("demo/diskusage_root_space.sh")),
 ];
 
 /// What the command line asked for.
@@ -459,11 +460,17 @@ mod tests {
     }
 
     #[test]
-    fn demo_checks_are_valid_and_not_enabled_by_install() {
-        use crate::config::check::{CheckId, parse_check};
+    fn demo_checks_are_valid_built_in_checks() {
+        use crate::config::check::{BUILT_IN_SUBSYSTEMS, CheckId, parse_check};
+        let in_dir: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/install/demo"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(in_dir.len(), DEMO_CHECKS.len(), "every demo/*.sh (the Yocto layer ships them all) is in DEMO_CHECKS");
         for (name, text) in DEMO_CHECKS {
+            assert!(in_dir.iter().any(|f| f == name), "{name}");
             let id = CheckId::from_file_name(name).unwrap();
-            assert!(crate::config::check::BUILT_IN_SUBSYSTEMS.contains(&id.subsystem.as_str()), "{name}");
+            assert!(BUILT_IN_SUBSYSTEMS.contains(&id.subsystem.as_str()), "{name}");
             let loaded = parse_check(&id, name, text);
             assert!(loaded.def.is_ok() && loaded.warnings.is_empty(), "{name}: {:?} {:?}", loaded.def.err(), loaded.warnings);
         }

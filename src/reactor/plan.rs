@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::checks::{CheckConfig, ConnectivityCheckConfig, LogCheckConfig, ProgramCheckConfig, ServiceCheckConfig};
+use crate::checks::{CheckConfig, ConnectivityCheckConfig, DiskusageCheckConfig, LogCheckConfig, ProgramCheckConfig, ServiceCheckConfig};
 use crate::config::check::{CheckDef, CheckId, LoadedCheck};
 use crate::config::settings::Settings;
 
@@ -33,6 +33,7 @@ pub fn wanted(loaded: &[LoadedCheck], settings: &Settings, root: &Path) -> Vec<(
                 Ok(CheckDef::Connectivity(def)) => {
                     Wanted::Run(Box::new(CheckConfig::Connectivity(ConnectivityCheckConfig::resolve(&lc.id, def))))
                 }
+                Ok(CheckDef::Diskusage(def)) => Wanted::Run(Box::new(CheckConfig::Diskusage(DiskusageCheckConfig::resolve(&lc.id, def)))),
                 Ok(CheckDef::Custom) => Wanted::Unsupported,
             };
             (lc.id.clone(), w)

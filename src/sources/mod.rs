@@ -10,6 +10,7 @@ pub mod netlink;
 pub mod probe;
 pub mod program;
 pub mod rotation;
+pub mod statvfs;
 pub mod systemd;
 pub mod sysv;
 pub mod tail;

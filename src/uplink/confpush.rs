@@ -82,7 +82,7 @@ pub fn body<'a>(checks: impl IntoIterator<Item = (&'a CheckId, &'a CheckDef)>, d
                     ..entry("dbus")
                 }),
                 // The schema knows log, service and dbus; a program check is pushed as nothing.
-                CheckDef::Program(_) | CheckDef::Connectivity(_) | CheckDef::Custom => None,
+                CheckDef::Program(_) | CheckDef::Connectivity(_) | CheckDef::Diskusage(_) | CheckDef::Custom => None,
             }
         })
         .collect();

@@ -1,4 +1,5 @@
 SUMMARY = "On-device monitoring agent, a drop-in replacement for Mender Monitor"
+SUMMARY:${PN}-demo = "Demo checks for lookout (available, not enabled)"
 DESCRIPTION = "lookout follows log files, command output and systemd services, turns what it \
 sees into CRITICAL/OK alerts and delivers them to the Mender server. It reads Mender \
 Monitor's check files and config.sh and answers to mender-monitorctl."
@@ -46,12 +47,14 @@ do_install:append() {
     install -d ${D}${sysconfdir}/mender-monitor/monitor.d/enabled
     install -d ${D}${localstatedir}/lib/mender-monitor
 
+    # The demo checks (package lookout-demo): available, not enabled, as Mender's
+    # mender-monitor-demo ships them.
+    for check in ${S}/src/install/demo/*.sh; do
+        install -m 0644 "$check" ${D}${sysconfdir}/mender-monitor/monitor.d/available/
+    done
+
     install -d ${D}${docdir}/lookout
     install -m 0644 ${S}/README.md ${D}${docdir}/lookout/README.md
-
-    # Demo checks (package lookout-demo, as Mender's mender-monitor-demo): the files lookout's
-    # `install --demo-checks` writes (src/install/demo/), available, not enabled.
-    install -m 0644 ${S}/src/install/demo/*.sh ${D}${sysconfdir}/mender-monitor/monitor.d/available/
 
     # On Mender images (meta-mender's mender-image override) the state lives on the data
     # partition, as Mender Monitor's does.
@@ -64,21 +67,25 @@ do_install:append() {
 
 SYSTEMD_SERVICE:${PN} = "mender-monitor.service"
 
+# The demo checks in a package of their own, as Mender's mender-monitor-demo: listed before
+# ${PN}, so these files are its and not the agent's.
+PACKAGES =+ "${PN}-demo"
+
 FILES:${PN} += "${systemd_system_unitdir}/mender-monitor.service \
                 ${datadir}/mender-monitor \
                 ${sysconfdir}/mender-monitor \
                 ${localstatedir}/lib/mender-monitor \
                 /data/mender-monitor \
                 "
+FILES:${PN}-demo += "${sysconfdir}/mender-monitor/monitor.d/available/*.sh"
 CONFFILES:${PN} = "${datadir}/mender-monitor/config/config.sh"
 
-# The demo checks: a package of their own (lookout-demo), before ${PN}, which owns
-# /etc/mender-monitor.
-PACKAGE_BEFORE_PN += "${PN}-demo"
-FILES:${PN}-demo += "${sysconfdir}/mender-monitor/monitor.d/available/*.sh"
 RDEPENDS:${PN}-demo = "${PN}"
 
-# It takes the place of the commercial mender-monitor package.
+# They take the place of the commercial mender-monitor and mender-monitor-demo packages.
 RPROVIDES:${PN} = "mender-monitor"
+RPROVIDES:${PN}-demo = "mender-monitor-demo"
 RREPLACES:${PN} = "mender-monitor"
+RREPLACES:${PN}-demo = "mender-monitor-demo"
 RCONFLICTS:${PN} = "mender-monitor"
+RCONFLICTS:${PN}-demo = "mender-monitor-demo"
