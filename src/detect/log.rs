@@ -94,6 +94,9 @@ struct Critical {
     last_match_wall: Wall,
 }
 
+/// Called with each matching line and its number (see [`LogDetector::on_lines_showing`]).
+pub type ShowMatch<'a> = dyn FnMut(u64, &[u8]) + 'a;
+
 /// One log check's detection state.
 #[derive(Debug)]
 pub struct LogDetector {
@@ -280,7 +283,7 @@ impl LogDetector {
         first_line: u64,
         count: u64,
         emit: &mut impl FnMut(Alert),
-        mut each: Option<&mut dyn FnMut(u64, &[u8])>,
+        mut each: Option<&mut ShowMatch<'_>>,
     ) {
         debug_assert!(buf.last() == Some(&b'\n'));
         debug_assert_eq!(count, count_lines(buf));
