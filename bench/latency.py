@@ -4,7 +4,8 @@
 Starts a recording HTTP server on loopback, starts the agent posting to it, then appends one
 matching line at a time to K log files in turn (a check's CRITICAL expires after 1 s, so each
 write raises a new CRITICAL) and takes, for each, the time from just before the write to the
-arrival of its alert at the server. Prints p50, p99 and max in ms.
+arrival of its alert at the server. Prints the count, p50, p99 and max in ms, the alerts that
+never came, and the agent's longest spool sync and state save (ms, from `status`).
 Usage: latency.py LOOKOUT_BIN WORKDIR N WINDOW_MS
 """
 import http.server
@@ -81,6 +82,11 @@ try:
         f.flush()
         time.sleep(GAP)
     done.wait(30)
+    status = subprocess.run([BIN, "--root", root, "status"], capture_output=True, text=True).stdout
+    waits = {}
+    for word in ("spool_sync_slowest_ms", "state_save_slowest_ms"):
+        tail = status.split(word + " ", 1)[1] if word + " " in status else "?"
+        waits[word] = tail.split(",")[0].split()[0]
 finally:
     agent.terminate()
     agent.wait(10)
@@ -90,4 +96,4 @@ missing = N - len(lat)
 if not lat:
     sys.exit("no alert arrived")
 pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
-print(f"{len(lat)} {pct(0.5):.1f} {pct(0.99):.1f} {lat[-1]:.1f} {missing}")
+print(f"{len(lat)} {pct(0.5):.1f} {pct(0.99):.1f} {lat[-1]:.1f} {missing} {waits['spool_sync_slowest_ms']} {waits['state_save_slowest_ms']}")

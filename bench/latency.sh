@@ -27,11 +27,11 @@ run() { # window load -> "count p50 p99 max missing"
 }
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| window | machine | alerts | p50 ms | p99 ms | max ms | missing |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| window | machine | alerts | p50 ms | p99 ms | max ms | missing | longest spool sync ms | longest state save ms |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for window in 0 default; do
   for load in idle loaded; do
-    read -r n p50 p99 max missing < <(run "$window" "$load")
-    echo "| $window | $load | $n | $p50 | $p99 | $max | $missing |"
+    read -r n p50 p99 max missing sync save < <(run "$window" "$load")
+    echo "| $window | $load | $n | $p50 | $p99 | $max | $missing | $sync | $save |"
   done
 done

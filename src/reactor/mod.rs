@@ -46,6 +46,17 @@ use crate::uplink::{Uplink, UplinkSettings};
 
 /// Bytes one check may read per turn before the others get theirs.
 pub const TURN_BUDGET: usize = 1 << 20;
+
+/// The longest waits of the reactor on the disk since start, in ms (rounded up): the two
+/// places it waits, both after the worker was woken for the turn's alerts, so they delay the
+/// next turn, not the alerts of this one.
+#[derive(Debug, Default, Clone, Copy)]
+struct DiskWaits {
+    /// `fdatasync` of the spool at the end of a turn with alerts (`ALERT_STORE_FSYNC=always`).
+    spool_sync_ms: u64,
+    /// Writing, syncing and renaming the state file.
+    state_save_ms: u64,
+}
 /// Delay between a change in monitor.d or config.sh (or a SIGHUP) and the rescan (editors write
 /// in steps).
 pub const RESCAN_DEBOUNCE_MS: u64 = 20;
@@ -156,6 +167,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         ready: BTreeSet::new(),
         rescan_at: None,
         dirty_since: None,
+        disk_waits: DiskWaits::default(),
         available: BTreeSet::new(),
         problems: BTreeMap::new(),
         control,
@@ -267,6 +279,8 @@ struct Daemon {
     rescan_at: Option<Instant>,
     /// Since when positions have changed without being saved.
     dirty_since: Option<Instant>,
+    /// The longest the reactor waited on the disk, for `status`.
+    disk_waits: DiskWaits,
     /// Checks in `available/` at the last rescan.
     available: BTreeSet<CheckId>,
     /// Problems of each enabled check's file at the last rescan (logged when they change).
@@ -559,9 +573,15 @@ impl Daemon {
         }
         // Alerts held in memory only (spool disk full): no position is saved past them, so a
         // crash reads their lines again.
+        let sync = crate::time::Stopwatch::start();
         let durable = self.uplink.commit();
+        if !out.is_empty() {
+            self.disk_waits.spool_sync_ms = self.disk_waits.spool_sync_ms.max(sync.elapsed_ms());
+        }
         if (urgent || due) && durable {
+            let save = crate::time::Stopwatch::start();
             self.save_state(now);
+            self.disk_waits.state_save_ms = self.disk_waits.state_save_ms.max(save.elapsed_ms());
         } else if urgent {
             self.dirty_since.get_or_insert(now.mono);
         }

@@ -115,6 +115,8 @@ impl Daemon {
             ("process_groups_stopping", self.reaper.len() as u64),
             ("state_saves", self.state.saves),
             ("state_save_errors", self.state.save_errors),
+            ("state_save_slowest_ms", self.disk_waits.state_save_ms),
+            ("spool_sync_slowest_ms", self.disk_waits.spool_sync_ms),
             ("control_clients", self.control.as_ref().map_or(0, |c| c.clients()) as u64),
             ("control_accepted", control.accepted),
             ("control_refused_too_many", control.refused),
