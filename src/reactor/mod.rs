@@ -54,7 +54,7 @@ pub const TURN_BUDGET: usize = 1 << 20;
 struct DiskWaits {
     /// `fdatasync` of the spool at the end of a turn with alerts (`ALERT_STORE_FSYNC=always`).
     spool_sync_ms: u64,
-    /// Writing, syncing and renaming the state file.
+    /// Taking the state and handing it to the writer thread (which writes, syncs and renames).
     state_save_ms: u64,
 }
 /// Delay between a change in monitor.d or config.sh (or a SIGHUP) and the rescan (editors write
@@ -147,7 +147,10 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         crate::warn!("cannot become a child subreaper: {}; orphans of commands are left to init", e.desc());
     }
-    let (state, warning) = StateStore::load(&layout.state_dir());
+    let (mut state, warning) = StateStore::load(&layout.state_dir());
+    if let Err(e) = state.start_writer() {
+        crate::warn!("cannot start the state writer thread: {e}; the state is written on the reactor");
+    }
     let layout_state_dir = layout.state_dir();
     let pid_file = crate::pidfile::PidFile::create(layout.root());
     if let Some(w) = warning {
@@ -868,6 +871,8 @@ impl Daemon {
             c.check.flush(0, &mut out);
         }
         self.deliver(now, std::mem::take(&mut out));
+        // The last save is written here, after what the writer thread has waiting.
+        self.state.finish_writer();
         if self.uplink.all_durable() {
             self.save_state(now);
         }
