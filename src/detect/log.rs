@@ -9,9 +9,8 @@
 //! buffer and a small ring of earlier ones); "after" lines are those that arrive with the match
 //! or within `after_window_ms`, so the alert waits at most that long.
 
-use std::collections::VecDeque;
-
 use super::matcher::Matcher;
+use super::recent::Recent;
 use crate::alert::{Alert, Details, Level, LineDescriptor, Subject};
 use crate::time::{Instant, Now, Wall, rfc3339};
 
@@ -104,7 +103,7 @@ pub struct LogDetector {
     matcher: Matcher,
     /// The last `lines_before` lines of earlier buffers, oldest first, as raw bytes cut to
     /// `max_line_bytes + 1` (so that [`describe`](Self::describe) still sees the cut).
-    ring: VecDeque<(u64, Vec<u8>)>,
+    ring: Recent,
     pending: Option<Pending>,
     critical: Option<Critical>,
     counters: LogCounters,
@@ -113,7 +112,7 @@ pub struct LogDetector {
 impl LogDetector {
     /// A detector in the OK state.
     pub fn new(settings: LogSettings, matcher: Matcher) -> Self {
-        LogDetector { settings, matcher, ring: VecDeque::new(), pending: None, critical: None, counters: LogCounters::default() }
+        LogDetector { settings, matcher, ring: Recent::default(), pending: None, critical: None, counters: LogCounters::default() }
     }
 
     /// The settings in force.
@@ -135,9 +134,7 @@ impl LogDetector {
     /// reload), so the first alert after a reload still has its "before" context.
     pub fn inherit_context(&mut self, old: &mut LogDetector) {
         self.ring = std::mem::take(&mut old.ring);
-        while self.ring.len() > self.settings.lines_before {
-            self.ring.pop_front();
-        }
+        self.ring.keep_last(self.settings.lines_before);
     }
 
     /// The state as `status` shows it.
@@ -396,41 +393,16 @@ impl LogDetector {
             end = line_start;
         }
         let from_ring = if end == 0 { want - from_buf.len() } else { 0 };
-        let skip = self.ring.len().saturating_sub(from_ring);
-        let ring: Vec<(u64, Vec<u8>)> = self.ring.iter().skip(skip).cloned().collect();
-        let mut out: Vec<LineDescriptor> = ring.into_iter().map(|(n, l)| self.describe(n, &l)).collect();
+        let ring = std::mem::take(&mut self.ring);
+        let mut out: Vec<LineDescriptor> = ring.last(from_ring).map(|(n, l)| self.describe(n, l)).collect();
+        self.ring = ring;
         out.extend(from_buf.into_iter().rev());
         out
     }
 
     /// Keeps the last `lines_before` lines of `buf` (which ends at line `next_line - 1`).
     fn remember_tail(&mut self, buf: &[u8], next_line: u64) {
-        let want = self.settings.lines_before;
-        if want == 0 || buf.is_empty() {
-            return;
-        }
-        // Where the last `want` lines of `buf` start (fewer if it has fewer).
-        let mut from = buf.len();
-        let mut taken = 0;
-        while taken < want && from > 0 {
-            from = memchr::memrchr(b'\n', &buf[..from - 1]).map_or(0, |i| i + 1);
-            taken += 1;
-        }
-        // The lines go in oldest first; a line that leaves the ring lends its allocation to
-        // the next one, so a busy check allocates nothing here once the ring is full.
-        let keep = self.settings.max_line_bytes + 1;
-        let mut n = next_line - taken as u64;
-        let mut start = from;
-        while start < buf.len() {
-            let end = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
-            let line = &buf[start..end];
-            start = end + 1;
-            let mut bytes = if self.ring.len() >= want { self.ring.pop_front().map(|(_, b)| b).unwrap_or_default() } else { Vec::new() };
-            bytes.clear();
-            bytes.extend_from_slice(&line[..line.len().min(keep)]);
-            self.ring.push_back((n, bytes));
-            n += 1;
-        }
+        self.ring.remember(buf, next_line, self.settings.lines_before, self.settings.max_line_bytes + 1);
     }
 
     /// A line as it goes into an alert: cut to `max_line_bytes` (at a character boundary) and
