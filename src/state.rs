@@ -14,6 +14,8 @@ use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
 
 use serde::{Deserialize, Serialize};
 
@@ -167,11 +169,108 @@ struct StateFile {
 #[derive(Debug)]
 pub struct StateStore {
     path: PathBuf,
+    /// The latest state handed to be written (what the file holds once the writer is done).
     saved: BTreeMap<String, CheckState>,
-    /// Saves done, and saves that failed.
-    pub saves: u64,
-    /// Saves that failed (the previous file stays).
-    pub save_errors: u64,
+    /// Saves done, and saves that failed (synchronous ones; see [`saves`](Self::saves)).
+    saves: u64,
+    save_errors: u64,
+    /// The last synchronous save failed.
+    sync_failed: bool,
+    /// Writes off the reactor, once started.
+    writer: Option<Writer>,
+}
+
+/// What the reactor and the writer thread share: the newest state not yet written (an older
+/// one waiting is replaced: only the latest matters), and the outcome of the writes.
+#[derive(Debug, Default)]
+struct Desk {
+    next: Option<Vec<u8>>,
+    busy: bool,
+    stop: bool,
+    saves: u64,
+    errors: u64,
+    last_failed: bool,
+    /// The longest write, ms.
+    slowest_ms: u64,
+}
+
+/// The state writer: one thread that replaces the state file (write, fsync, rename, fsync of
+/// the directory), so the reactor never waits on it. Under a disk busy with other writes that
+/// took up to 156 ms here (`bench/latency.sh`, loaded), during which no check was read.
+#[derive(Debug)]
+struct Writer {
+    desk: Arc<(Mutex<Desk>, Condvar)>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+fn lock(desk: &Mutex<Desk>) -> MutexGuard<'_, Desk> {
+    desk.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Writer {
+    fn start(path: PathBuf) -> io::Result<Writer> {
+        let desk: Arc<(Mutex<Desk>, Condvar)> = Arc::default();
+        let theirs = Arc::clone(&desk);
+        let thread = thread::Builder::new().name("state".into()).spawn(move || Writer::run(&path, &theirs))?;
+        Ok(Writer { desk, thread: Some(thread) })
+    }
+
+    fn run(path: &Path, desk: &(Mutex<Desk>, Condvar)) {
+        let (m, cv) = desk;
+        loop {
+            let bytes = {
+                let mut d = lock(m);
+                while d.next.is_none() && !d.stop {
+                    d = cv.wait(d).unwrap_or_else(PoisonError::into_inner);
+                }
+                let Some(bytes) = d.next.take() else { return };
+                d.busy = true;
+                bytes
+            };
+            let took = crate::time::Stopwatch::start();
+            let result = write_state(path, &bytes);
+            let mut d = lock(m);
+            d.slowest_ms = d.slowest_ms.max(took.elapsed_ms());
+            d.busy = false;
+            d.last_failed = result.is_err();
+            match result {
+                Ok(()) => d.saves += 1,
+                Err(e) => {
+                    d.errors += 1;
+                    crate::error!("cannot save read positions: {e}");
+                }
+            }
+            cv.notify_all();
+        }
+    }
+
+    /// Hands over the newest state; an older one not yet written is dropped.
+    fn submit(&self, bytes: Vec<u8>) {
+        let (m, cv) = &*self.desk;
+        lock(m).next = Some(bytes);
+        cv.notify_all();
+    }
+
+    /// Writes what is waiting, then ends the thread.
+    fn finish(mut self) -> (u64, u64, bool) {
+        let (m, cv) = &*self.desk;
+        lock(m).stop = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let d = lock(m);
+        (d.saves, d.errors, d.last_failed)
+    }
+}
+
+/// Replaces the state file at `path`, creating its private directory if needed.
+fn write_state(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let written = match path.parent() {
+        Some(dir) => private_dir(dir).and_then(|_| write_private(path, bytes)),
+        None => write_private(path, bytes),
+    };
+    written.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 impl StateStore {
@@ -218,7 +317,7 @@ impl StateStore {
                 BTreeMap::new()
             }
         };
-        (StateStore { path, saved, saves: 0, save_errors: 0 }, warning)
+        (StateStore { path, saved, saves: 0, save_errors: 0, sync_failed: false, writer: None }, warning)
     }
 
     /// The state saved for `key`.
@@ -231,34 +330,135 @@ impl StateStore {
         self.saved.clone()
     }
 
-    /// Replaces the whole state with `checks` and writes it if it differs from what is on disk.
+    /// Replaces the whole state with `checks` and writes it if it differs from what was last
+    /// written (or the last write failed): on the writer thread once [`start_writer`] ran, else
+    /// here. The reactor calls this only once the alerts before these positions are in the
+    /// spool, so whichever snapshot the file holds is never past an alert a crash would lose.
+    ///
+    /// [`start_writer`]: Self::start_writer
     pub fn save(&mut self, checks: BTreeMap<String, CheckState>) -> io::Result<()> {
-        if checks == self.saved {
+        if checks == self.saved && !self.last_failed() {
             return Ok(());
         }
         let file = StateFile { version: VERSION, checks };
         let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        let written = match self.path.parent() {
-            Some(dir) => private_dir(dir).and_then(|_| write_private(&self.path, &bytes)),
-            None => write_private(&self.path, &bytes),
-        };
-        match written {
-            Ok(()) => {
-                self.saves += 1;
-                self.saved = file.checks;
+        self.saved = file.checks;
+        match &self.writer {
+            Some(w) => {
+                w.submit(bytes);
                 Ok(())
             }
-            Err(e) => {
-                self.save_errors += 1;
-                Err(io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+            None => {
+                let result = write_state(&self.path, &bytes);
+                self.sync_failed = result.is_err();
+                match result.is_ok() {
+                    true => self.saves += 1,
+                    false => self.save_errors += 1,
+                }
+                result
             }
         }
+    }
+
+    fn last_failed(&self) -> bool {
+        match &self.writer {
+            Some(w) => lock(&w.desk.0).last_failed,
+            None => self.sync_failed,
+        }
+    }
+
+    /// From now on, saves are written by a thread of their own (the daemon's reactor must not
+    /// wait on the disk). Without a thread (it could not start), they stay synchronous.
+    pub fn start_writer(&mut self) -> io::Result<()> {
+        if self.writer.is_none() {
+            self.writer = Some(Writer::start(self.path.clone())?);
+        }
+        Ok(())
+    }
+
+    /// Writes what waits and ends the writer thread: later saves are synchronous (the last one
+    /// at shutdown must be on disk before the process exits).
+    pub fn finish_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            let (saves, errors, failed) = w.finish();
+            self.saves += saves;
+            self.save_errors += errors;
+            self.sync_failed = failed;
+        }
+    }
+
+    /// Saves done.
+    pub fn saves(&self) -> u64 {
+        self.saves + self.writer.as_ref().map_or(0, |w| lock(&w.desk.0).saves)
+    }
+
+    /// Saves that failed (the previous file stays).
+    pub fn save_errors(&self) -> u64 {
+        self.save_errors + self.writer.as_ref().map_or(0, |w| lock(&w.desk.0).errors)
+    }
+
+    /// The longest write of the state file by the writer thread, ms (rounded up).
+    pub fn slowest_write_ms(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| lock(&w.desk.0).slowest_ms)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one(line: u64) -> BTreeMap<String, CheckState> {
+        let mut m = BTreeMap::new();
+        let position = SavedPosition { dev: 1, ino: 2, offset: line * 10, line, tail: None, head: None };
+        m.insert(
+            "log_a".to_string(),
+            CheckState { source: "/a.log".into(), position: Some(position), critical: None, flapping: false, pending: None },
+        );
+        m
+    }
+
+    fn on_disk(dir: &Path) -> Option<u64> {
+        let (store, _) = StateStore::load(dir);
+        store.get("log_a").and_then(|c| c.position).map(|p| p.line)
+    }
+
+    #[test]
+    fn the_writer_thread_writes_the_newest_state_and_the_last_one_at_finish() {
+        let dir = crate::testutil::TempDir::new("state-writer");
+        let (mut store, _) = StateStore::load(dir.path());
+        store.start_writer().unwrap();
+        for line in 1..=50 {
+            store.save(one(line)).unwrap();
+        }
+        // Unchanged: nothing new to write.
+        store.save(one(50)).unwrap();
+        store.finish_writer();
+        assert_eq!(on_disk(dir.path()), Some(50));
+        // Between 1 (each replaced the one waiting) and 50 writes, no error.
+        assert!((1..=50).contains(&store.saves()), "{}", store.saves());
+        assert_eq!(store.save_errors(), 0);
+        // After finish, saves are synchronous.
+        store.save(one(51)).unwrap();
+        assert_eq!(on_disk(dir.path()), Some(51));
+    }
+
+    #[test]
+    fn a_failed_write_is_counted_and_the_same_state_is_tried_again() {
+        let dir = crate::testutil::TempDir::new("state-writer-fail");
+        // The state directory's place is taken by a file: every write fails.
+        let blocked = dir.path().join("state");
+        fs::write(&blocked, b"not a directory").unwrap();
+        let (mut store, _) = StateStore::load(&blocked);
+        store.start_writer().unwrap();
+        store.save(one(1)).unwrap();
+        store.finish_writer();
+        assert_eq!((store.saves(), store.save_errors()), (0, 1));
+        // The same state again is not skipped as already written: it failed.
+        fs::remove_file(&blocked).unwrap();
+        store.save(one(1)).unwrap();
+        assert_eq!(on_disk(&blocked), Some(1));
+        assert_eq!((store.saves(), store.save_errors()), (1, 1));
+    }
 
     #[test]
     fn a_position_saved_without_a_tail_still_loads() {

@@ -101,6 +101,23 @@ impl Clock {
     }
 }
 
+/// How long a disk wait took (a spool sync, a state save), for `status`: the reactor's turns are
+/// timed by what they wait on, not by the clock of `Now`, which is read once per turn.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    /// Starts timing.
+    pub fn start() -> Stopwatch {
+        Stopwatch(std::time::Instant::now())
+    }
+
+    /// Milliseconds since [`start`](Self::start), rounded up (a wait of 0.2 ms shows as 1).
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+    }
+}
+
 /// The wall clock (the epoch if the clock is before 1970, as on a Pi without RTC before NTP:
 /// timestamps are then wrong but nothing fails).
 pub fn wall_now() -> Wall {

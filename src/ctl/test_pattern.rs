@@ -29,46 +29,30 @@ pub struct TestPattern {
     pub expiry: Option<String>,
 }
 
-/// Feeds the detector and prints every matching line as `number:line`.
+/// Feeds the detector and prints every matching line as `number:line`, from the detector's
+/// own search: one pass over the input, the daemon's.
 struct Show<'a, W: Write> {
     detector: &'a mut LogDetector,
-    matcher: &'a Matcher,
     now: Now,
     alerts: &'a mut Vec<Alert>,
     out: &'a mut W,
     matched: u64,
 }
 
-impl<W: Write> Show<'_, W> {
-    fn print_matches(&mut self, buf: &[u8], first_line: u64) {
-        let mut pos = 0;
-        let mut line = first_line;
-        while let Some((start, end)) = self.matcher.find_line(&buf[pos..]) {
-            line += crate::detect::log::count_lines(&buf[pos..pos + start]);
-            let _ = writeln!(self.out, "{line}:{}", String::from_utf8_lossy(&buf[pos + start..pos + end]));
-            self.matched += 1;
-            line += 1;
-            pos += end + 1;
-            if pos >= buf.len() {
-                break;
-            }
-        }
-    }
-}
-
 impl<W: Write> LineSink for Show<'_, W> {
     fn lines(&mut self, buf: &[u8], first_line: u64, count: u64) {
-        self.print_matches(buf, first_line);
-        let alerts = &mut *self.alerts;
-        self.detector.on_lines(self.now, buf, first_line, count, &mut |a| alerts.push(a));
+        let (alerts, out, matched) = (&mut *self.alerts, &mut *self.out, &mut self.matched);
+        let mut print = |number: u64, line: &[u8]| {
+            let _ = writeln!(out, "{number}:{}", String::from_utf8_lossy(line));
+            *matched += 1;
+        };
+        self.detector.on_lines_showing(self.now, buf, first_line, count, &mut |a| alerts.push(a), Some(&mut print));
     }
 
     fn line(&mut self, line: &[u8], number: u64) {
         let mut buf = line.to_vec();
         buf.push(b'\n');
-        self.print_matches(&buf, number);
-        let alerts = &mut *self.alerts;
-        self.detector.on_line(self.now, line, number, &mut |a| alerts.push(a));
+        self.lines(&buf, number, 1);
     }
 }
 
@@ -98,7 +82,7 @@ pub fn run(layout: &Layout, t: &TestPattern, out: &mut impl Write) -> Result<boo
     let mut scratch = Scratch::new(settings.log_max_line_bytes);
     let mut asm = LineAssembler::new(0, 1);
     let mut counters = ReadCounters::default();
-    let mut show = Show { detector: &mut detector, matcher: &matcher, now, alerts: &mut alerts, out, matched: 0 };
+    let mut show = Show { detector: &mut detector, now, alerts: &mut alerts, out, matched: 0 };
     loop {
         let mut budget = usize::MAX;
         let mut read = |buf: &mut [u8], _at: u64| reader.read(buf);

@@ -9,9 +9,8 @@
 //! buffer and a small ring of earlier ones); "after" lines are those that arrive with the match
 //! or within `after_window_ms`, so the alert waits at most that long.
 
-use std::collections::VecDeque;
-
 use super::matcher::Matcher;
+use super::recent::Recent;
 use crate::alert::{Alert, Details, Level, LineDescriptor, Subject};
 use crate::time::{Instant, Now, Wall, rfc3339};
 
@@ -94,6 +93,9 @@ struct Critical {
     last_match_wall: Wall,
 }
 
+/// Called with each matching line and its number (see [`LogDetector::on_lines_showing`]).
+pub type ShowMatch<'a> = dyn FnMut(u64, &[u8]) + 'a;
+
 /// One log check's detection state.
 #[derive(Debug)]
 pub struct LogDetector {
@@ -101,7 +103,7 @@ pub struct LogDetector {
     matcher: Matcher,
     /// The last `lines_before` lines of earlier buffers, oldest first, as raw bytes cut to
     /// `max_line_bytes + 1` (so that [`describe`](Self::describe) still sees the cut).
-    ring: VecDeque<(u64, Vec<u8>)>,
+    ring: Recent,
     pending: Option<Pending>,
     critical: Option<Critical>,
     counters: LogCounters,
@@ -110,7 +112,7 @@ pub struct LogDetector {
 impl LogDetector {
     /// A detector in the OK state.
     pub fn new(settings: LogSettings, matcher: Matcher) -> Self {
-        LogDetector { settings, matcher, ring: VecDeque::new(), pending: None, critical: None, counters: LogCounters::default() }
+        LogDetector { settings, matcher, ring: Recent::default(), pending: None, critical: None, counters: LogCounters::default() }
     }
 
     /// The settings in force.
@@ -132,9 +134,7 @@ impl LogDetector {
     /// reload), so the first alert after a reload still has its "before" context.
     pub fn inherit_context(&mut self, old: &mut LogDetector) {
         self.ring = std::mem::take(&mut old.ring);
-        while self.ring.len() > self.settings.lines_before {
-            self.ring.pop_front();
-        }
+        self.ring.keep_last(self.settings.lines_before);
     }
 
     /// The state as `status` shows it.
@@ -267,6 +267,21 @@ impl LogDetector {
     /// A buffer of `count` complete lines (`buf` ends with `\n`), the first numbered
     /// `first_line` (the source counted them).
     pub fn on_lines(&mut self, now: Now, buf: &[u8], first_line: u64, count: u64, emit: &mut impl FnMut(Alert)) {
+        self.on_lines_showing(now, buf, first_line, count, emit, None);
+    }
+
+    /// [`on_lines`](Self::on_lines), also handing every matching line with its number to
+    /// `each` (`test-pattern` prints them): the same single search, which then does not stop
+    /// at a CRITICAL's first match in a buffer.
+    pub fn on_lines_showing(
+        &mut self,
+        now: Now,
+        buf: &[u8],
+        first_line: u64,
+        count: u64,
+        emit: &mut impl FnMut(Alert),
+        mut each: Option<&mut ShowMatch<'_>>,
+    ) {
         debug_assert!(buf.last() == Some(&b'\n'));
         debug_assert_eq!(count, count_lines(buf));
         let end_line = first_line + count;
@@ -278,6 +293,9 @@ impl LogDetector {
                 let line = &buf[pos..end];
                 if self.matcher.is_match(line) {
                     self.touch(now);
+                    if let Some(f) = each.as_mut() {
+                        f(line_no, line);
+                    }
                 }
                 let desc = self.describe(line_no, line);
                 if let Some(p) = self.pending.as_mut() {
@@ -297,6 +315,15 @@ impl LogDetector {
             };
             let match_no = line_no + count_lines(&hay[..start]);
             self.counters.matches += 1;
+            if let Some(f) = each.as_mut() {
+                f(match_no, &hay[start..end]);
+                if self.critical.is_some() {
+                    self.touch(now);
+                    pos += end + 1;
+                    line_no = match_no + 1;
+                    continue;
+                }
+            }
             if self.critical.is_some() {
                 // Already CRITICAL: the match only restarts the expiry, and every line of this
                 // buffer arrived at the same `now`, so the rest need not be searched.
@@ -366,39 +393,16 @@ impl LogDetector {
             end = line_start;
         }
         let from_ring = if end == 0 { want - from_buf.len() } else { 0 };
-        let skip = self.ring.len().saturating_sub(from_ring);
-        let ring: Vec<(u64, Vec<u8>)> = self.ring.iter().skip(skip).cloned().collect();
-        let mut out: Vec<LineDescriptor> = ring.into_iter().map(|(n, l)| self.describe(n, &l)).collect();
+        let ring = std::mem::take(&mut self.ring);
+        let mut out: Vec<LineDescriptor> = ring.last(from_ring).map(|(n, l)| self.describe(n, l)).collect();
+        self.ring = ring;
         out.extend(from_buf.into_iter().rev());
         out
     }
 
     /// Keeps the last `lines_before` lines of `buf` (which ends at line `next_line - 1`).
     fn remember_tail(&mut self, buf: &[u8], next_line: u64) {
-        let want = self.settings.lines_before;
-        if want == 0 {
-            return;
-        }
-        let keep = self.settings.max_line_bytes + 1;
-        let mut tail: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut end = buf.len();
-        while tail.len() < want && end > 0 {
-            let line_end = end - 1;
-            let line_start = memchr::memrchr(b'\n', &buf[..line_end]).map_or(0, |i| i + 1);
-            let n = next_line - 1 - tail.len() as u64;
-            let line = &buf[line_start..line_end];
-            tail.push((n, line[..line.len().min(keep)].to_vec()));
-            end = line_start;
-        }
-        if tail.len() >= want {
-            self.ring.clear();
-        }
-        for d in tail.into_iter().rev() {
-            if self.ring.len() == want {
-                self.ring.pop_front();
-            }
-            self.ring.push_back(d);
-        }
+        self.ring.remember(buf, next_line, self.settings.lines_before, self.settings.max_line_bytes + 1);
     }
 
     /// A line as it goes into an alert: cut to `max_line_bytes` (at a character boundary) and
@@ -472,6 +476,50 @@ mod tests {
 
     fn numbers(v: &Option<Vec<LineDescriptor>>) -> Vec<(u64, String)> {
         v.as_ref().unwrap().iter().map(|l| (l.line_number, l.data.clone())).collect()
+    }
+
+    #[test]
+    fn showing_reports_every_match_of_the_same_single_search() {
+        let mut s = settings();
+        s.lines_after = 2;
+        s.lines_before = 2;
+        let mut d = detector(s);
+        let mut shown = Vec::new();
+        let mut alerts = Vec::new();
+        let mut feed_showing = |d: &mut LogDetector, at: u64, text: &str, first: u64| {
+            let mut show = |n: u64, l: &[u8]| shown.push((n, String::from_utf8_lossy(l).into_owned()));
+            let b = text.as_bytes();
+            d.on_lines_showing(Now::at(at), b, first, count_lines(b), &mut |a| alerts.push(a), Some(&mut show));
+        };
+        // A match, one after-line that matches too, the CRITICAL out, then two more matches
+        // in one buffer while CRITICAL (the daemon would stop at the first).
+        feed_showing(&mut d, 0, "a\nERROR 1\nERROR 2\nb\nc\n", 10);
+        feed_showing(&mut d, 50, "d\nERROR 3\ne\nERROR 4\n", 15);
+        let want: Vec<(u64, String)> =
+            [(11, "ERROR 1"), (12, "ERROR 2"), (16, "ERROR 3"), (18, "ERROR 4")].iter().map(|(n, l)| (*n, l.to_string())).collect();
+        assert_eq!(shown, want);
+        assert_eq!(alerts.len(), 1);
+        let details = alerts[0].subject.details.as_ref().unwrap();
+        assert_eq!(details.line_matching.as_ref().unwrap().line_number, 11);
+        assert_eq!(numbers(&details.lines_before), vec![(10, "a".to_string())]);
+        assert_eq!(numbers(&details.lines_after), vec![(12, "ERROR 2".to_string()), (13, "b".to_string())]);
+        // The last match moved the expiry: no OK 5 s after the first.
+        assert!(tick(&mut d, 5_010).is_empty());
+        assert_eq!(tick(&mut d, 5_050).len(), 1);
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_lines_across_buffers_without_growing() {
+        let mut s = settings();
+        s.lines_before = 3;
+        s.lines_after = 0;
+        let mut d = detector(s);
+        feed(&mut d, 0, "l1\nl2\nl3\nl4\n", 1);
+        feed(&mut d, 0, "l5\n", 5);
+        assert_eq!(d.ring.len(), 3);
+        let a = feed(&mut d, 0, "ERROR\n", 6);
+        let details = a[0].subject.details.as_ref().unwrap();
+        assert_eq!(numbers(&details.lines_before), vec![(3, "l3".into()), (4, "l4".into()), (5, "l5".into())]);
     }
 
     #[test]

@@ -7,4 +7,5 @@ pub mod literal;
 pub mod log;
 pub mod matcher;
 pub mod program;
+pub mod recent;
 pub mod service;

@@ -46,6 +46,17 @@ use crate::uplink::{Uplink, UplinkSettings};
 
 /// Bytes one check may read per turn before the others get theirs.
 pub const TURN_BUDGET: usize = 1 << 20;
+
+/// The longest waits of the reactor on the disk since start, in ms (rounded up): the two
+/// places it waits, both after the worker was woken for the turn's alerts, so they delay the
+/// next turn, not the alerts of this one.
+#[derive(Debug, Default, Clone, Copy)]
+struct DiskWaits {
+    /// `fdatasync` of the spool at the end of a turn with alerts (`ALERT_STORE_FSYNC=always`).
+    spool_sync_ms: u64,
+    /// Taking the state and handing it to the writer thread (which writes, syncs and renames).
+    state_save_ms: u64,
+}
 /// Delay between a change in monitor.d or config.sh (or a SIGHUP) and the rescan (editors write
 /// in steps).
 pub const RESCAN_DEBOUNCE_MS: u64 = 20;
@@ -136,7 +147,10 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         crate::warn!("cannot become a child subreaper: {}; orphans of commands are left to init", e.desc());
     }
-    let (state, warning) = StateStore::load(&layout.state_dir());
+    let (mut state, warning) = StateStore::load(&layout.state_dir());
+    if let Err(e) = state.start_writer() {
+        crate::warn!("cannot start the state writer thread: {e}; the state is written on the reactor");
+    }
     let layout_state_dir = layout.state_dir();
     let pid_file = crate::pidfile::PidFile::create(layout.root());
     if let Some(w) = warning {
@@ -156,6 +170,7 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
         ready: BTreeSet::new(),
         rescan_at: None,
         dirty_since: None,
+        disk_waits: DiskWaits::default(),
         available: BTreeSet::new(),
         problems: BTreeMap::new(),
         control,
@@ -268,6 +283,8 @@ struct Daemon {
     rescan_at: Option<Instant>,
     /// Since when positions have changed without being saved.
     dirty_since: Option<Instant>,
+    /// The longest the reactor waited on the disk, for `status`.
+    disk_waits: DiskWaits,
     /// Checks in `available/` at the last rescan.
     available: BTreeSet<CheckId>,
     /// Problems of each enabled check's file at the last rescan (logged when they change).
@@ -572,9 +589,15 @@ impl Daemon {
         }
         // Alerts held in memory only (spool disk full): no position is saved past them, so a
         // crash reads their lines again.
+        let sync = crate::time::Stopwatch::start();
         let durable = self.uplink.commit();
+        if !out.is_empty() {
+            self.disk_waits.spool_sync_ms = self.disk_waits.spool_sync_ms.max(sync.elapsed_ms());
+        }
         if (urgent || due) && durable {
+            let save = crate::time::Stopwatch::start();
             self.save_state(now);
+            self.disk_waits.state_save_ms = self.disk_waits.state_save_ms.max(save.elapsed_ms());
         } else if urgent {
             self.dirty_since.get_or_insert(now.mono);
         }
@@ -861,6 +884,8 @@ impl Daemon {
             c.check.flush(0, &mut out);
         }
         self.deliver(now, std::mem::take(&mut out));
+        // The last save is written here, after what the writer thread has waiting.
+        self.state.finish_writer();
         if self.uplink.all_durable() {
             self.save_state(now);
         }

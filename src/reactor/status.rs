@@ -124,8 +124,11 @@ impl Daemon {
             // Command pipes, pidfds and `dbus` checks' bus connections in the poll.
             ("check_fds", self.io.check_fds.len() as u64),
             ("process_groups_stopping", self.reaper.len() as u64),
-            ("state_saves", self.state.saves),
-            ("state_save_errors", self.state.save_errors),
+            ("state_saves", self.state.saves()),
+            ("state_save_errors", self.state.save_errors()),
+            ("state_save_slowest_ms", self.disk_waits.state_save_ms),
+            ("state_write_slowest_ms", self.state.slowest_write_ms()),
+            ("spool_sync_slowest_ms", self.disk_waits.spool_sync_ms),
             ("control_clients", self.control.as_ref().map_or(0, |c| c.clients()) as u64),
             ("control_accepted", control.accepted),
             ("control_refused_too_many", control.refused),

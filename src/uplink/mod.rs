@@ -383,14 +383,17 @@ impl Uplink {
         self.appended = true;
     }
 
-    /// Ends a turn's appends: one `fdatasync` (by policy) for all of them, then the worker is
-    /// woken. Returns [`all_durable`](Self::all_durable).
+    /// Ends a turn's appends: the worker is woken, then one `fdatasync` (by policy) for all of
+    /// them. The worker reads the records from the page cache, so sending need not wait for
+    /// the disk: the sync is what a power cut needs, not what delivery needs, and an alert
+    /// delivered before its sync is only delivered sooner. Returns
+    /// [`all_durable`](Self::all_durable).
     pub fn commit(&mut self) -> bool {
         if std::mem::take(&mut self.appended) {
+            self.worker.thread().unpark();
             if let Err(e) = self.writer.sync() {
                 crate::error!("{e}");
             }
-            self.worker.thread().unpark();
         }
         self.all_durable()
     }

@@ -11,7 +11,9 @@
 //! drops what is torn or spoiled (counted, named in the log) and rebuilds the index.
 //!
 //! Durability: with `ALERT_STORE_FSYNC=always` the reactor calls `fdatasync` once per turn that
-//! accepted alerts, before handing them on: an accepted alert survives a power cut. With
+//! accepted alerts, before it saves a read position past them: an accepted alert survives a
+//! power cut. (The worker is woken before that sync: it reads the records from the page cache,
+//! so delivery does not wait for the disk.) With
 //! `never`, a `kill -9` still loses nothing (the page cache survives the process) but a power cut
 //! loses what the kernel had not yet written back (`vm.dirty_expire_centisecs`, 30 s by default).
 //! The `acked` file is never synced: losing it re-sends alerts, it cannot lose one.
