@@ -1,0 +1,290 @@
+//! Prometheus Alertmanager as a destination, against the real one (Debian's
+//! `prometheus-alertmanager` 0.25, with `amtool`): started by PID on loopback with a free port
+//! and a temporary storage path, stopped by PID. What is checked is what an operator sees:
+//! `GET /api/v2/alerts`, `amtool alert query`, mails.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const ALERTMANAGER: &str = "prometheus-alertmanager";
+
+/// Whether Alertmanager is installed (scripts/test installs it); a test without it says so.
+fn have_alertmanager() -> bool {
+    let found = Command::new(ALERTMANAGER).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found {
+        eprintln!("skipped: {ALERTMANAGER} is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// A route that sends nowhere, grouping at once.
+const NULL_ROUTE: &str = "route:\n  receiver: 'null'\n  group_wait: 1s\nreceivers:\n  - name: 'null'\n";
+
+/// One Alertmanager, stopped by PID when dropped.
+struct Am {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Am {
+    /// Starts one on 127.0.0.1:`port` with `config`; `cluster`: its gossip port and its peers'
+    /// (none: gossip off).
+    fn start(dir: &Path, port: u16, config: &str, cluster: Option<(u16, &[u16])>) -> Am {
+        let dir = dir.join(format!("am-{port}"));
+        fs::create_dir_all(dir.join("data")).unwrap();
+        fs::write(dir.join("am.yml"), config).unwrap();
+        let mut cmd = Command::new(ALERTMANAGER);
+        cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        match cluster {
+            None => {
+                cmd.arg("--cluster.listen-address=");
+            }
+            Some((gossip, peers)) => {
+                cmd.arg(format!("--cluster.listen-address=127.0.0.1:{gossip}"));
+                cmd.arg(format!("--cluster.advertise-address=127.0.0.1:{gossip}"));
+                for p in peers {
+                    cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
+                }
+                // Settle quickly on loopback.
+                cmd.arg("--cluster.gossip-interval=50ms").arg("--cluster.pushpull-interval=1s").arg("--cluster.settle-timeout=1s");
+            }
+        }
+        let log = fs::File::create(dir.join("am.log")).unwrap();
+        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let am = Am { child: Some(child), port, dir };
+        wait_until("Alertmanager ready", || get(&format!("{}/-/ready", am.url())).is_some());
+        am
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The active alerts (`GET /api/v2/alerts`; resolved ones are not listed).
+    fn alerts(&self) -> Vec<Value> {
+        get(&format!("{}/api/v2/alerts", self.url()))
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the active alerts satisfy `pred`; returns them.
+    fn wait(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let alerts = self.alerts();
+            if pred(&alerts) {
+                return alerts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} on Alertmanager {}; it has {alerts:#?}\n{}",
+                self.url(),
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("am.log")).unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM by PID, then waits).
+    fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + PATIENCE;
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Am {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A GET on loopback: the body of a 2xx, else `None`.
+fn get(url: &str) -> Option<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+    agent.get(url).call().ok().and_then(|r| r.into_body().read_to_string().ok())
+}
+
+/// The alert with `alertname`, if active.
+fn named<'a>(alerts: &'a [Value], alertname: &str) -> Option<&'a Value> {
+    alerts.iter().find(|a| a["labels"]["alertname"] == alertname)
+}
+
+/// The agent sending to `ams` (and to `server` too, if given).
+fn agent(root: &Root, server: Option<&AlertServer>, ams: &[&Am]) -> Daemon {
+    let mut cmd = command_for(&bin());
+    cmd.arg("--root").arg(root.path()).arg("run");
+    if let Some(s) = server {
+        cmd.args(["--server", s.url(), "--token", "TOKEN"]);
+    }
+    for am in ams {
+        cmd.args(["--alertmanager", &am.url()]);
+    }
+    Daemon::spawn(root, cmd)
+}
+
+const CONFIG: &str = "ALERT_LABELS='site=plant-4 device=pi-test'\nSEND_ALERT_MAX_INTERVAL_S=2\nDEFAULT_ALERT_STORE_RESEND_INTERVAL_S=1\n";
+
+#[test]
+fn the_crasher_s_alert_fires_in_alertmanager_with_its_labels_and_resolves_after_the_ok() {
+    if !have_alertmanager() {
+        return;
+    }
+    let (root, _mender, log) = log_check("am-crasher", "crasher_app", "ERROR", Some("3"));
+    root.write_config(CONFIG);
+    let am = Am::start(root.path(), free_port(), NULL_ROUTE, None);
+    let d = agent(&root, None, &[&am]);
+    append(&log, b"INFO:root:starting\nERROR:root:Crashing...\n");
+    let alerts = am.wait("the CRITICAL", |a| named(a, "Log_file_contains_ERROR").is_some());
+    let a = named(&alerts, "Log_file_contains_ERROR").unwrap();
+    let labels: Value = serde_json::json!({"alertname": "Log_file_contains_ERROR", "device": "pi-test", "check": "crasher_app",
+        "subsystem": "log", "severity": "critical", "site": "plant-4"});
+    assert_eq!(a["labels"], labels);
+    assert_eq!(a["annotations"]["summary"], "Log file contains ERROR");
+    assert_eq!(a["annotations"]["line_matching"], "2: ERROR:root:Crashing...");
+    assert_eq!(a["annotations"]["lines_before"], "1: INFO:root:starting");
+    assert_eq!(a["status"]["state"], "active");
+    // amtool sees it too.
+    let out = Command::new("amtool")
+        .args(["--alertmanager.url", &am.url(), "alert", "query", "-o", "json", "check=crasher_app"])
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(out.status.success() && named(listed.as_array().unwrap(), "Log_file_contains_ERROR").is_some(), "amtool: {listed:#}");
+    // No new match for 3 s: the OK resolves it.
+    am.wait("the resolve", |a| named(a, "Log_file_contains_ERROR").is_none());
+    assert!(d.terminate().success());
+    am.stop();
+}
+
+/// `send-alert LEVEL NAME`, about a disk: an alert with a name of its own, at once.
+fn send(root: &Root, level: &str, name: &str) {
+    let out = root.ctl(&["send-alert", level, name, "by hand", name, "USAGE", "diskusage"]);
+    assert!(out.status.success(), "send-alert: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The alertnames active on `am`, sorted.
+fn active(alerts: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = alerts.iter().filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn mender_and_alertmanager_each_get_every_alert_in_order_whichever_is_down() {
+    if !have_alertmanager() {
+        return;
+    }
+    let root = Root::new("am-both");
+    let mender = AlertServer::start();
+    root.write_config(CONFIG);
+    let port = free_port();
+    // Alertmanager is down: Mender gets every alert at once.
+    let down = Am { child: None, port, dir: root.path().join("none") };
+    let d = agent(&root, Some(&mender), &[&down]);
+    for (level, name) in [("CRITICAL", "disk a full"), ("CRITICAL", "disk b full"), ("OK", "disk a full"), ("WARNING", "disk c full")] {
+        send(&root, level, name);
+    }
+    let got = mender.wait_for("four alerts", |a| a.len() >= 4);
+    let seen: Vec<(String, String)> = got.iter().map(level_name).collect();
+    let names = |v: &[(&str, &str)]| v.iter().map(|(l, n)| (l.to_string(), n.to_string())).collect::<Vec<_>>();
+    assert_eq!(seen, names(&[("CRITICAL", "disk a full"), ("CRITICAL", "disk b full"), ("OK", "disk a full"), ("WARNING", "disk c full")]));
+    // Alertmanager comes back: it gets them all, in order (a's OK after a's CRITICAL).
+    let am = Am::start(root.path(), port, NULL_ROUTE, None);
+    let alerts = am.wait("b and c firing, a resolved", |a| active(a) == ["disk_b_full", "disk_c_full"]);
+    assert_eq!(named(&alerts, "disk_c_full").unwrap()["labels"]["severity"], "warning");
+    let status: Value = serde_json::from_slice(&root.ctl(&["status", "--json"]).stdout).unwrap();
+    let dests = status["uplink"]["destinations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(dests.len(), 2, "{status:#}");
+    assert!(dests.iter().all(|d| d["queue_depth"] == 0), "{status:#}");
+    // The reverse: Mender refuses everything for a while, Alertmanager is up and is not held up.
+    mender.set_reply(Reply::Status(503, None));
+    send(&root, "OK", "disk b full");
+    send(&root, "CRITICAL", "disk d full");
+    am.wait("b resolved and d firing while Mender is down", |a| active(a) == ["disk_c_full", "disk_d_full"]);
+    assert_eq!(mender.alerts().len(), 4, "Mender took nothing new");
+    mender.set_reply(Reply::Accept);
+    let got = mender.wait_for("both after Mender returns", |a| a.len() >= 6);
+    assert_eq!(got[4..].iter().map(level_name).collect::<Vec<_>>(), names(&[("OK", "disk b full"), ("CRITICAL", "disk d full")]));
+    assert!(d.terminate().success());
+    am.stop();
+}
+
+#[test]
+fn a_two_node_cluster_has_every_alert_and_a_stopped_peer_gets_them_when_it_returns() {
+    if !have_alertmanager() {
+        return;
+    }
+    let root = Root::new("am-cluster");
+    // Alertmanager keeps alerts in memory and does not gossip them: a peer that returns learns
+    // the ones sent while it was away from the agent, and the older ones from their lease's
+    // renewal (every half lease).
+    root.write_config(&format!("{CONFIG}ALERTMANAGER_LEASE_S=4\n"));
+    let (p1, p2, g1, g2) = (free_port(), free_port(), free_port(), free_port());
+    let a1 = Am::start(root.path(), p1, NULL_ROUTE, Some((g1, &[g2])));
+    let a2 = Am::start(root.path(), p2, NULL_ROUTE, Some((g2, &[g1])));
+    let d = agent(&root, None, &[&a1, &a2]);
+    send(&root, "CRITICAL", "disk a full");
+    for am in [&a1, &a2] {
+        am.wait("the CRITICAL on every peer", |a| active(a) == ["disk_a_full"]);
+    }
+    // One peer stops while another alert fires; the other has it.
+    a2.stop();
+    send(&root, "CRITICAL", "disk b full");
+    a1.wait("the second alert on the peer that runs", |a| active(a) == ["disk_a_full", "disk_b_full"]);
+    // It comes back (same storage, same ports): it gets b, which it missed, and a again.
+    let a2 = Am::start(root.path(), p2, NULL_ROUTE, Some((g2, &[g1])));
+    a2.wait("both alerts on the peer that returned", |a| active(a) == ["disk_a_full", "disk_b_full"]);
+    assert!(d.terminate().success());
+    a1.stop();
+    a2.stop();
+}
+
+#[test]
+fn an_agent_killed_while_an_alert_fires_leaves_it_to_resolve_when_its_lease_runs_out() {
+    if !have_alertmanager() {
+        return;
+    }
+    let (root, _mender, log) = log_check("am-lease", "crasher_app", "ERROR", None);
+    root.write_config(&format!("{CONFIG}ALERTMANAGER_LEASE_S=4\n"));
+    let am = Am::start(root.path(), free_port(), NULL_ROUTE, None);
+    let d = agent(&root, None, &[&am]);
+    append(&log, b"ERROR stuck\n");
+    am.wait("the CRITICAL", |a| named(a, "Log_file_contains_ERROR").is_some());
+    // Still firing after more than a lease: the agent renews it.
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(6) {
+        assert!(named(&am.alerts(), "Log_file_contains_ERROR").is_some(), "the lease was renewed while the agent ran");
+        thread::sleep(Duration::from_millis(250));
+    }
+    d.kill9();
+    am.wait("the resolve after the lease", |a| named(a, "Log_file_contains_ERROR").is_none());
+    assert!(since.elapsed() >= Duration::from_secs(6));
+    am.stop();
+}
