@@ -288,3 +288,121 @@ fn an_agent_killed_while_an_alert_fires_leaves_it_to_resolve_when_its_lease_runs
     assert!(since.elapsed() >= Duration::from_secs(6));
     am.stop();
 }
+
+/// A small SMTP receiver on loopback: enough of RFC 5321 for Alertmanager's client (no TLS, no
+/// auth); every message's DATA is kept. Its thread ends with the test process.
+struct Smtp {
+    port: u16,
+    mails: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mails = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&mails);
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut out = conn.try_clone().unwrap();
+                let mut input = BufReader::new(conn);
+                let _ = out.write_all(b"220 localhost ESMTP test\r\n");
+                let mut line = String::new();
+                while input.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let cmd = line.trim_end().to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                        b"250 localhost\r\n"
+                    } else if cmd == "DATA" {
+                        let _ = out.write_all(b"354 go on\r\n");
+                        let mut data = String::new();
+                        let mut l = String::new();
+                        while input.read_line(&mut l).is_ok_and(|n| n > 0) && l.trim_end() != "." {
+                            data.push_str(&l);
+                            l.clear();
+                        }
+                        kept.lock().unwrap().push(data);
+                        b"250 kept\r\n"
+                    } else if cmd == "QUIT" {
+                        let _ = out.write_all(b"221 bye\r\n");
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = out.write_all(reply);
+                    line.clear();
+                }
+            }
+        });
+        Smtp { port, mails }
+    }
+
+    /// The mails so far, quoted-printable soft breaks and `=XX` escapes undone.
+    fn mails(&self) -> Vec<String> {
+        self.mails.lock().unwrap().iter().map(|m| unquote(m)).collect()
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let m = self.mails();
+            if pred(&m) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; mails: {m:#?}");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Quoted-printable decoded (enough for the mails Alertmanager writes).
+fn unquote(m: &str) -> String {
+    let m = m.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::with_capacity(m.len());
+    let b = m.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'=', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn the_crasher_s_critical_and_its_ok_arrive_as_mails_with_the_device_and_the_matching_line() {
+    if !have_alertmanager() {
+        return;
+    }
+    let smtp = Smtp::start();
+    let (root, _mender, log) = log_check("am-mail", "crasher_app", "ERROR", Some("2"));
+    root.write_config(CONFIG);
+    let config = format!(
+        "global:\n  smtp_smarthost: '127.0.0.1:{}'\n  smtp_from: 'alertmanager@example.org'\n  smtp_require_tls: false\n\
+         route:\n  receiver: mail\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: mail\n    email_configs:\n      - to: 'ops@example.org'\n        send_resolved: true\n",
+        smtp.port
+    );
+    let am = Am::start(root.path(), free_port(), &config, None);
+    let d = agent(&root, None, &[&am]);
+    append(&log, b"INFO:root:starting\nERROR:root:Crashing...\n");
+    let mails = smtp.wait("the CRITICAL's mail", |m| !m.is_empty());
+    let first = &mails[0];
+    assert!(first.contains("Subject: [FIRING:1]"), "{first}");
+    for want in ["pi-test", "ERROR:root:Crashing...", "Log_file_contains_ERROR", "crasher_app"] {
+        assert!(first.contains(want), "the mail names {want}: {first}");
+    }
+    let mails = smtp.wait("the OK's mail", |m| m.iter().any(|m| m.contains("Subject: [RESOLVED]")));
+    let resolved = mails.iter().find(|m| m.contains("Subject: [RESOLVED]")).unwrap();
+    assert!(resolved.contains("pi-test") && resolved.contains("Log_file_contains_ERROR"), "{resolved}");
+    assert!(d.terminate().success());
+    am.stop();
+}
