@@ -406,3 +406,43 @@ fn the_crasher_s_critical_and_its_ok_arrive_as_mails_with_the_device_and_the_mat
     assert!(d.terminate().success());
     am.stop();
 }
+
+const CRASHER: &str = "[Service]\nExecStart=/bin/sh /usr/local/bin/crasher-service.sh\nEnvironment=CRASH_AFTER=100000\n";
+const FLAPPY: &str = "[Service]\nExecStart=/bin/sh /usr/local/bin/crasher-service.sh\nEnvironment=CRASH_AFTER=1\nRestart=always\nRestartSec=1\nStartLimitIntervalSec=0\n";
+
+#[test]
+fn the_systemd_crasher_and_a_flapping_service_end_in_alertmanager() {
+    if !have_alertmanager() {
+        return;
+    }
+    let c = common::container::Container::boot(&[("crasher.service", CRASHER), ("flappy.service", FLAPPY)]);
+    c.systemctl(&["start", "crasher.service"]);
+    let root = Root::new("am-systemd");
+    root.write_config(&format!("{CONFIG}FLAPPING_INTERVAL=10\nFLAPPING_COUNT_THRESHOLD=3\n"));
+    for s in ["crasher", "flappy"] {
+        root.ctl_ok(&["create", "service", s, "systemd"]);
+        root.ctl_ok(&["enable", "service", s]);
+    }
+    let am = Am::start(root.path(), free_port(), NULL_ROUTE, None);
+    let mut cmd = command_for(&bin());
+    cmd.arg("--root").arg(root.path()).args(["run", "--alertmanager", &am.url()]).env("DBUS_SYSTEM_BUS_ADDRESS", c.bus());
+    let d = Daemon::spawn(&root, cmd);
+    // flappy was never started: it is not running.
+    am.wait("flappy not running", |a| active(a) == ["Service_flappy_not_running"]);
+    // The seed: systemctl stop -> firing, start -> resolved.
+    c.systemctl(&["stop", "crasher.service"]);
+    let alerts = am.wait("crasher not running", |a| named(a, "Service_crasher_not_running").is_some());
+    let labels = &named(&alerts, "Service_crasher_not_running").unwrap()["labels"];
+    assert_eq!((labels["check"].as_str(), labels["subsystem"].as_str()), (Some("crasher"), Some("service")), "{labels}");
+    c.systemctl(&["start", "crasher.service"]);
+    am.wait("crasher resolved", |a| named(a, "Service_crasher_not_running").is_none());
+    // Flapping: going up and down fires; once it stays up, it resolves, and so does the settled
+    // state (running).
+    c.systemctl(&["start", "flappy.service"]);
+    am.wait("flappy going up and down", |a| named(a, "Service_flappy_going_up_and_down").is_some());
+    fs::write(c.dir.join("bin/stay-up"), b"").unwrap();
+    am.wait("everything resolved once flappy settles", |a| active(a).is_empty());
+    assert!(d.terminate().success());
+    am.stop();
+    drop(c);
+}
