@@ -659,6 +659,9 @@ impl Daemon {
             crate::info!("{}: settings changed", self.layout.config_sh().display());
             crate::logging::set_level(settings.log_level);
             self.io.scratch.set_max_line(settings.log_max_line_bytes);
+            if settings.alertmanager_urls != self.settings.alertmanager_urls {
+                crate::warn!("ALERTMANAGER_URL changed: the destinations are chosen at start; it applies at the next start");
+            }
             self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall);
             self.settings = settings;
         }
