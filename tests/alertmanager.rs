@@ -446,3 +446,64 @@ fn the_systemd_crasher_and_a_flapping_service_end_in_alertmanager() {
     am.stop();
     drop(c);
 }
+
+/// The alerts an Alertmanager stand-in accepted, in order.
+fn am_alerts(server: &AlertServer) -> Vec<Value> {
+    let bodies = server.requests().into_iter().filter(|r| r.path == "/api/v2/alerts");
+    bodies.flat_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).unwrap()).collect()
+}
+
+#[test]
+fn an_alert_alertmanager_refuses_is_isolated_and_dropped_for_it_only() {
+    let root = Root::new("am-refuse");
+    root.write_config(CONFIG);
+    let mender = AlertServer::start();
+    // A stand-in, to make Alertmanager refuse one alert (a 400 for any batch that holds it).
+    let stand_in = AlertServer::start();
+    stand_in.refuse_bodies_with("poison");
+    let mut cmd = command_for(&bin());
+    cmd.arg("--root").arg(root.path()).args(["run", "--server", mender.url(), "--alertmanager", stand_in.url()]);
+    // Stopped: the five alerts wait in the inbox and go out as one batch at start.
+    for name in ["disk a", "disk b", "poison c", "disk d", "disk e"] {
+        send(&root, "CRITICAL", name);
+    }
+    let d = Daemon::spawn(&root, cmd);
+    let got = mender.wait_for("all five on Mender", |a| a.len() >= 5);
+    assert_eq!(got.len(), 5, "Mender takes them all");
+    wait_until("four on the stand-in", || am_alerts(&stand_in).len() >= 4);
+    let names: Vec<String> = am_alerts(&stand_in).iter().map(|a| a["labels"]["alertname"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["disk_a", "disk_b", "disk_d", "disk_e"], "in order, the refused one alone left out");
+    let status: Value = serde_json::from_slice(&root.ctl(&["status", "--json"]).stdout).unwrap();
+    let dests = status["uplink"]["destinations"].as_array().cloned().unwrap_or_default();
+    assert_eq!((dests[0]["counters"]["rejected"].as_u64(), dests[1]["counters"]["rejected"].as_u64()), (Some(0), Some(1)), "{status:#}");
+    assert!(d.log().contains("poison c"), "the refused alert is named in the log:\n{}", d.log());
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn after_a_restart_each_destination_gets_only_what_it_lacked() {
+    let root = Root::new("am-cursor");
+    root.write_config(CONFIG);
+    let mender = AlertServer::start();
+    let port = free_port();
+    let down = format!("http://127.0.0.1:{port}");
+    let mut cmd = command_for(&bin());
+    cmd.arg("--root").arg(root.path()).args(["run", "--server", mender.url(), "--alertmanager", &down]);
+    let d = Daemon::spawn(&root, cmd);
+    send(&root, "CRITICAL", "disk a");
+    send(&root, "CRITICAL", "disk b");
+    mender.wait_for("both on Mender", |a| a.len() >= 2);
+    assert!(d.terminate().success());
+    // Alertmanager is up now: it gets both; Mender gets nothing twice.
+    let stand_in = AlertServer::start_on(port);
+    let mut cmd = command_for(&bin());
+    cmd.arg("--root").arg(root.path()).args(["run", "--server", mender.url(), "--alertmanager", &down]);
+    let d = Daemon::spawn(&root, cmd);
+    wait_until("both on Alertmanager", || am_alerts(&stand_in).len() >= 2);
+    send(&root, "CRITICAL", "disk c");
+    mender.wait_for("the third on Mender", |a| a.len() >= 3);
+    wait_until("the third on Alertmanager", || am_alerts(&stand_in).len() >= 3);
+    let names: Vec<String> = mender.wait_for("", |_| true).iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["disk a", "disk b", "disk c"], "nothing twice");
+    assert!(d.terminate().success());
+}
