@@ -28,6 +28,10 @@ pub const ALERTS_PATH: &str = "/api/v2/alerts";
 /// Most firing alerts whose lease is kept (and re-sent) per Alertmanager; more are sent once
 /// and counted (`status`: `lease_untracked`).
 pub const MAX_FIRING: usize = 1024;
+/// Most bytes (as JSON) of the firing alerts kept per Alertmanager: a log alert carries up to
+/// twice `DEFAULT_LOG_LINES_*` lines of up to `LOG_MAX_LINE_BYTES`; past this, as past
+/// [`MAX_FIRING`].
+pub const MAX_FIRING_BYTES: usize = 4 << 20;
 /// Labels lookout sets itself; `ALERT_LABELS` may not set them (except `device`).
 pub const OWN_LABELS: &[&str] = &["alertname", "check", "subsystem", "severity"];
 
@@ -152,6 +156,12 @@ pub fn key(a: &Alert) -> u64 {
 struct Firing {
     alert: Alert,
     due: Instant,
+    /// Its size as JSON, counted against [`MAX_FIRING_BYTES`].
+    bytes: usize,
+}
+
+fn json_len(a: &Alert) -> usize {
+    serde_json::to_vec(a).map_or(0, |v| v.len())
 }
 
 /// The firing alerts one Alertmanager has, and when each is re-sent: half a lease after it
@@ -159,6 +169,8 @@ struct Firing {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Lease {
     firing: BTreeMap<u64, Firing>,
+    /// Sum of the firing alerts' `bytes`.
+    bytes: usize,
     /// Firing alerts not kept because [`MAX_FIRING`] were (sent once; resolved after the lease).
     pub untracked: u64,
 }
@@ -175,12 +187,19 @@ impl Lease {
         let mut changed = false;
         for a in alerts {
             let k = key(a);
+            let old = self.firing.remove(&k);
+            self.bytes -= old.as_ref().map_or(0, |f| f.bytes);
             if a.level == Level::Ok {
-                changed |= self.firing.remove(&k).is_some();
-            } else if self.firing.len() < MAX_FIRING || self.firing.contains_key(&k) {
-                let f = Firing { alert: a.clone(), due: now.plus_ms(lease_ms / 2) };
-                changed |= self.firing.insert(k, f).is_none_or(|old| old.alert != *a);
+                changed |= old.is_some();
+                continue;
+            }
+            let bytes = json_len(a);
+            if self.firing.len() < MAX_FIRING && self.bytes + bytes <= MAX_FIRING_BYTES {
+                changed |= old.is_none_or(|old| old.alert != *a);
+                self.bytes += bytes;
+                self.firing.insert(k, Firing { alert: a.clone(), due: now.plus_ms(lease_ms / 2), bytes });
             } else {
+                changed |= old.is_some();
                 self.untracked += 1;
             }
         }
@@ -215,8 +234,16 @@ impl Lease {
     /// Firing alerts saved by an earlier run, due at `now` (re-sent at once: the lease may
     /// have run out while the agent was stopped).
     pub fn restore(&mut self, now: Instant, alerts: Vec<Alert>) {
-        for a in alerts.into_iter().filter(|a| a.level != Level::Ok).take(MAX_FIRING) {
-            self.firing.insert(key(&a), Firing { alert: a, due: now });
+        for a in alerts.into_iter().filter(|a| a.level != Level::Ok) {
+            let bytes = json_len(&a);
+            if self.firing.len() >= MAX_FIRING || self.bytes + bytes > MAX_FIRING_BYTES {
+                self.untracked += 1;
+                continue;
+            }
+            self.bytes += bytes;
+            if let Some(old) = self.firing.insert(key(&a), Firing { alert: a, due: now, bytes }) {
+                self.bytes -= old.bytes;
+            }
         }
     }
 
@@ -352,6 +379,20 @@ mod tests {
             l.on_delivered(Instant::from_millis(0), 1000, &[a]);
         }
         assert_eq!((l.len(), l.untracked), (MAX_FIRING, 3));
+        // By bytes too: one alert with a huge line takes the room of many.
+        let mut big = Lease::default();
+        let mut a = alert(Level::Critical, T0);
+        a.subject.details.as_mut().unwrap().description = "x".repeat(MAX_FIRING_BYTES - 1000);
+        big.on_delivered(Instant::from_millis(0), 1000, &[a.clone()]);
+        assert_eq!((big.len(), big.untracked), (1, 0));
+        let mut b = alert(Level::Critical, T0);
+        b.subject.name = "other".into();
+        b.subject.details.as_mut().unwrap().description = "y".repeat(1000);
+        big.on_delivered(Instant::from_millis(0), 1000, &[b.clone()]);
+        assert_eq!((big.len(), big.untracked), (1, 1), "over the byte bound: not kept");
+        big.on_delivered(Instant::from_millis(0), 1000, &[Alert { level: Level::Ok, ..a }]);
+        big.on_delivered(Instant::from_millis(0), 1000, &[b]);
+        assert_eq!((big.len(), big.untracked), (1, 1), "room again once the big one ended");
         let mut restored = Lease::default();
         restored.restore(Instant::from_millis(5), l.alerts());
         assert_eq!((restored.len(), restored.next_due()), (MAX_FIRING, Some(Instant::from_millis(5))));
