@@ -2,20 +2,22 @@
 //!
 //! The reactor appends every alert to the spool (a small write, then one `fdatasync` per turn
 //! that had alerts, by policy) before it counts as accepted, adds it to the index and wakes
-//! the worker. The worker thread owns every blocking call: it takes the oldest waiting alerts
-//! in batches (bounded in count and bytes), reads them back, POSTs them, and records what was
-//! delivered. The two share one mutex, held only for in-memory steps, never across I/O.
+//! the workers. The worker threads own every blocking call: each takes the oldest alerts
+//! waiting for its destination in batches (bounded in count and bytes), reads them back, POSTs
+//! them, and records what was delivered. They share one mutex for the index, held only for
+//! in-memory steps, never across I/O, and one for the spool's files.
+//!
+//! Several destinations at once (the Mender server or stdout, each Alertmanager peer): one
+//! worker thread and one [`delivery::Delivery`] each, with its own cursor over the one spool
+//! (see [`index`]), its own backoff and credentials, so one that is down never holds up another.
 //!
 //! - [`record`], [`spool`], [`index`]: the durable queue and its bounds;
 //! - [`delivery`]: what to send next and what a reply means (400 bisection, token refresh,
-//!   backoff, the final flush), without a clock; [`worker`]: the thread that drives it;
+//!   backoff, the lease's renewals, the final flush), without a clock; [`worker`]: the thread
+//!   that drives it;
 //! - [`sink`]: HTTP and stdout; [`backoff`]: when to retry;
 //! - [`alertmanager`]: what an alert becomes for Prometheus Alertmanager, and the lease of a
 //!   firing one;
-//!
-//! Several destinations at once (the Mender server, stdout, each Alertmanager peer): one worker
-//! thread and one [`delivery::Delivery`] each, with its own cursor over the one spool (see
-//! [`index`]), its own backoff and credentials, so one that is down never holds up another.
 //! - [`mender_auth`]: the JWT from the Mender client over D-Bus (driven by the reactor);
 //! - [`confpush`]: the configuration the server is told about.
 
