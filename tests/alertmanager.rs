@@ -507,3 +507,25 @@ fn after_a_restart_each_destination_gets_only_what_it_lacked() {
     assert_eq!(names, ["disk a", "disk b", "disk c"], "nothing twice");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn bad_alertmanager_settings_are_named_by_check_config_and_run() {
+    let root = Root::new("am-config");
+    root.write_config(
+        "ALERTMANAGER_URL=\"http://am1:9093 am2:9093\"\nALERT_LABELS=\"site=plant-4 severity=low\"\nALERTMANAGER_LEASE_S=1\n",
+    );
+    let out = root.ctl(&["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let file = root.config_sh().display().to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for want in [
+        format!("{file}:1: ALERTMANAGER_URL=\"http://am1:9093 am2:9093\": am2:9093: not an http:// URL"),
+        format!("{file}:2: ALERT_LABELS=\"site=plant-4 severity=low\": severity is set by lookout itself"),
+        format!("{file}:3: ALERTMANAGER_LEASE_S=1: at least 2"),
+    ] {
+        assert!(text.contains(&want), "check-config says {want:?}:\n{text}");
+    }
+    let out = root.ctl(&["run", "--alertmanager", "am:9093"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "lookout: --alertmanager am:9093: not an http:// URL");
+}
