@@ -15,6 +15,9 @@
 //! flight; a destination's cursor is its oldest waiting record. A record leaves the index (and
 //! its bytes become dead) when every destination has it. Bounds apply to the spool as a whole:
 //! a record dropped is dropped for every destination still waiting for it, and counted for each.
+//! That is the same as a bound per destination: each destination takes records in order, so
+//! what waits for it is a suffix of the sequence (less what it refused), the spool holds the
+//! longest of these suffixes, and only the destination furthest behind can be over a bound.
 
 use crate::time::Wall;
 use std::collections::{BTreeMap, HashMap, VecDeque};
