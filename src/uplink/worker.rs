@@ -125,7 +125,7 @@ impl Worker {
             return;
         }
         let now = self.clock.now();
-        let alerts = self.firing_file.is_some().then(|| parse_alerts(&payloads));
+        let alerts = self.machine.lease().is_some().then(|| parse_alerts(&payloads));
         let outcome = match (&request, &alerts) {
             (Some(r), Some(alerts)) => self.post(r, &self.alertmanager_body(alerts, now)),
             (Some(r), None) => self.post(r, &json_array(&payloads)),
