@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::layout::Layout;
 use crate::control::{self, client};
 use crate::ctl;
-use crate::reactor::{self, Destination};
+use crate::reactor::{self, Destination, Destinations};
 
 #[derive(FromArgs, Debug)]
 /// lookout: a monitoring agent for embedded Linux, compatible with Mender Monitor.
@@ -167,7 +167,7 @@ pub struct VersionCmd {}
 #[argh(
     subcommand,
     name = "run",
-    note = "Without --server or --stdout, alerts go to the server the Mender client names, with its JWT (io.mender.AuthenticationManager on the system bus). Alerts are spooled in the state directory (/var/lib/mender-monitor/spool) until delivered."
+    note = "Without --server, --stdout or --alertmanager, alerts go to the server the Mender client names, with its JWT (io.mender.AuthenticationManager on the system bus). --alertmanager adds Prometheus Alertmanager (each URL a peer of one cluster, each gets every alert) to --server or --stdout; alone, alerts go to Alertmanager only. Without --alertmanager, config.sh's ALERTMANAGER_URL adds its peers. Every destination has its own cursor over the one spool: one that is down holds up no other. Alerts are spooled in the state directory (/var/lib/mender-monitor/spool) until delivered."
 )]
 pub struct RunCmd {
     /// server base URL for alerts (e.g. http://127.0.0.1:8080), instead of the Mender client's
@@ -179,6 +179,10 @@ pub struct RunCmd {
     /// print alerts on stdout as JSON lines (a local sink: no server)
     #[argh(switch)]
     pub stdout: bool,
+    /// a Prometheus Alertmanager base URL (e.g. http://alertmanager:9093); repeat for the peers
+    /// of a cluster
+    #[argh(option)]
+    pub alertmanager: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -326,6 +330,10 @@ pub struct DaemonCli {
     /// print alerts on stdout as JSON lines (a local sink: no server)
     #[argh(switch)]
     pub stdout: bool,
+    /// a Prometheus Alertmanager base URL (e.g. http://alertmanager:9093); repeat for the peers
+    /// of a cluster
+    #[argh(option)]
+    pub alertmanager: Vec<String>,
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
@@ -413,7 +421,7 @@ pub fn main() -> i32 {
             println!("{}", version());
             return 0;
         }
-        return run_daemon(root(argv.path(cli.root)), &argv, cli.server, cli.token, cli.stdout);
+        return run_daemon(root(argv.path(cli.root)), &argv, cli.server, cli.token, cli.stdout, cli.alertmanager);
     }
     let cli = match Cli::from_args(&[&prog], &rest) {
         Ok(c) => c,
@@ -477,7 +485,7 @@ fn dispatch(prog: &str, root: &Path, argv: &Argv, cmd: Cmd) -> Result<i32, Strin
             println!("{}", version());
             Ok(0)
         }
-        Cmd::Run(r) => Ok(run_daemon(root.to_path_buf(), argv, r.server, r.token, r.stdout)),
+        Cmd::Run(r) => Ok(run_daemon(root.to_path_buf(), argv, r.server, r.token, r.stdout, r.alertmanager)),
         Cmd::Create(c) => {
             let (subsystem, check) = id(&c.subsystem, &c.check)?;
             let args: Vec<OsString> = c.args.iter().map(|a| argv.os(a)).collect();
@@ -589,7 +597,7 @@ fn root(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("LOOKOUT_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("/"))
 }
 
-fn run_daemon(root: PathBuf, argv: &Argv, server: Option<String>, token: Option<String>, stdout: bool) -> i32 {
+fn run_daemon(root: PathBuf, argv: &Argv, server: Option<String>, token: Option<String>, stdout: bool, am: Vec<String>) -> i32 {
     let text = |v: Option<String>, what: &str| v.map(|v| argv.text(&v, what)).transpose();
     let (server, token) = match (text(server, "--server"), text(token, "--token")) {
         (Ok(s), Ok(t)) => (s, t),
@@ -602,7 +610,24 @@ fn run_daemon(root: PathBuf, argv: &Argv, server: Option<String>, token: Option<
         eprintln!("lookout: --token is only used with --server");
         return 2;
     }
-    let destination = match server {
+    let mut ams = Vec::with_capacity(am.len());
+    for u in am {
+        match argv.text(&u, "--alertmanager") {
+            Ok(u) => ams.push(u),
+            Err(e) => {
+                eprintln!("lookout: {e}");
+                return 2;
+            }
+        }
+    }
+    let alertmanagers = match crate::config::settings::alertmanager_urls(ams.iter().map(String::as_str)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("lookout: --alertmanager {e}");
+            return 2;
+        }
+    };
+    let main = match server {
         Some(_) if stdout => {
             eprintln!("lookout: --server and --stdout exclude each other");
             return 2;
@@ -612,12 +637,13 @@ fn run_daemon(root: PathBuf, argv: &Argv, server: Option<String>, token: Option<
                 eprintln!("lookout: --server {url}: {why}");
                 return 2;
             }
-            Destination::Server { url, token: token.unwrap_or_default() }
+            Some(Destination::Server { url, token: token.unwrap_or_default() })
         }
-        None if stdout => Destination::Stdout,
-        None => Destination::MenderClient,
+        None if stdout => Some(Destination::Stdout),
+        None if !alertmanagers.is_empty() => None,
+        None => Some(Destination::MenderClient),
     };
-    match reactor::run(Layout::new(root), destination) {
+    match reactor::run(Layout::new(root), Destinations { main, alertmanagers }) {
         Ok(()) => 0,
         Err(e) => {
             crate::logging::write(crate::logging::Level::Fatal, format_args!("{e}"));

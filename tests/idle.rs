@@ -82,3 +82,22 @@ fn idle_agent_waiting_for_a_token_does_not_wake_up() {
     assert_idle(&daemon);
     drop(daemon);
 }
+
+#[test]
+fn idle_agent_with_alertmanager_too_does_not_wake_up_once_nothing_fires() {
+    // Two destinations, two workers: a firing alert's lease would be renewed; after its OK
+    // nothing fires, and neither worker wakes up.
+    let (root, server, log) = log_check("idle-am", "idle", "ERROR", Some("1"));
+    let am = AlertServer::start();
+    let mut cmd = Daemon::command(&root, Some(&server));
+    cmd.args(["--alertmanager", am.url()]);
+    let daemon = Daemon::spawn(&root, cmd);
+    append(&log, b"ERROR\n");
+    server.wait_alerts(2);
+    am.wait_requests("the CRITICAL and the OK on the Alertmanager side", |r| {
+        let bodies = r.iter().filter(|r| r.path == "/api/v2/alerts");
+        bodies.map(|r| serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).map_or(0, |v| v.len())).sum::<usize>() >= 2
+    });
+    assert_idle(&daemon);
+    drop(daemon);
+}

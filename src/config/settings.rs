@@ -121,6 +121,39 @@ pub struct Settings {
     pub alert_store_fsync: Fsync,
     /// lookout: `SEND_ALERT_TIMEOUT_S`, the most one request to the server may take.
     pub send_alert_timeout_s: u64,
+    /// lookout: `ALERTMANAGER_URL`, Prometheus Alertmanager base URLs (the peers of one
+    /// cluster, each gets every alert); read at start.
+    pub alertmanager_urls: Vec<String>,
+    /// lookout: `ALERT_LABELS`, `name=value` labels added to every alert sent to Alertmanager.
+    pub alert_labels: Vec<(String, String)>,
+    /// lookout: `ALERTMANAGER_LEASE_S`, how long a firing alert lasts on Alertmanager unless
+    /// renewed (it is, while it fires, every half lease).
+    pub alertmanager_lease_s: u64,
+}
+
+/// Most Alertmanager peers (with the Mender destination, within the spool's destinations).
+pub const MAX_ALERTMANAGERS: usize = 7;
+/// The shortest `ALERTMANAGER_LEASE_S`.
+pub const MIN_LEASE_S: u64 = 2;
+
+/// Reads a blank-separated list of Alertmanager base URLs (`ALERTMANAGER_URL`, `--alertmanager`).
+///
+/// # Errors
+/// Which URL this build cannot post to, or too many.
+pub fn alertmanager_urls<'a>(urls: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for u in urls {
+        if let Some(why) = crate::url::unusable_url(u) {
+            return Err(format!("{u}: {why}"));
+        }
+        if !out.iter().any(|o| o == u) {
+            out.push(u.to_string());
+        }
+    }
+    if out.len() > MAX_ALERTMANAGERS {
+        return Err(format!("at most {MAX_ALERTMANAGERS} Alertmanager peers"));
+    }
+    Ok(out)
 }
 
 impl Default for Settings {
@@ -151,6 +184,9 @@ impl Default for Settings {
             alert_store_max_bytes: 4 << 20,
             alert_store_fsync: Fsync::Always,
             send_alert_timeout_s: 30,
+            alertmanager_urls: Vec::new(),
+            alert_labels: Vec::new(),
+            alertmanager_lease_s: 300,
         }
     }
 }
@@ -289,6 +325,15 @@ impl Settings {
             "ALERT_STORE_MAX_BYTES" => self.alert_store_max_bytes = num(v)?,
             "SEND_ALERT_TIMEOUT_S" => self.send_alert_timeout_s = num(v)?,
             "ALERT_STORE_FSYNC" => self.alert_store_fsync = Fsync::parse(v).ok_or("not always or never")?,
+            "ALERTMANAGER_URL" => self.alertmanager_urls = alertmanager_urls(v.split_ascii_whitespace())?,
+            "ALERT_LABELS" => self.alert_labels = crate::uplink::alertmanager::parse_labels(v)?,
+            "ALERTMANAGER_LEASE_S" => {
+                let n: u64 = num(v)?;
+                if n < MIN_LEASE_S {
+                    return Err(format!("at least {MIN_LEASE_S}"));
+                }
+                self.alertmanager_lease_s = n;
+            }
             // Read by Mender Monitor, not needed by lookout (it logs to the journal).
             "DAEMON_LOG_FILE" | "ALERT_URL" | "MONITOR_D_DIRECTORY" => {}
             _ => return Ok(false),
@@ -396,6 +441,28 @@ mod tests {
             Settings::from_text("c", "DEFAULT_LOG_ALERT_LEVEL=CRITICAL\nDEFAULT_LOG_ALERT_LEVEL=\nDEFAULT_ALERT_LEVEL=WARNING\n");
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(s.default_log_alert_level, Level::Warning);
+    }
+
+    #[test]
+    fn alertmanager_settings_are_read_and_checked() {
+        let text =
+            "ALERTMANAGER_URL=\"http://am1:9093  http://am2:9093/\"\nALERT_LABELS='site=plant-4 device=gw-1'\nALERTMANAGER_LEASE_S=120\n";
+        let (s, errs) = Settings::from_text("/x/config.sh", text);
+        assert_eq!(errs, vec![]);
+        assert_eq!(s.alertmanager_urls, vec!["http://am1:9093", "http://am2:9093/"]);
+        assert_eq!(s.alert_labels, vec![("site".into(), "plant-4".into()), ("device".into(), "gw-1".into())]);
+        assert_eq!(s.alertmanager_lease_s, 120);
+        let (s, errs) = Settings::from_text("/x/config.sh", "ALERTMANAGER_URL=am:9093\nALERT_LABELS=check=x\nALERTMANAGER_LEASE_S=1\n");
+        assert_eq!(s.alertmanager_urls, Vec::<String>::new());
+        let errs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            errs,
+            vec![
+                "/x/config.sh:1: ALERTMANAGER_URL=\"am:9093\": am:9093: not an http:// URL; the default stays in force",
+                "/x/config.sh:2: ALERT_LABELS=\"check=x\": check is set by lookout itself; the default stays in force",
+                "/x/config.sh:3: ALERTMANAGER_LEASE_S=1: at least 2; the default stays in force",
+            ]
+        );
     }
 
     #[test]

@@ -218,6 +218,31 @@ pub struct UplinkStatus {
     pub spool_degraded: Option<String>,
     /// queued, delivered, rejected, failures, overflowed.
     pub counters: BTreeMap<String, u64>,
+    /// Each destination when there are several (the Mender server, stdout, each Alertmanager
+    /// peer): its own queue, state and counters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// One destination of several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    /// Where.
+    pub destination: String,
+    /// Alerts waiting for it.
+    pub queue_depth: u64,
+    /// Last successful delivery (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<String>,
+    /// Last failure, with its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Next retry (RFC 3339) while backing off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    /// delivered, rejected, dropped, requests, failed_attempts, firing (Alertmanager: alerts
+    /// whose lease is renewed), lease_untracked (firing alerts over the bound).
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl SourceStatus {
@@ -345,6 +370,16 @@ impl Status {
         }
         let counts: Vec<String> = u.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  {}", counts.join(", "));
+        for d in &u.destinations {
+            let _ = writeln!(out, "  to {}: {} alerts waiting", d.destination, d.queue_depth);
+            for (what, v) in [("last delivery", &d.last_delivery), ("last error", &d.last_error), ("backing off, next try", &d.retry_at)] {
+                if let Some(v) = v {
+                    let _ = writeln!(out, "    {what} {v}");
+                }
+            }
+            let counts: Vec<String> = d.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "    {}", counts.join(", "));
+        }
         let agent: Vec<String> = self.agent.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "agent: {}", agent.join(", "));
         out

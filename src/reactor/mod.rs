@@ -66,7 +66,7 @@ const PENDING_IN_STATE_MAX: usize = 64 * 1024;
 /// SIGHUP reloads logged per minute.
 const RELOAD_NOTES_PER_MINUTE: u32 = 10;
 
-pub use crate::uplink::Destination;
+pub use crate::uplink::{Destination, Destinations};
 use plan::Action;
 
 /// Everything in the daemon that has deadlines. [`Daemon::deadline`] and [`Daemon::fire`] match
@@ -116,7 +116,7 @@ enum Outcome {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
+pub fn run(layout: Layout, destinations: Destinations) -> Result<(), String> {
     match crate::fdlimit::raise() {
         Ok(l) if l.now > l.was => crate::info!("open files limit raised from {} to {}", l.was, l.now),
         Ok(_) => {}
@@ -135,11 +135,13 @@ pub fn run(layout: Layout, destination: Destination) -> Result<(), String> {
     let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create the reactor's waker: {e}"))?;
     let now = clock.now();
     let spool = layout.state_dir().join("spool");
-    let uplink = Uplink::start(destination.clone(), &spool, UplinkSettings::from_settings(&settings), Some(waker), now.wall)
+    let destinations = destinations.resolve(&settings);
+    let mender_client = destinations.contains(&Destination::MenderClient);
+    let uplink = Uplink::start(destinations, &spool, UplinkSettings::from_settings(&settings), Some(waker), now.wall)
         .map_err(|e| format!("cannot start the uplink thread: {e}"))?;
-    let auth = match destination {
-        Destination::MenderClient => Some(MenderAuth::start(system_bus(layout.root()), registry(&poll)?, now.mono)),
-        _ => None,
+    let auth = match mender_client {
+        true => Some(MenderAuth::start(system_bus(layout.root()), registry(&poll)?, now.mono)),
+        false => None,
     };
     let io = open_io(&poll, &layout, &settings)?;
     // Commands' orphaned grandchildren are re-parented to us and reaped here, not left as
@@ -693,6 +695,9 @@ impl Daemon {
             crate::info!("{}: settings changed", self.layout.config_sh().display());
             crate::logging::set_level(settings.log_level);
             self.io.scratch.set_max_line(settings.log_max_line_bytes);
+            if settings.alertmanager_urls != self.settings.alertmanager_urls {
+                crate::warn!("ALERTMANAGER_URL changed: the destinations are chosen at start; it applies at the next start");
+            }
             self.uplink.set_settings(UplinkSettings::from_settings(&settings), now.wall);
             self.settings = settings;
         }
@@ -860,10 +865,11 @@ impl Daemon {
 
     /// Where alerts go, for the log and `status`.
     fn destination(&self) -> String {
-        match self.uplink.destination() {
+        let each = self.uplink.destinations().iter().map(|d| match d {
             Destination::Server { url, .. } => crate::uplink::sink::join(url, &self.settings.alert_url),
             d => d.describe(),
-        }
+        });
+        each.collect::<Vec<_>>().join(", ")
     }
 
     fn shutdown(mut self, clock: &Clock) {

@@ -85,6 +85,11 @@ impl Daemon {
                 ("bisections", rq.bisections),
                 ("config_pushes", rq.config_pushes),
             ]),
+            // One Mender or stdout destination: the fields above say it all.
+            destinations: match u.destinations.len() > 1 || u.destinations.iter().any(|d| d.firing.is_some()) {
+                true => u.destinations.iter().map(destination_status).collect(),
+                false => Vec::new(),
+            },
         }
     }
 
@@ -140,5 +145,31 @@ impl Daemon {
             ("inbox_files_refused", self.inbox_refused),
             ("config_files_refused", crate::config::file::refused()),
         ])
+    }
+}
+
+/// One destination of several, for `status`.
+fn destination_status(d: &crate::uplink::DestSnapshot) -> crate::control::status::DestinationStatus {
+    let (firing, untracked) = d.firing.map_or((None, None), |(f, u)| (Some(f as u64), Some(u)));
+    let mut counters = crate::control::status::counters(&[
+        ("delivered", d.counters.delivered),
+        ("rejected", d.counters.rejected),
+        ("dropped", d.counters.dropped),
+        ("requests", d.requests.requests),
+        ("failed_attempts", d.requests.failures),
+        ("in_flight", d.worker.in_flight as u64),
+    ]);
+    for (k, v) in [("firing", firing), ("lease_untracked", untracked)] {
+        if let Some(v) = v {
+            counters.insert(k.into(), v);
+        }
+    }
+    crate::control::status::DestinationStatus {
+        destination: d.name.clone(),
+        queue_depth: d.waiting,
+        last_delivery: d.worker.last_delivery.map(rfc3339),
+        last_error: d.worker.last_error.as_ref().map(|(t, e)| format!("{}: {e}", rfc3339(*t))),
+        retry_at: d.worker.retry_at.map(rfc3339),
+        counters,
     }
 }

@@ -23,10 +23,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::alertmanager::{self, Lease};
 use super::backoff::{Backoff, Jitter};
 use super::index::BatchItem;
 use super::sink::{self, CONFIG_PATH, Outcome};
 use super::{Credentials, Inner, MAX_BATCH, MAX_BATCH_BYTES, SHUTDOWN_FLUSH, TOKEN_WAIT};
+use crate::alert::Alert;
 use crate::time::{Instant, Now};
 
 /// Records refused alone in a row, with no delivery between, after which the server is
@@ -58,6 +60,14 @@ pub enum Action {
         /// `None`: stdout.
         request: Option<Request>,
     },
+    /// Alertmanager: POST these firing alerts again (their lease is running out); then
+    /// [`Delivery::on_outcome`].
+    Resend {
+        /// The alerts.
+        alerts: Vec<Alert>,
+        /// Where.
+        request: Request,
+    },
     /// POST the configuration; then [`Delivery::on_outcome`].
     PushConfig {
         /// The body.
@@ -80,11 +90,23 @@ pub enum Action {
 enum Pending {
     Alerts { items: Vec<BatchItem>, generation: u64, stop: bool },
     Config { generation: u64, token_generation: u64 },
+    Resend { alerts: Vec<Alert> },
+}
+
+/// An Alertmanager destination: where, and its firing alerts.
+#[derive(Debug)]
+struct Am {
+    url: String,
+    lease: Lease,
 }
 
 /// The delivery state machine. All times are passed in.
 #[derive(Debug)]
 pub struct Delivery {
+    /// Which destination this is (its bit in the index, its part of the shared state).
+    dest: usize,
+    /// An Alertmanager (else Mender or stdout).
+    am: Option<Am>,
     /// Alerts go to a server (else to stdout).
     http: bool,
     /// Tokens come from the Mender client (a 401 asks it for a new one).
@@ -120,6 +142,8 @@ impl Delivery {
     /// stdout; `jitter` spreads the retries.
     pub fn new(http: bool, mender: bool, jitter: Jitter) -> Delivery {
         Delivery {
+            dest: 0,
+            am: None,
             http,
             mender,
             backoff: Backoff::new(jitter),
@@ -136,6 +160,37 @@ impl Delivery {
             exiting: false,
             pending: None,
         }
+    }
+
+    /// The machine of destination number `dest` (0 by default).
+    pub fn for_destination(mut self, dest: usize) -> Delivery {
+        self.dest = dest;
+        self
+    }
+
+    /// The machine of an Alertmanager at base URL `url`, with the firing alerts an earlier run
+    /// left (`firing`, re-sent at `now`).
+    pub fn alertmanager(mut self, url: &str, firing: Vec<Alert>, now: Instant) -> Delivery {
+        let mut lease = Lease::default();
+        lease.restore(now, firing);
+        self.am = Some(Am { url: url.to_string(), lease });
+        self.http = true;
+        self.mender = false;
+        self
+    }
+
+    /// Alertmanager: its firing alerts.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.am.as_ref().map(|a| &a.lease)
+    }
+
+    /// Alertmanager: the alerts of the batch just delivered, at `now` (before
+    /// [`on_outcome`](Self::on_outcome)); whether the firing set changed (to save it).
+    pub fn on_delivered_alerts(&mut self, now: Instant, g: &mut Inner, alerts: &[Alert]) -> bool {
+        let Some(am) = self.am.as_mut() else { return false };
+        let changed = am.lease.on_delivered(now, ms(g.settings.lease), alerts);
+        g.dests[self.dest].firing = Some((am.lease.len(), am.lease.untracked));
+        changed
     }
 
     /// What to do at `now`, given the shared state `g` (bounds are applied as time passes).
@@ -160,41 +215,60 @@ impl Delivery {
                 return Action::Wait(Some(self.until(r)));
             }
             self.retry_at = None;
-            g.worker.retry_at = None;
+            g.dests[self.dest].worker.retry_at = None;
         }
-        let creds = match self.http {
-            false => None,
-            true => match self.target(t, g) {
+        let creds = match (&self.am, self.http) {
+            (Some(am), _) => Some(Credentials { server: am.url.clone(), ..Credentials::default() }),
+            (None, false) => None,
+            (None, true) => match self.target(t, g) {
                 Ok(c) => Some(c),
                 Err(next) => return next,
             },
         };
-        if let (Some(c), Some((body, generation))) = (&creds, &g.config) {
+        if let (Some(c), Some((body, generation)), None) = (&creds, &g.config, &self.am) {
             if !g.stop && self.config_due(*generation, t, g.settings.confpush_interval) {
                 let request = Request { url: sink::join(&c.server, CONFIG_PATH), token: c.token.clone(), timeout: g.settings.timeout };
                 self.pending = Some(Pending::Config { generation: *generation, token_generation: c.generation });
                 return Action::PushConfig { body: Arc::clone(body), request };
             }
         }
-        let batch = g.index.take_batch(self.limit, MAX_BATCH_BYTES);
+        let batch = g.index.take_batch(self.dest, self.limit, MAX_BATCH_BYTES);
         if batch.is_empty() {
             if g.stop {
                 return self.exit(g);
             }
-            return Action::Wait(self.next_config_push(g));
+            if let Some(a) = self.resend(t, g) {
+                return a;
+            }
+            let lease = self.am.as_ref().and_then(|a| a.lease.next_due());
+            return Action::Wait([self.next_config_push(g), lease].into_iter().flatten().min());
         }
-        g.worker.in_flight = batch.len();
+        g.dests[self.dest].worker.in_flight = batch.len();
         let timeout = match self.stop_deadline {
             Some(d) => g.settings.timeout.min(Duration::from_millis(t.until(d))).max(MIN_FLUSH_TIMEOUT),
             None => g.settings.timeout,
         };
+        let path = if self.am.is_some() { alertmanager::ALERTS_PATH } else { g.settings.alert_url.as_str() };
         let request = creds.as_ref().map(|c| {
-            g.requests.requests += 1;
-            Request { url: sink::join(&c.server, &g.settings.alert_url), token: c.token.clone(), timeout }
+            g.dests[self.dest].requests.requests += 1;
+            Request { url: sink::join(&c.server, path), token: c.token.clone(), timeout }
         });
         let generation = creds.map_or(0, |c| c.generation);
         self.pending = Some(Pending::Alerts { items: batch.clone(), generation, stop: g.stop });
         Action::Send { batch, request }
+    }
+
+    /// Alertmanager: the firing alerts whose lease is due, as one request.
+    fn resend(&mut self, t: Instant, g: &mut Inner) -> Option<Action> {
+        let am = self.am.as_ref()?;
+        let alerts = am.lease.due(t, MAX_BATCH);
+        if alerts.is_empty() {
+            return None;
+        }
+        g.dests[self.dest].requests.requests += 1;
+        let request = Request { url: sink::join(&am.url, alertmanager::ALERTS_PATH), token: String::new(), timeout: g.settings.timeout };
+        self.pending = Some(Pending::Resend { alerts: alerts.clone() });
+        Some(Action::Resend { alerts, request })
     }
 
     /// The payload of record `seq` of the batch could not be read: it is dropped (counted,
@@ -208,13 +282,13 @@ impl Delivery {
         crate::error!("spool: {why}: dropped {}", item.label);
         if items.is_empty() {
             self.pending = None;
-            g.index.release();
-            g.worker.in_flight = 0;
+            g.index.release(self.dest);
+            g.dests[self.dest].worker.in_flight = 0;
             if self.http {
-                g.requests.requests = g.requests.requests.saturating_sub(1);
+                g.dests[self.dest].requests.requests = g.dests[self.dest].requests.requests.saturating_sub(1);
             }
         } else {
-            g.worker.in_flight = items.len();
+            g.dests[self.dest].worker.in_flight = items.len();
         }
     }
 
@@ -223,6 +297,7 @@ impl Delivery {
         match self.pending.take() {
             Some(Pending::Alerts { items, generation, stop }) => self.after_alerts(now, g, &items, generation, stop, outcome),
             Some(Pending::Config { generation, token_generation }) => self.after_config(now, g, generation, token_generation, outcome),
+            Some(Pending::Resend { alerts }) => self.after_resend(now, g, &alerts, outcome),
             None => {}
         }
     }
@@ -239,8 +314,8 @@ impl Delivery {
             if g.stop {
                 return Err(self.exit(g));
             }
-            g.worker.waiting_for = Some(creds.problem.clone().unwrap_or_else(|| "no token".into()));
-            if g.index.is_empty() {
+            g.dests[self.dest].worker.waiting_for = Some(creds.problem.clone().unwrap_or_else(|| "no token".into()));
+            if g.index.waiting_for(self.dest) == 0 {
                 // Nothing to send: a new token or a new alert wakes the worker.
                 return Err(Action::Wait(None));
             }
@@ -254,12 +329,12 @@ impl Delivery {
         }
         if let Some((generation, until)) = self.awaiting_token {
             if creds.generation == generation && t < until {
-                g.worker.waiting_for = Some("a new token from the Mender client (the last one was refused)".into());
+                g.dests[self.dest].worker.waiting_for = Some("a new token from the Mender client (the last one was refused)".into());
                 return Err(Action::Wait(Some(self.until(until))));
             }
             self.awaiting_token = None;
         }
-        g.worker.waiting_for = None;
+        g.dests[self.dest].worker.waiting_for = None;
         Ok(g.creds.clone())
     }
 
@@ -293,7 +368,7 @@ impl Delivery {
             Outcome::Delivered => {
                 self.config_sent = Some((generation, t));
                 self.config_retry_at = None;
-                g.requests.config_pushes += 1;
+                g.dests[self.dest].requests.config_pushes += 1;
                 crate::debug!("configuration pushed");
             }
             Outcome::Refused(why) => {
@@ -313,14 +388,31 @@ impl Delivery {
         }
     }
 
+    fn after_resend(&mut self, now: Now, g: &mut Inner, alerts: &[Alert], outcome: Outcome) {
+        let Some(am) = self.am.as_mut() else { return };
+        let next = match outcome {
+            Outcome::Delivered => {
+                g.dests[self.dest].worker.last_delivery = Some(now.wall);
+                ms(g.settings.lease) / 2
+            }
+            Outcome::Refused(why) | Outcome::Unauthorized(why) | Outcome::Retry { why, .. } => {
+                crate::warn!("{why}: renewing the lease of {} firing alerts failed; trying again", alerts.len());
+                g.dests[self.dest].requests.failures += 1;
+                g.dests[self.dest].worker.last_error = Some((now.wall, why));
+                ms(g.settings.resend_interval.min(g.settings.lease / 4)).max(1_000)
+            }
+        };
+        am.lease.resent(alerts, now.mono.plus_ms(next));
+    }
+
     fn after_alerts(&mut self, now: Now, g: &mut Inner, items: &[BatchItem], generation: u64, stop: bool, outcome: Outcome) {
         match outcome {
             Outcome::Delivered => {
                 let seqs: Vec<u64> = items.iter().map(|i| i.seq).collect();
-                g.index.complete(&seqs);
-                g.worker.in_flight = 0;
-                g.worker.last_delivery = Some(now.wall);
-                g.worker.retry_at = None;
+                g.index.complete(self.dest, &seqs);
+                g.dests[self.dest].worker.in_flight = 0;
+                g.dests[self.dest].worker.last_delivery = Some(now.wall);
+                g.dests[self.dest].worker.retry_at = None;
                 if self.backoff.failures() > 0 {
                     crate::info!("delivering again after {} failed attempts", self.backoff.failures());
                 }
@@ -330,14 +422,14 @@ impl Delivery {
                 self.last_logged = None;
             }
             Outcome::Refused(why) if items.len() > 1 => {
-                g.index.release();
-                g.requests.bisections += 1;
-                g.worker.in_flight = 0;
+                g.index.release(self.dest);
+                g.dests[self.dest].requests.bisections += 1;
+                g.dests[self.dest].worker.in_flight = 0;
                 self.limit = (items.len() / 2).max(1);
                 crate::warn!("{why}: the server refuses something in a batch of {}; sending halves to find it", items.len());
             }
             Outcome::Refused(why) if self.refused_in_a_row >= MAX_REFUSED_IN_A_ROW => {
-                g.index.release();
+                g.index.release(self.dest);
                 let why = format!(
                     "{why} (the server refused {} alerts in a row on their own: suspecting the server; keeping them)",
                     self.refused_in_a_row
@@ -346,22 +438,21 @@ impl Delivery {
             }
             Outcome::Refused(why) => {
                 let Some(item) = items.first() else { return };
-                g.index.discard(item.seq);
-                g.index.counters.rejected += 1;
-                g.worker.in_flight = 0;
-                g.worker.last_error = Some((now.wall, why.clone()));
-                let total = g.index.counters.rejected;
+                g.index.refuse(self.dest, item.seq);
+                g.dests[self.dest].worker.in_flight = 0;
+                g.dests[self.dest].worker.last_error = Some((now.wall, why.clone()));
+                let total = g.index.dest_counters(self.dest).rejected;
                 crate::error!("{why}: the server refuses {} on its own; dropped it ({total} refused so far)", item.label);
                 self.refused_in_a_row += 1;
                 self.limit = MAX_BATCH;
             }
             Outcome::Unauthorized(why) => {
-                g.index.release();
+                g.index.release(self.dest);
                 self.unauthorized(now, g, &why, generation);
                 self.exiting |= stop;
             }
             Outcome::Retry { why, after } => {
-                g.index.release();
+                g.index.release(self.dest);
                 let after = after.map(|a| a.delay(now.wall));
                 self.fail(now, g, why, after, stop);
             }
@@ -369,7 +460,7 @@ impl Delivery {
     }
 
     fn unauthorized(&mut self, now: Now, g: &mut Inner, why: &str, generation: u64) {
-        g.requests.unauthorized += 1;
+        g.dests[self.dest].requests.unauthorized += 1;
         if self.mender {
             crate::warn!("{why}: the token was refused; asking the Mender client for a new one");
             self.awaiting_token = Some((generation, now.mono.plus_ms(ms(TOKEN_WAIT))));
@@ -382,11 +473,11 @@ impl Delivery {
     fn fail(&mut self, now: Now, g: &mut Inner, why: String, after: Option<Duration>, stop: bool) {
         let delay = self.backoff.next(g.settings.max_interval, g.settings.resend_interval, after);
         self.retry_at = Some(now.mono.plus_ms(ms(delay)));
-        g.requests.failures += 1;
-        g.worker.in_flight = 0;
-        g.worker.last_error = Some((now.wall, why.clone()));
-        g.worker.retry_at = Some(now.wall.plus_ms(ms(delay)));
-        let waiting = g.index.len();
+        g.dests[self.dest].requests.failures += 1;
+        g.dests[self.dest].worker.in_flight = 0;
+        g.dests[self.dest].worker.last_error = Some((now.wall, why.clone()));
+        g.dests[self.dest].worker.retry_at = Some(now.wall.plus_ms(ms(delay)));
+        let waiting = g.index.waiting_for(self.dest);
         if self.last_logged.as_deref() != Some(why.as_str()) {
             crate::warn!("{why}; {waiting} alerts kept, trying again in {:.1} s", delay.as_secs_f32());
             self.last_logged = Some(why);
@@ -397,8 +488,8 @@ impl Delivery {
     }
 
     fn exit(&mut self, g: &mut Inner) -> Action {
-        let waiting = g.index.len() as u64;
-        g.requests.left_at_exit = waiting;
+        let waiting = g.index.waiting_for(self.dest) as u64;
+        g.dests[self.dest].requests.left_at_exit = waiting;
         // Alerts held in memory (the spool could not be written) are the uplink's to report:
         // they are not in the spool.
         let on_disk = waiting.saturating_sub(g.index.in_memory() as u64);

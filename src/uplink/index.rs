@@ -9,6 +9,15 @@
 //! records: the latest state of an alert is the device's current state, never stale. Only when
 //! nothing superseded is left does a count or byte bound drop a latest state, oldest first, and
 //! that is logged as an error.
+//!
+//! Several destinations share the one spool: each record carries the set of destinations that
+//! still wait for it (a bit each, at most [`MAX_DESTINATIONS`]) and the set that has it in
+//! flight; a destination's cursor is its oldest waiting record. A record leaves the index (and
+//! its bytes become dead) when every destination has it. Bounds apply to the spool as a whole:
+//! a record dropped is dropped for every destination still waiting for it, and counted for each.
+//! That is the same as a bound per destination: each destination takes records in order, so
+//! what waits for it is a suffix of the sequence (less what it refused), the spool holds the
+//! longest of these suffixes, and only the destination furthest behind can be over a bound.
 
 use crate::time::Wall;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -46,8 +55,17 @@ pub struct Meta {
     pub loc: Location,
     /// A newer record with the same key waits behind it.
     pub superseded: bool,
-    /// In the batch being sent.
-    pub in_flight: bool,
+    /// The destinations that have it in the batch being sent (a bit each).
+    pub in_flight: u8,
+    /// The destinations still waiting for it (a bit each; set by [`Index::insert`]).
+    pub pending: u8,
+}
+
+/// Most destinations one spool serves (a bit each in [`Meta::pending`]).
+pub const MAX_DESTINATIONS: usize = 8;
+
+fn bit(dest: usize) -> u8 {
+    1u8.checked_shl(u32::try_from(dest).unwrap_or(u32::MAX)).unwrap_or(0)
 }
 
 /// The configured bounds (0 for `max_age_ms` means no age bound).
@@ -140,14 +158,85 @@ pub struct Index {
     next_seq: u64,
     /// Waiting records whose payload is only in memory (`Location::Memory`).
     in_memory: usize,
+    /// Every destination's bit.
+    all: u8,
+    /// Per destination: records delivered, refused, dropped by a bound while it waited.
+    per_dest: [DestCounters; MAX_DESTINATIONS],
     /// Counters.
     pub counters: SpoolCounters,
+}
+
+/// One destination's counters, shown by `status`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DestCounters {
+    /// Records it received.
+    pub delivered: u64,
+    /// Records it refused for good (400 on the record alone).
+    pub rejected: u64,
+    /// Records dropped by a bound (or unreadable) while it still waited for them.
+    pub dropped: u64,
 }
 
 impl Index {
     /// An empty index whose records start after `acked`.
     pub fn new(acked: u64) -> Index {
-        Index { next_seq: acked.saturating_add(1), ..Index::default() }
+        Index { next_seq: acked.saturating_add(1), all: 1, ..Index::default() }
+    }
+
+    /// Serves `n` destinations (1 to [`MAX_DESTINATIONS`]); every record waiting now waits
+    /// for each of them. Called once, before any delivery.
+    pub fn set_destinations(&mut self, n: usize) {
+        self.all = (1..n.clamp(1, MAX_DESTINATIONS)).fold(1, |m, d| m | bit(d));
+        for m in self.live.iter_mut() {
+            m.pending = self.all;
+        }
+    }
+
+    /// Destination `dest` already has every record up to `seq` (its cursor from before a
+    /// restart): they stop waiting for it, and leave when no destination waits.
+    pub fn delivered_upto(&mut self, dest: usize, seq: u64) {
+        let seqs: Vec<u64> = self.live.iter().take_while(|m| m.seq <= seq).map(|m| m.seq).collect();
+        for s in seqs {
+            self.clear(dest, s);
+        }
+    }
+
+    /// Destination `dest`'s cursor: every record up to it is delivered to `dest` or dropped.
+    pub fn acked_for(&self, dest: usize) -> u64 {
+        self.live.iter().find(|m| m.pending & bit(dest) != 0).map(|m| m.seq).unwrap_or(self.next_seq).saturating_sub(1)
+    }
+
+    /// Records waiting for `dest`.
+    pub fn waiting_for(&self, dest: usize) -> usize {
+        self.live.iter().filter(|m| m.pending & bit(dest) != 0).count()
+    }
+
+    /// `dest`'s counters.
+    pub fn dest_counters(&self, dest: usize) -> DestCounters {
+        self.per_dest.get(dest).copied().unwrap_or_default()
+    }
+
+    /// Record `seq` no longer waits for `dest`; it leaves when none waits. Whether it left
+    /// (`delivered` counts it when the last destination received it).
+    fn clear(&mut self, dest: usize, seq: u64) -> bool {
+        let Some(i) = self.position(seq) else { return false };
+        let m = &mut self.live[i];
+        m.pending &= !bit(dest);
+        m.in_flight &= !bit(dest);
+        if m.pending == 0 {
+            self.remove_at(i);
+            return true;
+        }
+        false
+    }
+
+    /// Counts a drop for every destination that waited for `m`.
+    fn count_drop(&mut self, m: &Meta) {
+        for (d, c) in self.per_dest.iter_mut().enumerate() {
+            if m.pending & bit(d) != 0 {
+                c.dropped += 1;
+            }
+        }
     }
 
     /// Records waiting.
@@ -232,7 +321,8 @@ impl Index {
 
     /// Adds a record (its seq must be above every other's). An older record with the same key
     /// becomes superseded.
-    pub fn insert(&mut self, meta: Meta) {
+    pub fn insert(&mut self, mut meta: Meta) {
+        meta.pending = self.all;
         if let Some(old) = self.latest.insert(meta.key, meta.seq) {
             if let Some(i) = self.position(old) {
                 self.live[i].superseded = true;
@@ -281,8 +371,9 @@ impl Index {
             let mut i = 0;
             while i < self.live.len() {
                 let m = &self.live[i];
-                if m.superseded && !m.in_flight && now.since(m.at) > bounds.max_age_ms {
+                if m.superseded && m.in_flight == 0 && now.since(m.at) > bounds.max_age_ms {
                     if let Some(m) = self.remove_at(i) {
+                        self.count_drop(&m);
                         self.counters.dropped_age += 1;
                         dropped.push(Dropped { label: m.label, reason: DropReason::Age, superseded: true });
                     }
@@ -303,9 +394,10 @@ impl Index {
             // The newest record is never the victim: it was just accepted.
             let candidates = self.live.len().saturating_sub(1);
             let victim = (0..candidates)
-                .find(|&i| self.live[i].superseded && !self.live[i].in_flight)
-                .or_else(|| (0..candidates).find(|&i| !self.live[i].in_flight));
+                .find(|&i| self.live[i].superseded && self.live[i].in_flight == 0)
+                .or_else(|| (0..candidates).find(|&i| self.live[i].in_flight == 0));
             let Some(m) = victim.and_then(|i| self.remove_at(i)) else { break };
+            self.count_drop(&m);
             if m.superseded {
                 self.counters.dropped_superseded += 1;
             } else {
@@ -316,44 +408,73 @@ impl Index {
         dropped
     }
 
-    /// The next batch: the oldest records, at most `max_count` and `max_bytes` (but at least
-    /// one), marked in flight.
-    pub fn take_batch(&mut self, max_count: usize, max_bytes: u64) -> Vec<BatchItem> {
+    /// The next batch for `dest`: the oldest records waiting for it, at most `max_count` and
+    /// `max_bytes` (but at least one), marked in flight for it.
+    pub fn take_batch(&mut self, dest: usize, max_count: usize, max_bytes: u64) -> Vec<BatchItem> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for m in self.live.iter_mut() {
+        for m in self.live.iter_mut().filter(|m| m.pending & bit(dest) != 0 && m.in_flight & bit(dest) == 0) {
             if out.len() >= max_count || (!out.is_empty() && bytes + m.bytes > max_bytes) {
                 break;
             }
-            m.in_flight = true;
+            m.in_flight |= bit(dest);
             bytes += m.bytes;
             out.push(BatchItem { seq: m.seq, loc: m.loc.clone(), bytes: m.bytes, label: m.label.clone() });
         }
         out
     }
 
-    /// The batch was not delivered: its records wait again.
-    pub fn release(&mut self) {
+    /// `dest`'s batch was not delivered: its records wait again.
+    pub fn release(&mut self, dest: usize) {
         for m in self.live.iter_mut() {
-            m.in_flight = false;
+            m.in_flight &= !bit(dest);
         }
     }
 
-    /// These records were delivered.
-    pub fn complete(&mut self, seqs: &[u64]) {
+    /// These records were delivered to `dest`.
+    pub fn complete(&mut self, dest: usize, seqs: &[u64]) {
         for &s in seqs {
-            if let Some(i) = self.position(s) {
-                self.remove_at(i);
-                self.counters.delivered += 1;
+            if self.position(s).is_some() {
+                if let Some(c) = self.per_dest.get_mut(dest) {
+                    c.delivered += 1;
+                }
+                if self.clear(dest, s) {
+                    self.counters.delivered += 1;
+                }
             }
         }
-        self.release();
+        self.release(dest);
     }
 
-    /// The server refused this record for good, or it could not be read: it is dropped.
+    /// `dest` refused this record for good: it no longer waits for `dest` (the others still
+    /// get it).
+    pub fn refuse(&mut self, dest: usize, seq: u64) {
+        if self.position(seq).is_some() {
+            self.counters.rejected += 1;
+            if let Some(c) = self.per_dest.get_mut(dest) {
+                c.rejected += 1;
+            }
+            self.clear(dest, seq);
+        }
+    }
+
+    /// The record could not be read: it is dropped for every destination.
     pub fn discard(&mut self, seq: u64) -> Option<Box<str>> {
         let i = self.position(seq)?;
-        self.remove_at(i).map(|m| m.label)
+        let m = self.remove_at(i)?;
+        self.count_drop(&m);
+        Some(m.label)
+    }
+
+    /// Whether some record of `segment` is in a batch being sent (it is not rewritten then).
+    pub fn in_flight_in(&self, segment: u64) -> bool {
+        self.live.iter().any(|m| m.in_flight != 0 && matches!(m.loc, Location::Disk { segment: s, .. } if s == segment))
+    }
+
+    /// Where record `seq`'s payload is now (a rewrite may have moved it since its batch was
+    /// taken), if it still waits.
+    pub fn location(&self, seq: u64) -> Option<Location> {
+        self.position(seq).map(|i| self.live[i].loc.clone())
     }
 
     /// Segments that hold no waiting record (and are not the head): to delete.
@@ -361,11 +482,14 @@ impl Index {
         self.segments.iter().filter(|(id, s)| **id != self.head && s.live == 0).map(|(id, _)| *id).collect()
     }
 
-    /// A segment worth rewriting: not the head, at least `min_bytes`, at most half of it alive.
+    /// A segment worth rewriting: not the head, at least `min_bytes`, at most half of it alive,
+    /// none of it in a batch being sent.
     pub fn sparse_segment(&self, min_bytes: u64) -> Option<u64> {
         self.segments
             .iter()
-            .find(|(id, s)| **id != self.head && s.live > 0 && s.bytes >= min_bytes && s.live_bytes * 2 <= s.bytes)
+            .find(|(id, s)| {
+                **id != self.head && s.live > 0 && s.bytes >= min_bytes && s.live_bytes * 2 <= s.bytes && !self.in_flight_in(**id)
+            })
             .map(|(id, _)| *id)
     }
 
@@ -417,7 +541,8 @@ mod tests {
             at,
             loc: Location::Disk { segment: seq / 10, offset: (seq % 10) * 100 },
             superseded: false,
-            in_flight: false,
+            in_flight: 0,
+            pending: 0,
         }
     }
 
@@ -489,19 +614,19 @@ mod tests {
         }
         ix.set_head(5);
         assert_eq!(ix.acked(), 41);
-        let b = ix.take_batch(10, 350);
+        let b = ix.take_batch(0, 10, 350);
         assert_eq!(b.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![42, 43, 44], "bytes bound the batch");
         // In flight: not a victim of the bounds.
         ix.enforce(Wall::from_unix_ms(0), Bounds { max_count: 1, ..LOOSE });
         assert_eq!(seqs(&ix), vec![42, 43, 44, 55]);
-        ix.complete(&[42, 43]);
+        ix.complete(0, &[42, 43]);
         assert_eq!(ix.discard(44).as_deref(), Some("#44 key 44"));
         assert_eq!(ix.acked(), 54);
         assert_eq!(ix.dead_segments(), vec![4], "segment 4 holds nothing now; 5 is the head");
-        ix.complete(&[55]);
+        ix.complete(0, &[55]);
         assert_eq!(ix.acked(), 55);
         assert!(ix.is_empty());
-        assert!(ix.take_batch(10, 1).is_empty());
+        assert!(ix.take_batch(0, 10, 1).is_empty());
     }
 
     #[test]
@@ -513,7 +638,7 @@ mod tests {
         }
         assert_eq!(ix.in_memory(), 3);
         assert_eq!(ix.held().iter().map(|h| h.0).collect::<Vec<_>>(), vec![2, 3, 4]);
-        ix.complete(&[2]);
+        ix.complete(0, &[2]);
         assert_eq!(ix.in_memory(), 2, "a delivered one no longer counts");
         ix.held_written(3, 7, 0);
         ix.held_written(3, 7, 0);
@@ -525,6 +650,36 @@ mod tests {
     }
 
     #[test]
+    fn each_destination_has_its_own_cursor_and_a_record_leaves_when_all_have_it() {
+        let mut ix = Index::new(0);
+        ix.insert(meta(1, 1, 0));
+        ix.set_destinations(2);
+        for seq in 2..=4 {
+            ix.insert(meta(seq, seq, 0));
+        }
+        // Destination 0 is up: it takes everything; destination 1 is down.
+        let b = ix.take_batch(0, 10, u64::MAX);
+        assert_eq!(b.len(), 4);
+        ix.complete(0, &[1, 2, 3, 4]);
+        assert_eq!((ix.waiting_for(0), ix.waiting_for(1), ix.len()), (0, 4, 4), "kept for destination 1");
+        assert_eq!((ix.acked_for(0), ix.acked_for(1), ix.acked()), (4, 0, 0));
+        let b = ix.take_batch(1, 2, u64::MAX);
+        assert_eq!(b.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![1, 2], "in order, from its own cursor");
+        ix.release(1);
+        ix.refuse(1, 1);
+        ix.complete(1, &[2]);
+        assert_eq!((ix.acked_for(1), ix.acked(), ix.counters.delivered, ix.counters.rejected), (2, 2, 1, 1));
+        assert_eq!(ix.dest_counters(1), DestCounters { delivered: 1, rejected: 1, dropped: 0 });
+        // A cursor from before a restart.
+        ix.delivered_upto(1, 3);
+        assert_eq!((ix.len(), ix.acked()), (1, 3));
+        // A bound drops for every destination that waited.
+        ix.insert(meta(5, 5, 0));
+        ix.enforce(Wall::from_unix_ms(0), Bounds { max_count: 1, ..LOOSE });
+        assert_eq!((seqs(&ix), ix.dest_counters(1).dropped, ix.dest_counters(0).dropped), (vec![5], 1, 0));
+    }
+
+    #[test]
     fn sparse_segments_are_found_and_relocated() {
         let mut ix = Index::new(0);
         for seq in 1..=9 {
@@ -533,7 +688,7 @@ mod tests {
         }
         ix.set_head(1);
         assert_eq!(ix.sparse_segment(0), None);
-        ix.complete(&[1, 2, 3, 4, 5]);
+        ix.complete(0, &[1, 2, 3, 4, 5]);
         assert_eq!(ix.sparse_segment(0), Some(0));
         assert_eq!(ix.sparse_segment(10_000), None, "too small to bother");
         assert_eq!(ix.records_in(0), vec![(6, 600, 100), (7, 700, 100), (8, 800, 100), (9, 900, 100)]);

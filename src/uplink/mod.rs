@@ -2,17 +2,26 @@
 //!
 //! The reactor appends every alert to the spool (a small write, then one `fdatasync` per turn
 //! that had alerts, by policy) before it counts as accepted, adds it to the index and wakes
-//! the worker. The worker thread owns every blocking call: it takes the oldest waiting alerts
-//! in batches (bounded in count and bytes), reads them back, POSTs them, and records what was
-//! delivered. The two share one mutex, held only for in-memory steps, never across I/O.
+//! the workers. The worker threads own every blocking call: each takes the oldest alerts
+//! waiting for its destination in batches (bounded in count and bytes), reads them back, POSTs
+//! them, and records what was delivered. They share one mutex for the index, held only for
+//! in-memory steps, never across I/O, and one for the spool's files.
+//!
+//! Several destinations at once (the Mender server or stdout, each Alertmanager peer): one
+//! worker thread and one [`delivery::Delivery`] each, with its own cursor over the one spool
+//! (see [`index`]), its own backoff and credentials, so one that is down never holds up another.
 //!
 //! - [`record`], [`spool`], [`index`]: the durable queue and its bounds;
 //! - [`delivery`]: what to send next and what a reply means (400 bisection, token refresh,
-//!   backoff, the final flush), without a clock; [`worker`]: the thread that drives it;
+//!   backoff, the lease's renewals, the final flush), without a clock; [`worker`]: the thread
+//!   that drives it;
 //! - [`sink`]: HTTP and stdout; [`backoff`]: when to retry;
+//! - [`alertmanager`]: what an alert becomes for Prometheus Alertmanager, and the lease of a
+//!   firing one;
 //! - [`mender_auth`]: the JWT from the Mender client over D-Bus (driven by the reactor);
 //! - [`confpush`]: the configuration the server is told about.
 
+pub mod alertmanager;
 pub mod backoff;
 pub mod confpush;
 mod delivery;
@@ -70,6 +79,11 @@ pub enum Destination {
     },
     /// The server and token the Mender client gives over D-Bus (the default).
     MenderClient,
+    /// One Alertmanager (a peer of a cluster is one each), `POST <url>/api/v2/alerts`.
+    Alertmanager {
+        /// Base URL.
+        url: String,
+    },
 }
 
 impl Destination {
@@ -79,7 +93,43 @@ impl Destination {
             Destination::Stdout => "stdout".into(),
             Destination::Server { url, .. } => url.clone(),
             Destination::MenderClient => "the Mender client's server".into(),
+            Destination::Alertmanager { url } => format!("Alertmanager {url}"),
         }
+    }
+
+    /// A short name that stays the same across restarts, for the files of its cursor and lease.
+    pub fn tag(&self) -> String {
+        let id = match self {
+            Destination::Stdout => "stdout".to_string(),
+            Destination::Server { url, .. } => format!("server {url}"),
+            Destination::MenderClient => "mender".to_string(),
+            Destination::Alertmanager { url } => format!("alertmanager {}", url.trim_end_matches('/')),
+        };
+        format!("{:08x}", crate::crc32c::crc32c(&[id.as_bytes()]))
+    }
+
+    /// Whether it takes the Mender JSON over HTTP with the credentials of `--server` or the
+    /// Mender client (one such destination at most).
+    pub fn is_mender(&self) -> bool {
+        matches!(self, Destination::Server { .. } | Destination::MenderClient)
+    }
+}
+
+/// Where alerts go, as the command line says it; `ALERTMANAGER_URL` fills in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destinations {
+    /// `--server`, `--stdout`, else the Mender client; `None`: `--alertmanager` alone.
+    pub main: Option<Destination>,
+    /// `--alertmanager` URLs; when none, config.sh's `ALERTMANAGER_URL` ones.
+    pub alertmanagers: Vec<String>,
+}
+
+impl Destinations {
+    /// The destinations in order: the main one, then each Alertmanager peer.
+    pub fn resolve(&self, settings: &Settings) -> Vec<Destination> {
+        let ams = if self.alertmanagers.is_empty() { &settings.alertmanager_urls } else { &self.alertmanagers };
+        let peers = ams.iter().map(|u| Destination::Alertmanager { url: u.clone() });
+        self.main.iter().cloned().chain(peers).collect()
     }
 }
 
@@ -100,6 +150,12 @@ pub struct UplinkSettings {
     pub bounds: Bounds,
     /// `ALERT_STORE_FSYNC`.
     pub fsync: Fsync,
+    /// `ALERT_LABELS` (checked; `device=` apart).
+    pub labels: Vec<(String, String)>,
+    /// `device=` of `ALERT_LABELS`, else the hostname.
+    pub device: Option<String>,
+    /// `ALERTMANAGER_LEASE_S`.
+    pub lease: Duration,
 }
 
 impl UplinkSettings {
@@ -117,6 +173,9 @@ impl UplinkSettings {
                 max_age_ms: s.alert_store_max_record_age_s.saturating_mul(1000),
             },
             fsync: s.alert_store_fsync,
+            labels: s.alert_labels.iter().filter(|(k, _)| k != "device").cloned().collect(),
+            device: s.alert_labels.iter().find(|(k, _)| k == "device").map(|(_, v)| v.clone()),
+            lease: Duration::from_secs(s.alertmanager_lease_s.max(2)),
         }
     }
 }
@@ -149,7 +208,7 @@ pub struct WorkerState {
     pub waiting_for: Option<String>,
 }
 
-/// Counters of requests, for `status`.
+/// Counters of requests, for `status` (per destination; summed for the whole uplink).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RequestCounters {
     /// Alert POSTs made.
@@ -164,6 +223,20 @@ pub struct RequestCounters {
     pub config_pushes: u64,
     /// Alerts still waiting when the agent stopped (they stay in the spool).
     pub left_at_exit: u64,
+}
+
+impl RequestCounters {
+    /// Both summed.
+    pub fn plus(&self, o: &RequestCounters) -> RequestCounters {
+        RequestCounters {
+            requests: self.requests + o.requests,
+            failures: self.failures + o.failures,
+            unauthorized: self.unauthorized + o.unauthorized,
+            bisections: self.bisections + o.bisections,
+            config_pushes: self.config_pushes + o.config_pushes,
+            left_at_exit: self.left_at_exit.max(o.left_at_exit),
+        }
+    }
 }
 
 /// Rate limit for the log lines about dropped alerts.
@@ -205,7 +278,18 @@ impl DropLog {
     }
 }
 
-/// The state both threads share.
+/// One destination's part of the shared state.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DestState {
+    /// What its worker does.
+    pub worker: WorkerState,
+    /// Its requests.
+    pub requests: RequestCounters,
+    /// Alertmanager: alerts firing (their lease is renewed), and those not kept.
+    pub firing: Option<(usize, u64)>,
+}
+
+/// The state the threads share.
 pub(crate) struct Inner {
     pub index: Index,
     pub settings: UplinkSettings,
@@ -214,8 +298,8 @@ pub(crate) struct Inner {
     pub refresh_wanted: bool,
     /// The configuration to push, and its generation.
     pub config: Option<(Arc<[u8]>, u64)>,
-    pub worker: WorkerState,
-    pub requests: RequestCounters,
+    /// Per destination, in the order of [`Uplink::start`]'s list.
+    pub dests: Vec<DestState>,
     pub stop: bool,
     drops: DropLog,
 }
@@ -229,8 +313,7 @@ impl Inner {
             creds,
             refresh_wanted: false,
             config: None,
-            worker: WorkerState::default(),
-            requests: RequestCounters::default(),
+            dests: vec![DestState::default()],
             stop: false,
             drops: DropLog::default(),
         }
@@ -245,6 +328,9 @@ impl Inner {
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// The spool's files (reads, acks, deletes, rewrites): one reader for all workers, so a
+    /// rewrite never happens under another's read. Locked before `inner`, never after.
+    files: Mutex<worker::SpoolFiles>,
     /// Wakes the reactor (token refresh requests).
     waker: Option<mio::Waker>,
 }
@@ -253,6 +339,10 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere aborts the process (panic = "abort"); in tests, carry on.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn files(&self) -> MutexGuard<'_, worker::SpoolFiles> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn wake_reactor(&self) {
@@ -279,6 +369,8 @@ pub struct UplinkSnapshot {
     pub worker: WorkerState,
     /// Spool counters.
     pub spool: SpoolCounters,
+    /// Every destination.
+    pub destinations: Vec<DestSnapshot>,
     /// Request counters.
     pub requests: RequestCounters,
     /// The count bound.
@@ -289,14 +381,31 @@ pub struct UplinkSnapshot {
     pub spool_problem: Option<String>,
 }
 
+/// One destination in `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestSnapshot {
+    /// Where.
+    pub name: String,
+    /// Alerts waiting for it.
+    pub waiting: u64,
+    /// Its worker.
+    pub worker: WorkerState,
+    /// Its requests.
+    pub requests: RequestCounters,
+    /// Its spool counters.
+    pub counters: index::DestCounters,
+    /// Alertmanager: alerts firing (lease renewed), and firing alerts not kept (over the bound).
+    pub firing: Option<(usize, u64)>,
+}
+
 /// The reactor's end of the uplink.
 pub struct Uplink {
     shared: Arc<Shared>,
     writer: SpoolWriter,
-    worker: JoinHandle<()>,
-    /// Disconnected when the worker thread ends.
+    workers: Vec<JoinHandle<()>>,
+    /// Disconnected when every worker thread has ended.
     worker_done: Receiver<()>,
-    destination: Destination,
+    destinations: Vec<Destination>,
     appended: bool,
     last_config: Vec<u8>,
     config_generation: u64,
@@ -306,43 +415,70 @@ pub struct Uplink {
 
 impl Uplink {
     /// Opens the spool in `spool_dir` (alerts a previous run left are delivered first) and
-    /// starts the worker. `waker` lets the worker ask the reactor for a new token.
+    /// starts one worker per destination (at most [`index::MAX_DESTINATIONS`]; at most one
+    /// Mender destination). `waker` lets the Mender worker ask the reactor for a new token.
     pub fn start(
-        destination: Destination,
+        destinations: Vec<Destination>,
         spool_dir: &Path,
         settings: UplinkSettings,
         waker: Option<mio::Waker>,
         now: Wall,
     ) -> std::io::Result<Uplink> {
-        let loaded = spool::load(spool_dir, settings.fsync, now);
+        let mut destinations = destinations;
+        destinations.truncate(index::MAX_DESTINATIONS);
+        if destinations.is_empty() {
+            destinations.push(Destination::Stdout);
+        }
+        let mut loaded = spool::load(spool_dir, settings.fsync, now);
         for p in &loaded.problems {
             crate::warn!("{p}");
         }
         for n in &loaded.notes {
             crate::info!("{n}");
         }
-        let creds = match &destination {
-            Destination::Server { url, token } => Credentials { server: url.clone(), token: token.clone(), generation: 1, problem: None },
-            Destination::MenderClient => {
+        if destinations.len() > 1 {
+            loaded.index.set_destinations(destinations.len());
+            for (i, d) in destinations.iter().enumerate() {
+                if let Some(seq) = spool::read_dest_ack(spool_dir, &d.tag()) {
+                    loaded.index.delivered_upto(i, seq);
+                }
+            }
+        }
+        let creds = match destinations.iter().find(|d| d.is_mender()) {
+            Some(Destination::Server { url, token }) => {
+                Credentials { server: url.clone(), token: token.clone(), generation: 1, problem: None }
+            }
+            Some(Destination::MenderClient) => {
                 Credentials { problem: Some("no token from the Mender client yet".into()), ..Credentials::default() }
             }
-            Destination::Stdout => Credentials::default(),
+            _ => Credentials::default(),
         };
         let mut inner = Inner::new(loaded.index, settings, creds);
+        inner.dests = vec![DestState::default(); destinations.len()];
+        for (st, d) in inner.dests.iter_mut().zip(&destinations) {
+            if let Destination::Alertmanager { .. } = d {
+                st.firing = Some((0, 0));
+            }
+        }
         inner.enforce(now);
-        let shared = Arc::new(Shared { inner: Mutex::new(inner), waker });
-        let w = worker::Worker::new(Arc::clone(&shared), loaded.reader, &destination);
+        let files = worker::SpoolFiles::new(loaded.reader, &destinations);
+        let shared = Arc::new(Shared { inner: Mutex::new(inner), files: Mutex::new(files), waker });
         let (done, worker_done) = mpsc::channel::<()>();
-        let worker = thread::Builder::new().name("uplink".into()).spawn(move || {
-            let _done = done; // dropped when the thread ends, however it ends
-            w.run()
-        })?;
+        let mut workers = Vec::with_capacity(destinations.len());
+        for (i, d) in destinations.iter().enumerate() {
+            let w = worker::Worker::new(Arc::clone(&shared), i, d, spool_dir);
+            let done = done.clone();
+            workers.push(thread::Builder::new().name(format!("uplink-{i}")).spawn(move || {
+                let _done = done; // dropped when the thread ends, however it ends
+                w.run()
+            })?);
+        }
         Ok(Uplink {
             shared,
             writer: loaded.writer,
-            worker,
+            workers,
             worker_done,
-            destination,
+            destinations,
             appended: false,
             last_config: Vec::new(),
             config_generation: 0,
@@ -350,9 +486,15 @@ impl Uplink {
         })
     }
 
-    /// Where alerts go.
-    pub fn destination(&self) -> &Destination {
-        &self.destination
+    /// Where alerts go, in order.
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+
+    fn unpark_all(&self) {
+        for w in &self.workers {
+            w.thread().unpark();
+        }
     }
 
     /// Accepts an alert: written to the spool (synced at [`commit`](Self::commit)), indexed,
@@ -383,14 +525,14 @@ impl Uplink {
         self.appended = true;
     }
 
-    /// Ends a turn's appends: the worker is woken, then one `fdatasync` (by policy) for all of
-    /// them. The worker reads the records from the page cache, so sending need not wait for
+    /// Ends a turn's appends: the workers are woken, then one `fdatasync` (by policy) for all of
+    /// them. The workers read the records from the page cache, so sending need not wait for
     /// the disk: the sync is what a power cut needs, not what delivery needs, and an alert
     /// delivered before its sync is only delivered sooner. Returns
     /// [`all_durable`](Self::all_durable).
     pub fn commit(&mut self) -> bool {
         if std::mem::take(&mut self.appended) {
-            self.worker.thread().unpark();
+            self.unpark_all();
             if let Err(e) = self.writer.sync() {
                 crate::error!("{e}");
             }
@@ -465,7 +607,7 @@ impl Uplink {
             g.settings = settings;
             g.enforce(now);
             drop(g);
-            self.worker.thread().unpark();
+            self.unpark_all();
         }
     }
 
@@ -477,7 +619,7 @@ impl Uplink {
         self.config_generation += 1;
         self.shared.lock().config = Some((body.clone().into(), self.config_generation));
         self.last_config = body;
-        self.worker.thread().unpark();
+        self.unpark_all();
     }
 
     /// What the Mender client said about the token.
@@ -493,7 +635,7 @@ impl Uplink {
             }
         }
         drop(g);
-        self.worker.thread().unpark();
+        self.unpark_all();
     }
 
     /// Whether the worker asked for a new token since the last call.
@@ -505,14 +647,30 @@ impl Uplink {
     pub fn snapshot(&self) -> UplinkSnapshot {
         let g = self.shared.lock();
         let in_memory = g.index.in_memory() as u64;
+        let destinations = self
+            .destinations
+            .iter()
+            .zip(&g.dests)
+            .enumerate()
+            .map(|(i, (d, st))| DestSnapshot {
+                name: d.describe(),
+                waiting: g.index.waiting_for(i) as u64,
+                worker: st.worker.clone(),
+                requests: st.requests,
+                counters: g.index.dest_counters(i),
+                firing: st.firing,
+            })
+            .collect();
+        let first = g.dests.first().cloned().unwrap_or_default();
         UplinkSnapshot {
             waiting: g.index.len() as u64,
             waiting_bytes: g.index.bytes(),
             oldest: g.index.oldest(),
             spool_bytes: g.index.segment_bytes(),
-            worker: g.worker.clone(),
+            worker: first.worker,
             spool: g.index.counters,
-            requests: g.requests,
+            destinations,
+            requests: g.dests.iter().fold(RequestCounters::default(), |a, d| a.plus(&d.requests)),
             max_count: g.settings.bounds.max_count,
             in_memory,
             spool_problem: self.writer.problem().filter(|_| in_memory > 0).map(str::to_string),
@@ -533,11 +691,11 @@ impl Uplink {
             crate::error!("{e}");
         }
         self.shared.lock().stop = true;
-        self.worker.thread().unpark();
+        self.unpark_all();
         if let Err(RecvTimeoutError::Timeout) = self.worker_done.recv_timeout(SHUTDOWN_FLUSH + SHUTDOWN_GRACE) {
             crate::warn!("a request to the server is still under way; stopping without it (its alerts are sent again next time)");
-        } else if self.worker.join().is_err() {
-            crate::error!("the uplink worker panicked");
+        } else if self.workers.drain(..).any(|w| w.join().is_err()) {
+            crate::error!("an uplink worker panicked");
         }
         let held = self.shared.lock().index.in_memory();
         if held > 0 {

@@ -53,7 +53,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Options that create a file readable by its owner only.
-fn private_file() -> OpenOptions {
+pub(crate) fn private_file() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.mode(FILE_MODE);
     o
@@ -107,7 +107,7 @@ impl SpoolWriter {
     pub fn append(&mut self, payload: &[u8], key: u64, label: Box<str>, now: Wall) -> (Meta, Result<u64, String>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let meta = |loc, bytes| Meta { seq, key, label, bytes, at: now, loc, superseded: false, in_flight: false };
+        let meta = |loc, bytes| Meta { seq, key, label, bytes, at: now, loc, superseded: false, in_flight: 0, pending: 0 };
         match self.write_record(seq, payload) {
             Ok((segment, offset, bytes)) => (meta(Location::Disk { segment, offset }, bytes), Ok(bytes)),
             Err(why) => (meta(Location::Memory(payload.into()), (record::HEADER + payload.len()) as u64), Err(why)),
@@ -120,7 +120,7 @@ impl SpoolWriter {
         let seq = self.next_seq;
         self.next_seq += 1;
         let bytes = (record::HEADER + payload.len()) as u64;
-        Meta { seq, key, label, bytes, at: now, loc: Location::Memory(Arc::from(payload)), superseded: false, in_flight: false }
+        Meta { seq, key, label, bytes, at: now, loc: Location::Memory(Arc::from(payload)), superseded: false, in_flight: 0, pending: 0 }
     }
 
     /// Writes record `seq` (appended or held earlier); returns `(segment, offset, bytes)`.
@@ -219,8 +219,9 @@ impl SpoolWriter {
 pub struct SpoolReader {
     dir: PathBuf,
     open: Option<(u64, File)>,
-    ack: Option<File>,
-    ack_writes: u64,
+    /// Ack files by name (`acked`, and one per destination when there are several), with the
+    /// writes made to each (they alternate between two slots).
+    acks: Vec<(String, File, u64)>,
 }
 
 impl SpoolReader {
@@ -246,16 +247,28 @@ impl SpoolReader {
 
     /// Records that everything up to `seq` is done (not synced: losing it only re-sends).
     pub fn write_ack(&mut self, seq: u64) -> Result<(), String> {
-        let dir = &self.dir;
-        if self.ack.is_none() {
-            let f = private_file().read(true).write(true).create(true).truncate(false).open(dir.join(ACK_FILE));
-            self.ack = Some(f.map_err(|e| format!("{}: {e}", dir.join(ACK_FILE).display()))?);
-        }
-        let Some(f) = self.ack.as_ref() else { return Ok(()) };
-        let slot = ack_slot(seq);
-        let at = (self.ack_writes % 2) * 16;
-        self.ack_writes += 1;
-        f.write_all_at(&slot, at).map_err(|e| format!("{}: {e}", dir.join(ACK_FILE).display()))
+        self.write_ack_named(ACK_FILE, seq)
+    }
+
+    /// Records that destination `tag` has everything up to `seq` ([`dest_ack_file`]).
+    pub fn write_dest_ack(&mut self, tag: &str, seq: u64) -> Result<(), String> {
+        self.write_ack_named(&dest_ack_file(tag), seq)
+    }
+
+    fn write_ack_named(&mut self, name: &str, seq: u64) -> Result<(), String> {
+        let path = self.dir.join(name);
+        let i = match self.acks.iter().position(|(n, _, _)| n == name) {
+            Some(i) => i,
+            None => {
+                let f = private_file().read(true).write(true).create(true).truncate(false).open(&path);
+                self.acks.push((name.to_string(), f.map_err(|e| format!("{}: {e}", path.display()))?, 0));
+                self.acks.len() - 1
+            }
+        };
+        let (_, f, writes) = &mut self.acks[i];
+        let at = (*writes % 2) * 16;
+        *writes += 1;
+        f.write_all_at(&ack_slot(seq), at).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Deletes a segment with nothing waiting in it.
@@ -316,6 +329,16 @@ fn ack_slot(seq: u64) -> [u8; 16] {
     let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&slot[..8]);
     slot[8..12].copy_from_slice(&crc.to_le_bytes());
     slot
+}
+
+/// The file that holds destination `tag`'s cursor.
+pub fn dest_ack_file(tag: &str) -> String {
+    format!("{ACK_FILE}.{tag}")
+}
+
+/// Destination `tag`'s cursor from an earlier run, if its file is there.
+pub fn read_dest_ack(dir: &Path, tag: &str) -> Option<u64> {
+    fs::read(dir.join(dest_ack_file(tag))).ok().map(|b| read_ack(&b))
 }
 
 /// The highest valid slot of an `acked` file's bytes (0 if none).
@@ -391,7 +414,7 @@ pub fn load(dir: &Path, fsync: Fsync, now: Wall) -> Loaded {
         }
     }
     index.set_head(writer.head_id);
-    let mut reader = SpoolReader { dir: dir.to_path_buf(), open: None, ack: None, ack_writes: 0 };
+    let mut reader = SpoolReader { dir: dir.to_path_buf(), open: None, acks: Vec::new() };
     for id in index.dead_segments() {
         match reader.delete(id) {
             Ok(()) => index.forget_segment(id),
@@ -479,7 +502,8 @@ fn read_segment(dir: &Path, id: u64, index: &mut Index, messages: &mut Vec<Strin
             at: at.unwrap_or(now),
             loc: Location::Disk { segment: id, offset: r.offset as u64 },
             superseded: false,
-            in_flight: false,
+            in_flight: 0,
+            pending: 0,
         });
     }
     size
@@ -535,8 +559,8 @@ mod tests {
     }
 
     fn read_all(r: &mut SpoolReader, ix: &mut Index) -> Vec<String> {
-        let batch = ix.take_batch(usize::MAX, u64::MAX);
-        ix.release();
+        let batch = ix.take_batch(0, usize::MAX, u64::MAX);
+        ix.release(0);
         batch.iter().map(|b| String::from_utf8(r.read(b).unwrap()).unwrap()).collect()
     }
 
@@ -551,7 +575,7 @@ mod tests {
         }
         w.sync().unwrap();
         assert_eq!(read_all(&mut r, &mut ix).len(), 5);
-        ix.complete(&[1, 2]);
+        ix.complete(0, &[1, 2]);
         r.write_ack(ix.acked()).unwrap();
         drop((w, r, ix));
 
@@ -614,7 +638,7 @@ mod tests {
         // Deliver all of segment 1 and most of segment 2.
         let first_of_2 = ix.records_in(2)[0].0;
         let seqs: Vec<u64> = (1..first_of_2 + 25).collect();
-        ix.complete(&seqs);
+        ix.complete(0, &seqs);
         assert_eq!(ix.dead_segments(), vec![1]);
         r.delete(1).unwrap();
         ix.forget_segment(1);

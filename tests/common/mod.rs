@@ -203,7 +203,7 @@ struct ServerState {
     reply: Reply,
     /// Only `Bearer <token>` is accepted; others get 401.
     token: Option<String>,
-    /// An alert request whose body holds this gets 400.
+    /// An alert request (Mender's or Alertmanager's) whose body holds this gets 400.
     refuse: Option<String>,
 }
 
@@ -417,7 +417,9 @@ fn serve(conn: TcpStream, st: Arc<(Mutex<ServerState>, Condvar)>) {
             let authorization = headers.get("authorization").cloned();
             let (status, retry_after) = if s.token.as_ref().is_some_and(|t| authorization.as_deref() != Some(&format!("Bearer {t}"))) {
                 (401, None)
-            } else if path.ends_with("/alert") && s.refuse.as_ref().is_some_and(|m| String::from_utf8_lossy(&body).contains(m.as_str())) {
+            } else if (path.ends_with("/alert") || path.ends_with("/alerts"))
+                && s.refuse.as_ref().is_some_and(|m| String::from_utf8_lossy(&body).contains(m.as_str()))
+            {
                 (400, None)
             } else {
                 match s.reply.clone() {

@@ -40,6 +40,9 @@ fn settings() -> UplinkSettings {
         timeout: S(30),
         bounds: Bounds { max_count: 100_000, max_bytes: 1 << 40, max_age_ms: 0 },
         fsync: Fsync::Never,
+        labels: Vec::new(),
+        device: None,
+        lease: S(300),
     }
 }
 
@@ -75,7 +78,8 @@ impl Rig {
                 at: w(0),
                 loc: Location::Memory(payload),
                 superseded: false,
-                in_flight: false,
+                in_flight: 0,
+                pending: 0,
             });
         }
     }
@@ -127,15 +131,15 @@ fn batches_go_oldest_first_within_count_and_bytes_then_the_worker_sleeps() {
     let (first, request) = r.send(0);
     assert_eq!(first, (1..=100).collect::<Vec<_>>(), "at most MAX_BATCH alerts, in order");
     assert_eq!(request, Some(Request { url: "http://proxy/api/devices/v1/devicemonitor/alert".into(), token: "T".into(), timeout: S(30) }));
-    assert_eq!(r.g.worker.in_flight, 100);
+    assert_eq!(r.g.dests[0].worker.in_flight, 100);
     r.reply(10, Outcome::Delivered);
-    assert_eq!(r.g.worker.last_delivery, Some(w(10)));
+    assert_eq!(r.g.dests[0].worker.last_delivery, Some(w(10)));
     assert_eq!(r.seqs(10), (101..=200).collect::<Vec<_>>());
     r.reply(20, Outcome::Delivered);
     assert_eq!(r.seqs(20), (201..=250).collect::<Vec<_>>());
     r.reply(30, Outcome::Delivered);
     assert_eq!(r.step(30), Action::Wait(None));
-    assert_eq!((r.waiting(), r.g.index.counters.delivered, r.g.requests.requests), (0, 250, 3));
+    assert_eq!((r.waiting(), r.g.index.counters.delivered, r.g.dests[0].requests.requests), (0, 250, 3));
 
     // Bytes: 200 KiB alerts go two at a time (512 KiB); one bigger than that goes alone.
     r.alerts(3, 200 * 1024);
@@ -163,8 +167,12 @@ fn a_refused_record_is_found_by_halving_and_only_it_is_dropped() {
     assert_eq!(sent, vec![vec![1, 2, 3, 4, 5, 6, 7, 8], vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![5, 6], vec![5], vec![6], vec![7, 8]]);
     assert_eq!(r.step(0), Action::Wait(None));
     let c = r.g.index.counters;
-    assert_eq!((c.delivered, c.rejected, r.g.requests.bisections, r.g.requests.failures), (7, 1, 3, 0), "no backoff while bisecting");
-    assert!(r.g.worker.last_error.as_ref().is_some_and(|(at, why)| *at == w(0) && why == "HTTP 400"));
+    assert_eq!(
+        (c.delivered, c.rejected, r.g.dests[0].requests.bisections, r.g.dests[0].requests.failures),
+        (7, 1, 3, 0),
+        "no backoff while bisecting"
+    );
+    assert!(r.g.dests[0].worker.last_error.as_ref().is_some_and(|(at, why)| *at == w(0) && why == "HTTP 400"));
 }
 
 #[test]
@@ -201,13 +209,13 @@ fn a_refused_token_asks_the_mender_client_and_waits_for_a_newer_one() {
     // The backoff is over but no new token came: wait for it, at most TOKEN_WAIT.
     let token_by = 100 + ms(TOKEN_WAIT);
     assert_eq!(r.step(100 + backoff), Action::Wait(Some(t(token_by))));
-    assert!(r.g.worker.waiting_for.as_deref().is_some_and(|w| w.contains("a new token")));
-    assert_eq!(r.g.requests.unauthorized, 1);
+    assert!(r.g.dests[0].worker.waiting_for.as_deref().is_some_and(|w| w.contains("a new token")));
+    assert_eq!(r.g.dests[0].requests.unauthorized, 1);
     // It comes: sent at once with it.
     r.g.creds = server("T2", 2);
     let (seqs, request) = r.send(5_000);
     assert_eq!((seqs, request.map(|q| q.token)), (vec![1, 2], Some("T2".to_string())));
-    assert_eq!(r.g.worker.waiting_for, None);
+    assert_eq!(r.g.dests[0].worker.waiting_for, None);
 
     // Another 401, and no new token within TOKEN_WAIT: the old one is tried again.
     r.reply(6_000, Outcome::Unauthorized("HTTP 401".into()));
@@ -232,7 +240,7 @@ fn a_refused_command_line_token_only_backs_off() {
 fn without_a_token_alerts_wait_and_a_token_is_asked_for_every_resend_interval() {
     let mut r = Rig::new(true, true, Credentials { problem: Some("no token yet".into()), ..Credentials::default() });
     assert_eq!(r.step(0), Action::Wait(None), "nothing waits: nothing to ask for, no wake-ups");
-    assert_eq!(r.g.worker.waiting_for.as_deref(), Some("no token yet"));
+    assert_eq!(r.g.dests[0].worker.waiting_for.as_deref(), Some("no token yet"));
     r.alerts(1, 10);
     assert_eq!(r.step(1_000), Action::AskToken);
     assert_eq!(r.step(1_000), Action::Wait(Some(t(61_000))));
@@ -250,10 +258,10 @@ fn retry_after_in_seconds_is_a_floor_for_the_next_attempt() {
     let after = Some(RetryAfter::Delay(S(120)));
     r.reply(500, Outcome::Retry { why: "HTTP 429".into(), after });
     assert_eq!(r.step(500), Action::Wait(Some(t(120_500))));
-    assert_eq!(r.g.worker.retry_at, Some(w(120_500)), "status shows the next try");
+    assert_eq!(r.g.dests[0].worker.retry_at, Some(w(120_500)), "status shows the next try");
     assert_eq!(r.step(120_499), Action::Wait(Some(t(120_500))));
     assert_eq!(r.seqs(120_500), vec![1]);
-    assert_eq!(r.g.worker.retry_at, None);
+    assert_eq!(r.g.dests[0].worker.retry_at, None);
 }
 
 #[test]
@@ -290,7 +298,7 @@ fn server_errors_back_off_with_full_jitter_up_to_the_cap() {
         assert_eq!(r.step(now), Action::Wait(Some(t(now + wait))));
         now += wait;
     }
-    assert_eq!(r.g.requests.failures, 10);
+    assert_eq!(r.g.dests[0].requests.failures, 10);
     assert!(expected.windows(2).any(|w| w[1] < w[0]), "jittered, not monotonic: {expected:?}");
     // A delivery starts the ceilings over.
     r.seqs(now);
@@ -321,7 +329,7 @@ fn a_stop_during_a_request_makes_one_last_attempt_then_exits() {
     assert_eq!((seqs, request.map(|q| q.timeout)), (vec![1, 2, 3], Some(SHUTDOWN_FLUSH)));
     r.reply(1_200, retry("connection refused"));
     assert_eq!(r.step(1_200), Action::Exit);
-    assert_eq!(r.g.requests.left_at_exit, 3);
+    assert_eq!(r.g.dests[0].requests.left_at_exit, 3);
 
     // Delivered during the stop: the rest goes too, then exit; nothing waits past the flush.
     let mut r = Rig::to_server();
@@ -334,7 +342,7 @@ fn a_stop_during_a_request_makes_one_last_attempt_then_exits() {
     assert_eq!((rest.len(), request.map(|q| q.timeout)), (50, Some(Duration::from_millis(100))), "the least a request gets");
     r.reply(5_050, retry("timeout"));
     assert_eq!(r.step(5_050), Action::Exit);
-    assert_eq!(r.g.requests.left_at_exit, 50);
+    assert_eq!(r.g.dests[0].requests.left_at_exit, 50);
 
     // A stop while backing off: the attempt is made now, not at the retry time.
     let mut r = Rig::to_server();
@@ -345,7 +353,7 @@ fn a_stop_during_a_request_makes_one_last_attempt_then_exits() {
     assert_eq!(r.seqs(10), vec![1]);
     r.reply(20, Outcome::Delivered);
     assert_eq!(r.step(20), Action::Exit);
-    assert_eq!(r.g.requests.left_at_exit, 0);
+    assert_eq!(r.g.dests[0].requests.left_at_exit, 0);
 
     // The flush's time runs out while waiting for a token: exit at the deadline.
     let mut r = Rig::new(true, true, server("T1", 1));
@@ -391,7 +399,7 @@ fn the_configuration_is_pushed_at_start_on_change_and_every_interval() {
     };
     assert_eq!(push(&mut r, 0), body);
     r.reply(50, Outcome::Delivered);
-    assert_eq!(r.g.requests.config_pushes, 1);
+    assert_eq!(r.g.dests[0].requests.config_pushes, 1);
     assert_eq!(r.step(50), Action::Wait(Some(t(3_600_050))), "the next periodic push, nothing else");
     push(&mut r, 3_600_050);
     r.reply(3_600_060, Outcome::Delivered);
@@ -427,14 +435,14 @@ fn an_unreadable_record_is_dropped_and_the_batch_goes_on() {
     r.alerts(3, 10);
     assert_eq!(r.seqs(0), vec![1, 2, 3]);
     r.d.on_unreadable(&mut r.g, 2, "seg at 40: record 2 does not check out");
-    assert_eq!(r.g.worker.in_flight, 2);
+    assert_eq!(r.g.dests[0].worker.in_flight, 2);
     r.reply(0, Outcome::Delivered);
     assert_eq!((r.g.index.counters.delivered, r.g.index.counters.read_errors, r.waiting()), (2, 1, 0));
     // All unreadable: nothing is sent, nothing is counted as a request.
     r.alerts(1, 10);
     assert_eq!(r.seqs(1), vec![4]);
     r.d.on_unreadable(&mut r.g, 4, "gone");
-    assert_eq!((r.g.worker.in_flight, r.g.requests.requests), (0, 1));
+    assert_eq!((r.g.dests[0].worker.in_flight, r.g.dests[0].requests.requests), (0, 1));
     assert_eq!(r.step(1), Action::Wait(None));
 }
 
@@ -492,7 +500,7 @@ mod replies_that_lie {
             prop_assert!(sends);
             r.d.on_outcome(now, &mut r.g, outcome);
             prop_assert!(r.waiting() <= batch, "nothing appears");
-            prop_assert_eq!(r.g.worker.in_flight, 0);
+            prop_assert_eq!(r.g.dests[0].worker.in_flight, 0);
             let longest = ms(MAX_RETRY_AFTER).max(ms(TOKEN_WAIT)).max(ms(settings().max_interval));
             for _ in 0..3 {
                 match r.d.step(now, &mut r.g) {
@@ -502,9 +510,57 @@ mod replies_that_lie {
                     }
                     Action::Wait(None) => prop_assert_eq!(r.waiting(), 0, "sleeps only with nothing to send"),
                     Action::AskToken | Action::Send { .. } => {}
-                    Action::PushConfig { .. } | Action::Exit => prop_assert!(false, "neither a push nor an exit is due"),
+                    Action::PushConfig { .. } | Action::Resend { .. } | Action::Exit => prop_assert!(false, "neither a push nor an exit is due"),
                 }
             }
         }
     }
+}
+
+fn firing(level: crate::alert::Level) -> crate::alert::Alert {
+    crate::alert::Alert {
+        name: "Service crasher not running".into(),
+        level,
+        timestamp: "2026-11-29T10:00:00.000Z".into(),
+        subject: crate::alert::Subject { name: "crasher".into(), kind: "service".into(), status: "STOPPED".into(), details: None },
+    }
+}
+
+#[test]
+fn alertmanager_renews_the_lease_while_firing_and_sleeps_when_nothing_fires() {
+    use crate::alert::Level;
+    let mut r = Rig::new(true, false, Credentials::default());
+    r.d = Delivery::new(true, false, Jitter::seeded(SEED)).alertmanager("http://am:9093/", Vec::new(), t(0));
+    assert_eq!(r.step(0), Action::Wait(None), "nothing fires: no wake-ups");
+    r.alerts(1, 10);
+    let (seqs, request) = r.send(0);
+    assert_eq!(seqs, vec![1]);
+    assert_eq!(request.map(|q| (q.url, q.token)), Some(("http://am:9093/api/v2/alerts".into(), String::new())));
+    assert!(r.d.on_delivered_alerts(t(100), &mut r.g, &[firing(Level::Critical)]));
+    r.reply(100, Outcome::Delivered);
+    assert_eq!(r.g.dests[0].firing, Some((1, 0)));
+    // The lease is 300 s: re-sent when half of it has passed, and not before.
+    assert_eq!(r.step(200), Action::Wait(Some(t(150_100))));
+    let Action::Resend { alerts, request } = r.step(150_100) else { panic!("a re-send is due") };
+    assert_eq!((alerts, request.url.as_str()), (vec![firing(Level::Critical)], "http://am:9093/api/v2/alerts"));
+    // Alertmanager is down: tried again after the resend interval (60 s, under a quarter lease).
+    r.reply(150_200, retry("connection refused"));
+    assert_eq!(r.step(150_200), Action::Wait(Some(t(210_200))));
+    assert!(matches!(r.step(210_200), Action::Resend { .. }));
+    r.reply(210_300, Outcome::Delivered);
+    assert_eq!(r.step(210_300), Action::Wait(Some(t(360_300))));
+    // The OK ends it: nothing fires, nothing to wake up for.
+    r.alerts(1, 10);
+    assert_eq!(r.seqs(220_000), vec![2]);
+    assert!(r.d.on_delivered_alerts(t(220_100), &mut r.g, &[firing(Level::Ok)]));
+    r.reply(220_100, Outcome::Delivered);
+    assert_eq!(r.step(220_200), Action::Wait(None));
+    assert_eq!(r.g.dests[0].firing, Some((0, 0)));
+}
+
+#[test]
+fn alertmanager_firing_alerts_from_before_a_restart_are_renewed_at_once() {
+    let mut r = Rig::new(true, false, Credentials::default());
+    r.d = Delivery::new(true, false, Jitter::seeded(SEED)).alertmanager("http://am", vec![firing(crate::alert::Level::Warning)], t(5));
+    assert!(matches!(r.step(5), Action::Resend { .. }));
 }

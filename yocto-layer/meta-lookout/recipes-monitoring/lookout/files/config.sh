@@ -28,6 +28,16 @@ ALERT_STORE_FSYNC=always
 # lookout: the most one request to the server may take (s; connecting: 5 s).
 SEND_ALERT_TIMEOUT_S=30
 
+# --- Prometheus Alertmanager (lookout; off unless set) -------------------------------------------
+# Alertmanager base URLs, separated by blanks (the peers of one cluster: each gets every alert),
+# next to the Mender server; read at start (`mender-monitord --alertmanager URL` alone: only it).
+#ALERTMANAGER_URL="http://alertmanager.example.org:9093"
+# Labels added to every alert sent to Alertmanager; device= replaces the hostname.
+#ALERT_LABELS="site=plant-4 model=pi4"
+# How long (s) a firing alert lasts on Alertmanager unless renewed (every half lease while it
+# fires), so a device that dies is resolved after it.
+#ALERTMANAGER_LEASE_S=300
+
 # --- Alert levels (CRITICAL or WARNING) ---------------------------------------------------------
 DEFAULT_ALERT_LEVEL=CRITICAL
 # Per subsystem; empty: DEFAULT_ALERT_LEVEL.
