@@ -155,6 +155,20 @@ pub struct CheckState {
     pub pending: Option<crate::alert::Alert>,
 }
 
+impl CheckState {
+    /// The state of a check that keeps no read position (program, diskusage, connectivity):
+    /// its source, and the name of its open alert if one is open, as of `now`.
+    pub fn alert_only(source: String, open_alert: Option<String>, now: crate::time::Wall) -> CheckState {
+        CheckState {
+            source,
+            position: None,
+            critical: open_alert.map(|alert_name| SavedCritical { alert_name, last_match_unix_ms: now.as_unix_ms() }),
+            flapping: false,
+            pending: None,
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !b
 }

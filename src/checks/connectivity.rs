@@ -14,7 +14,7 @@ use crate::detect::connectivity::{ConnDetector, ConnSettings, NetChange};
 use crate::sources::probe::Probe;
 use crate::sources::tail::Progress;
 use crate::sources::watch::Listener;
-use crate::state::{CheckState, SavedCritical};
+use crate::state::CheckState;
 use crate::time::{Instant, Now};
 
 /// Seconds between probes when `CONNECTIVITY_INTERVAL` is unset.
@@ -146,16 +146,11 @@ impl ConnectivityCheck {
 
     /// What to save for a restart: whether the CRITICAL is open.
     pub fn snapshot(&self, now: Now) -> CheckState {
-        CheckState {
-            source: format!("connectivity:{}", self.detector.settings().address),
-            position: None,
-            critical: self
-                .detector
-                .is_open()
-                .then(|| SavedCritical { alert_name: self.detector.alert_name(), last_match_unix_ms: now.wall.as_unix_ms() }),
-            flapping: false,
-            pending: None,
-        }
+        CheckState::alert_only(
+            format!("connectivity:{}", self.detector.settings().address),
+            self.detector.is_open().then(|| self.detector.alert_name()),
+            now.wall,
+        )
     }
 
     /// The check as `status` shows it.

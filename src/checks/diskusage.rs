@@ -11,7 +11,7 @@ use crate::config::check::{CheckId, DISKUSAGE_DEFAULT_INTERVAL_S, DISKUSAGE_DEFA
 use crate::control::status::{CheckStatus, SourceStatus};
 use crate::detect::diskusage::{DiskDetector, DiskSettings, Schedule, Usage, clear_renamed, human_bytes};
 use crate::logging::{Admit, Limiter};
-use crate::state::{CheckState, SavedCritical};
+use crate::state::CheckState;
 use crate::time::{Instant, Now};
 
 /// Log lines about a path that cannot be measured, at most this many a minute per check.
@@ -134,16 +134,7 @@ impl DiskusageCheck {
 
     /// What to save for a restart: whether an alert is open.
     pub fn snapshot(&self, now: Now) -> CheckState {
-        CheckState {
-            source: self.config.source(),
-            position: None,
-            critical: self
-                .detector
-                .is_open()
-                .then(|| SavedCritical { alert_name: self.detector.alert_name(), last_match_unix_ms: now.wall.as_unix_ms() }),
-            flapping: false,
-            pending: None,
-        }
+        CheckState::alert_only(self.config.source(), self.detector.is_open().then(|| self.detector.alert_name()), now.wall)
     }
 
     /// The check as `status` shows it.

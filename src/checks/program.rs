@@ -16,7 +16,7 @@ use crate::sources::command::Stopping;
 use crate::sources::program::{OutputCounters, ProgramRun, StartError};
 use crate::sources::tail::Progress;
 use crate::sources::watch::Listener;
-use crate::state::{CheckState, SavedCritical};
+use crate::state::CheckState;
 use crate::time::{Instant, Now};
 
 /// Longest default timeout: a check every 10 minutes still gets killed after a minute.
@@ -187,16 +187,7 @@ impl ProgramCheck {
 
     /// What to save for a restart: whether an alert is open.
     pub fn snapshot(&self, now: Now) -> CheckState {
-        CheckState {
-            source: self.config.source(),
-            position: None,
-            critical: self
-                .detector
-                .is_open()
-                .then(|| SavedCritical { alert_name: self.detector.alert_name(), last_match_unix_ms: now.wall.as_unix_ms() }),
-            flapping: false,
-            pending: None,
-        }
+        CheckState::alert_only(self.config.source(), self.detector.is_open().then(|| self.detector.alert_name()), now.wall)
     }
 
     /// The check as `status` shows it.
