@@ -315,14 +315,6 @@ fn chaos(modes: &[&str]) {
     );
 }
 
-/// The status of check `name`, from `status --json`.
-fn check_status(root: &Root, name: &str) -> Value {
-    let out = root.ctl(&["status", "--json"]);
-    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-    s["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_default()
-}
-
 /// `kill -9` while the CRITICAL of "ERROR one" waits for its after-lines; after the restart and
 /// an after-line it must arrive.
 fn kill9_then_the_pending_critical_arrives(root: &Root, server: &AlertServer, daemon: Daemon, log: &Path) {
@@ -356,18 +348,18 @@ fn kill9_after_copytruncate_moved_a_pending_match_loses_nothing() {
     // A first line, rotated away: the saved position is the end of the copy (where the
     // truncated file starts; README, Rotation).
     append(&log, b"quiet start\n");
-    wait_until("the first line to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    wait_until("the first line to be read", || root.check_status("svc")["source"]["line"] == 2);
     copytruncate(1);
-    wait_until("the truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 1);
+    wait_until("the truncation to be seen", || root.check_status("svc")["counters"]["truncations"] == 1);
     let copy_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(log.with_extension("log.1")).unwrap());
     wait_until("the position after the truncation to be saved", || {
         fs::read_to_string(&state).is_ok_and(|s| s.contains(&format!("\"ino\": {copy_ino}")))
     });
     // The match, read; its CRITICAL waits for an after-line. Then copytruncate moves it.
     append(&log, b"ERROR one\n");
-    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    wait_until("the match to be read", || root.check_status("svc")["source"]["line"] == 2);
     copytruncate(2);
-    wait_until("the second truncation to be seen", || check_status(&root, "svc")["counters"]["truncations"] == 2);
+    wait_until("the second truncation to be seen", || root.check_status("svc")["counters"]["truncations"] == 2);
     kill9_then_the_pending_critical_arrives(&root, &server, daemon, &log);
 }
 
@@ -383,10 +375,10 @@ fn kill9_after_the_first_file_was_rotated_under_a_pending_match_loses_nothing() 
     let daemon = Daemon::start(&root, Some(&server));
     daemon.wait_log("does not exist yet");
     append(&log, b"ERROR one\n");
-    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    wait_until("the match to be read", || root.check_status("svc")["source"]["line"] == 2);
     // What logrotate's create mode does.
     fs::rename(&log, log.with_extension("log.1")).unwrap();
     append(&log, b"");
-    wait_until("the rotation to be seen", || check_status(&root, "svc")["counters"]["rotations"] == 1);
+    wait_until("the rotation to be seen", || root.check_status("svc")["counters"]["rotations"] == 1);
     kill9_then_the_pending_critical_arrives(&root, &server, daemon, &log);
 }

@@ -198,12 +198,6 @@ fn wait_alerts(d: &Daemon, n: usize) -> Vec<Value> {
     }
 }
 
-fn check_status(root: &Root, name: &str) -> Value {
-    let out = root.ctl(&["status", "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == name).cloned()).unwrap_or_default()
-}
-
 fn description(a: &Value) -> String {
     a["subject"]["details"]["description"].as_str().unwrap_or_default().to_string()
 }
@@ -219,9 +213,9 @@ fn a_link_down_is_critical_at_once_and_up_is_ok_after_a_probe() {
     root.ctl_ok(&["enable", "connectivity", "web"]);
     let d = Daemon::spawn(&root, net.agent(&root));
     wait_until("the first probe answered", || {
-        check_status(&root, "web")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: HTTP 200"))
+        root.check_status("web")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: HTTP 200"))
     });
-    let st = check_status(&root, "web");
+    let st = root.check_status("web");
     assert_eq!(st["source"]["network_events"], "followed (rtnetlink)", "{st}");
     assert_eq!(st["level"], "OK");
     assert!(alerts(&d).is_empty());
@@ -246,7 +240,7 @@ fn a_link_down_is_critical_at_once_and_up_is_ok_after_a_probe() {
     assert!(up.elapsed() < Duration::from_secs(30), "the OK waited for the interval: {:?}", up.elapsed());
     assert_eq!((a[1]["level"].as_str(), a[1]["name"].as_str()), (Some("OK"), Some(name.as_str())));
     assert!(description(&a[1]).contains("HTTP 200"), "{}", description(&a[1]));
-    let st = check_status(&root, "web");
+    let st = root.check_status("web");
     assert!(st["counters"]["immediate_probes"].as_u64().unwrap_or(0) >= 2, "{st}");
     d.terminate();
 }
@@ -263,7 +257,7 @@ fn the_default_route_removed_is_critical_at_once() {
     root.ctl_ok(&["enable", "connectivity", "far"]);
     let d = Daemon::spawn(&root, net.agent(&root));
     wait_until("the first probe answered", || {
-        check_status(&root, "far")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: connected to 10.98.0.1:8081"))
+        root.check_status("far")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: connected to 10.98.0.1:8081"))
     });
     let gone = Instant::now();
     ip(&["-n", &net.a, "route", "del", "default"]).unwrap();
@@ -293,7 +287,7 @@ fn a_refused_port_is_critical_after_the_failure_count_and_a_listener_clears_it()
     assert_eq!(a[0]["level"], "CRITICAL");
     let why = description(&a[0]);
     assert!(why.contains("failed 3 times in a row") && why.contains("refused"), "{why}");
-    assert!(check_status(&root, "ssh")["counters"]["probes"].as_u64().unwrap_or(0) >= 3);
+    assert!(root.check_status("ssh")["counters"]["probes"].as_u64().unwrap_or(0) >= 3);
     let _server = Server::start(&net.b, 2222, None);
     let a = wait_alerts(&d, 2);
     assert_eq!(a[1]["level"], "OK");
@@ -319,8 +313,8 @@ fn a_critical_survives_a_restart_and_disabling_clears_it() {
     d.terminate();
     // Still refused after the restart: the CRITICAL stands, it is not sent again.
     let d = Daemon::spawn(&root, net.agent(&root));
-    wait_until("a probe after the restart", || check_status(&root, "once")["counters"]["probes"].as_u64().unwrap_or(0) >= 1);
-    assert_eq!(check_status(&root, "once")["level"], "CRITICAL");
+    wait_until("a probe after the restart", || root.check_status("once")["counters"]["probes"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(root.check_status("once")["level"], "CRITICAL");
     assert!(alerts(&d).is_empty(), "{:?}", alerts(&d));
     root.ctl_ok(&["disable", "connectivity", "once"]);
     let a = wait_alerts(&d, 1);
@@ -342,7 +336,7 @@ fn names_are_resolved_off_the_reactor() {
     let d = Daemon::spawn(&root, net.agent(&root));
     // A 404 is an answer: the server is reachable.
     wait_until("the named probe answered", || {
-        check_status(&root, "named")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: HTTP 404"))
+        root.check_status("named")["source"]["last"].as_str().is_some_and(|l| l.starts_with("reachable: HTTP 404"))
     });
     let a = wait_alerts(&d, 1);
     assert_eq!((a[0]["level"].as_str(), a[0]["subject"]["name"].as_str()), (Some("CRITICAL"), Some("unknown")));

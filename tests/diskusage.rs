@@ -76,15 +76,8 @@ fn of(alerts: &[Value], check: &str, disk: &str, threshold: u64) -> Vec<(String,
         .collect()
 }
 
-fn status_of(root: &Root, name: &str) -> Value {
-    let out = root.ctl(&["status", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or(Value::Null)
-}
-
 fn samples(root: &Root, name: &str) -> u64 {
-    status_of(root, name)["counters"]["samples"].as_u64().unwrap_or(0)
+    root.check_status(name)["counters"]["samples"].as_u64().unwrap_or(0)
 }
 
 fn all(server: &AlertServer) -> Vec<Value> {
@@ -109,7 +102,7 @@ fn a_filled_tmpfs_raises_and_clears_with_hysteresis() {
     root.ctl_ok(&["enable", "diskusage", "data"]);
     let daemon = Daemon::start(&root, Some(&server));
     wait_until("a first sample", || samples(&root, "data") >= 1);
-    let st = status_of(&root, "data");
+    let st = root.check_status("data");
     assert_eq!(st["level"], "OK", "{st}");
     assert!(st["source"]["last"].as_str().unwrap().starts_with("0% "), "{st}");
 
@@ -124,7 +117,7 @@ fn a_filled_tmpfs_raises_and_clears_with_hysteresis() {
     let seen = samples(&root, "data");
     wait_until("three more samples", || samples(&root, "data") >= seen + 3);
     assert_eq!(of(&all(&server), "data", disk, 50).len(), 1, "no OK inside the band");
-    assert_eq!(status_of(&root, "data")["level"], "CRITICAL");
+    assert_eq!(root.check_status("data")["level"], "CRITICAL");
 
     // A restart keeps the open alert: no second CRITICAL, and the OK carries the same name.
     assert!(daemon.terminate().success());
@@ -132,7 +125,7 @@ fn a_filled_tmpfs_raises_and_clears_with_hysteresis() {
     let seen = samples(&root, "data");
     wait_until("two samples after the restart", || samples(&root, "data") >= seen + 2);
     assert_eq!(of(&all(&server), "data", disk, 50).len(), 1, "the open alert is not sent again");
-    assert_eq!(status_of(&root, "data")["level"], "CRITICAL");
+    assert_eq!(root.check_status("data")["level"], "CRITICAL");
 
     fs::remove_file(fs1.dir.join("big")).unwrap();
     let alerts = server.wait_for("the OK", |a| of(a, "data", disk, 50).len() >= 2);
@@ -160,8 +153,8 @@ fn inodes_a_missing_path_and_disabling() {
 
     // A path that cannot be measured: a problem in status and the log, no alert.
     daemon.wait_log(&format!("check diskusage gone: cannot measure {}: No such file or directory", missing.display()));
-    wait_until("the problem in status", || status_of(&root, "gone")["source"]["problem"].as_str() == Some("No such file or directory"));
-    assert_eq!(status_of(&root, "gone")["level"], "-");
+    wait_until("the problem in status", || root.check_status("gone")["source"]["problem"].as_str() == Some("No such file or directory"));
+    assert_eq!(root.check_status("gone")["level"], "-");
     let table = String::from_utf8(root.ctl(&["status"]).stdout).unwrap();
     assert!(table.contains("cannot measure: No such file or directory"), "{table}");
 
@@ -175,7 +168,7 @@ fn inodes_a_missing_path_and_disabling() {
     // Mounted now: measured again, and said so.
     let Some(_fs2) = Tmpfs::mount(&missing, "size=64k") else { return };
     daemon.wait_log(&format!("check diskusage gone: {} can be measured again", missing.display()));
-    assert_eq!(status_of(&root, "gone")["source"]["problem"], Value::Null);
+    assert_eq!(root.check_status("gone")["source"]["problem"], Value::Null);
 
     // A CRITICAL check that is disabled clears with an OK.
     root.ctl_ok(&["disable", "diskusage", "few"]);

@@ -38,15 +38,8 @@ fn of(alerts: &[Value], name: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn status_of(root: &Root, name: &str) -> Value {
-    let out = root.ctl(&["status", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or(Value::Null)
-}
-
 fn counter(root: &Root, name: &str, key: &str) -> u64 {
-    status_of(root, name)["counters"][key].as_u64().unwrap_or(0)
+    root.check_status(name)["counters"][key].as_u64().unwrap_or(0)
 }
 
 /// Processes whose command line contains `needle`.
@@ -94,7 +87,7 @@ fn real_plugins_raise_and_clear() {
     assert_eq!((flag_ok.0.as_str(), flag_ok.1.as_str()), ("OK", "OK"));
     assert!(flag_ok.2.starts_with("FILE_AGE OK"), "{flag_ok:?}");
     wait_until("a few runs of check_load", || counter(&root, "load", "runs") >= 2);
-    let load = status_of(&root, "load");
+    let load = root.check_status("load");
     assert_eq!(load["level"], "OK");
     assert!(load["source"]["last"].as_str().unwrap().starts_with("OK: LOAD OK"), "{load}");
     // The disk stays CRITICAL: one alert only, however many runs.
@@ -193,7 +186,7 @@ fn a_flood_of_output_and_plugins_that_cannot_run() {
     assert!(noexec.2.starts_with("cannot run the plugin: not executable (exit status 126): "), "{noexec:?}");
     let a = server.wait_for("the flood's timeout", |a| !of(a, "flood").is_empty());
     assert_eq!(of(&a, "flood")[0].2, "timed out after 3 s; its process group was killed (it said: FLOOD LINE)");
-    assert!(counter(&root, "flood", "output_bytes_dropped") > 1 << 20, "{}", status_of(&root, "flood"));
+    assert!(counter(&root, "flood", "output_bytes_dropped") > 1 << 20, "{}", root.check_status("flood"));
     // Memory stays bounded whatever the plugin printed.
     let rss_kb: u64 = fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
         .unwrap()

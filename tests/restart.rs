@@ -92,14 +92,6 @@ fn a_log_copytruncated_and_refilled_while_stopped_is_not_misread() {
     drop(daemon);
 }
 
-/// The status of a check, from `status --json`.
-fn check_status(root: &Root, name: &str) -> Value {
-    let out = root.ctl(&["status", "--json"]);
-    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-    s["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_default()
-}
-
 /// A CRITICAL still waiting for its after-lines when SIGTERM comes is sent (or spooled) as it
 /// stands; it was lost (`echo ERR >> log; sleep 0.05; kill $PID` lost 5 of 5: issue 11, defect 1).
 #[test]
@@ -109,7 +101,7 @@ fn sigterm_while_a_critical_waits_for_its_after_lines_loses_nothing() {
     root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\n");
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"before\nERROR one\nafter\n");
-    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 4);
+    wait_until("the match to be read", || root.check_status("svc")["source"]["line"] == 4);
     assert!(server.alerts().is_empty(), "the CRITICAL waits for its after-lines");
     assert!(daemon.terminate().success());
     let daemon = Daemon::start(&root, Some(&server));
@@ -117,7 +109,7 @@ fn sigterm_while_a_critical_waits_for_its_after_lines_loses_nothing() {
     assert_eq!(level_name(&alerts[0]).0, "CRITICAL");
     assert_eq!(matching(&alerts[0]), "ERROR one");
     assert_eq!(lines(&alerts[0]["subject"]["details"]["lines_after"]), [(3, "after".to_string())], "as it stood");
-    assert_eq!(check_status(&root, "svc")["level"], "CRITICAL");
+    assert_eq!(root.check_status("svc")["level"], "CRITICAL");
     drop(daemon);
     assert_eq!(server.alerts().len(), 1, "sent once");
 }
@@ -135,7 +127,7 @@ fn kill9_while_a_critical_waits_for_its_after_lines_loses_nothing() {
     root.ctl_ok(&["enable", "log", "other"]);
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR one\n");
-    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 2);
+    wait_until("the match to be read", || root.check_status("svc")["source"]["line"] == 2);
     // The other check's CRITICAL is complete at once (its two after-lines are there): it is
     // spooled, sent, and the state is saved while svc's CRITICAL still waits.
     append(&other, b"FAIL\nx\ny\n");
@@ -165,11 +157,11 @@ fn a_reload_while_a_critical_waits_for_its_after_lines_loses_nothing() {
     root.write_config("LOG_LINES_AFTER_WINDOW_MS=30000\n");
     let daemon = Daemon::start(&root, Some(&server));
     append(&log, b"ERROR one\nafter\n");
-    wait_until("the match to be read", || check_status(&root, "svc")["source"]["line"] == 3);
+    wait_until("the match to be read", || root.check_status("svc")["source"]["line"] == 3);
     root.ctl_ok(&["create", "log", "svc", "ERROR", log.to_str().unwrap(), "120"]);
     let alerts = server.wait_alerts(1);
     assert_eq!(matching(&alerts[0]), "ERROR one");
     assert_eq!(lines(&alerts[0]["subject"]["details"]["lines_after"]), [(2, "after".to_string())]);
-    assert_eq!(check_status(&root, "svc")["level"], "CRITICAL", "still CRITICAL under its unchanged name");
+    assert_eq!(root.check_status("svc")["level"], "CRITICAL", "still CRITICAL under its unchanged name");
     drop(daemon);
 }

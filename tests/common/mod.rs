@@ -98,6 +98,14 @@ impl Root {
     pub fn available(&self) -> PathBuf {
         self.dir.join("etc/mender-monitor/monitor.d/available")
     }
+
+    /// Check `name` as `status --json` shows it; `Null` while no daemon answers (so it can be
+    /// polled from `wait_until` while the daemon starts).
+    pub fn check_status(&self, name: &str) -> serde_json::Value {
+        let out = self.ctl(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == name).cloned()).unwrap_or_default()
+    }
 }
 
 impl Drop for Root {
