@@ -351,7 +351,25 @@ pub fn list(layout: &Layout, json: bool) -> Result<String, String> {
             out.push_str(&format!("{:w_sub$}  {:w_chk$}  {:7}  ! {e}\n", "", "", ""));
         }
     }
+    out.push_str(&destinations_line(layout));
     Ok(out)
+}
+
+/// Where alerts go by config.sh: the Mender client's server (the default of
+/// `mender-monitord`), and Alertmanager peers with the labels they get. The command line can
+/// change it; a running agent's own `status` says what it does.
+fn destinations_line(layout: &Layout) -> String {
+    let (settings, _) = crate::config::settings::Settings::load(&layout.config_sh());
+    let mut line = String::from("alerts go to: the Mender client's server");
+    if !settings.alertmanager_urls.is_empty() {
+        line.push_str(&format!(" and Alertmanager {} (ALERTMANAGER_URL)", settings.alertmanager_urls.join(" ")));
+        if !settings.alert_labels.is_empty() {
+            let labels: Vec<String> = settings.alert_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            line.push_str(&format!(", labels {}", labels.join(" ")));
+        }
+    }
+    line.push_str(" (unless mender-monitord is given --server, --stdout or --alertmanager; `status` shows a running agent's)\n");
+    line
 }
 
 #[cfg(test)]
@@ -387,6 +405,27 @@ mod tests {
         assert!(empty.starts_with(&format!("no checks in {}\n", l.available().display())), "{empty}");
         assert!(empty.contains("mender-monitorctl create log "), "{empty}");
         assert_eq!(list(&l, true).unwrap(), "[]\n");
+    }
+
+    #[test]
+    fn list_says_where_alerts_go_by_config_sh() {
+        let tmp = crate::testutil::TempDir::new("ctl");
+        let l = layout(tmp.path());
+        create(&l, "log", "x", &s(&["ERROR", "/f"])).unwrap();
+        let table = list(&l, false).unwrap();
+        assert!(table.ends_with("alerts go to: the Mender client's server (unless mender-monitord is given --server, --stdout or --alertmanager; `status` shows a running agent's)\n"), "{table}");
+        std::fs::create_dir_all(l.config_sh().parent().unwrap()).unwrap();
+        std::fs::write(l.config_sh(), "ALERTMANAGER_URL=\"http://a:9093 http://b:9093\"\nALERT_LABELS=\"site=plant-4\"\n").unwrap();
+        let table = list(&l, false).unwrap();
+        assert!(
+            table.contains(
+                "the Mender client's server and Alertmanager http://a:9093 http://b:9093 (ALERTMANAGER_URL), labels site=plant-4 ("
+            ),
+            "{table}"
+        );
+        // JSON stays the list of checks alone.
+        let json: serde_json::Value = serde_json::from_str(&list(&l, true).unwrap()).unwrap();
+        assert_eq!(json.as_array().map(|a| a.len()), Some(1));
     }
 
     #[test]
