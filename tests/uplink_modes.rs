@@ -19,9 +19,15 @@ fn agent_with_umask_0022(root: &Root, server: &AlertServer) -> Daemon {
     Daemon::spawn(root, cmd)
 }
 
-/// Every path under `dir` (itself included) with its permission bits.
+/// Every path under `dir` (itself included) with its permission bits. A file gone between the
+/// listing and its `lstat` is left out: the state writer's temporary file is renamed away by a
+/// thread of its own, at any time.
 fn modes(dir: &Path) -> Vec<(PathBuf, bool, u32)> {
-    let meta = fs::symlink_metadata(dir).unwrap();
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
     let mut out = vec![(dir.to_path_buf(), meta.is_dir(), meta.permissions().mode() & 0o7777)];
     if meta.is_dir() {
         for e in fs::read_dir(dir).unwrap().flatten() {
