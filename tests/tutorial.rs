@@ -17,45 +17,12 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
 
 use common::container::Container;
 use common::*;
 use serde_json::Value;
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seed");
-
-/// Runs `script` with `sh` inside the container, in /root; insists on success; returns stdout.
-/// Output goes to files, not pipes: a command the script leaves running in the background
-/// (`./crasher.py ... &`) must not hold the call open.
-fn sh(c: &Container, script: &str) -> String {
-    let out = c.dir.join("sh.out");
-    let err = c.dir.join("sh.err");
-    let status = Command::new("nsenter")
-        .args(["-t", &c.pid1.to_string(), "-a", "sh", "-ec", &format!("cd /root\n{script}")])
-        .env_remove("LOOKOUT_ROOT")
-        .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out).unwrap())
-        .stderr(fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    let (out, err) = (fs::read_to_string(out).unwrap_or_default(), fs::read_to_string(err).unwrap_or_default());
-    assert!(status.success(), "{script}\n-> {status}\nstdout:\n{out}\nstderr:\n{err}");
-    out
-}
-
-/// Puts `text` at `path` inside the container ("upload the file to ...").
-fn upload(c: &Container, path: &str, text: &str) {
-    let src = c.dir.join("upload");
-    fs::write(&src, text).unwrap();
-    let status = Command::new("nsenter")
-        .args(["-t", &c.pid1.to_string(), "-a", "sh", "-c", &format!("cat > {path}")])
-        .stdin(fs::File::open(&src).unwrap())
-        .status()
-        .unwrap();
-    assert!(status.success(), "upload {path}");
-}
 
 /// `(level, name)` of every alert from index `from` on.
 fn since(alerts: &[Value], from: usize) -> Vec<(String, String)> {
@@ -94,7 +61,7 @@ fn the_seed_tutorial_after_lookout_install_on_a_bare_system() {
 
     // Dropped on the device: one command.
     let name = bin().file_name().unwrap().to_string_lossy().into_owned();
-    let said = sh(&c, &format!("/opt/lookout/{name} install"));
+    let said = c.sh(&format!("/opt/lookout/{name} install"));
     for step in [
         "created       /usr/bin/lookout (from /opt/lookout/",
         "run           systemctl enable mender-monitor.service",
@@ -104,79 +71,74 @@ fn the_seed_tutorial_after_lookout_install_on_a_bare_system() {
     }
     assert_eq!(c.exec(&["systemctl", "is-active", "mender-monitor.service"]), "active");
     assert_eq!(c.exec(&["systemctl", "is-enabled", "mender-monitor.service"]), "enabled");
-    let again = sh(&c, "lookout install");
+    let again = c.sh("lookout install");
     assert!(again.ends_with("nothing to change: lookout is installed\n"), "{again}");
-    assert!(sh(&c, "mender-monitorctl list").starts_with("no checks in /etc/mender-monitor/monitor.d/available\n"));
+    assert!(c.sh("mender-monitorctl list").starts_with("no checks in /etc/mender-monitor/monitor.d/available\n"));
 
     // Prerequisites and "Monitoring a log file" (--crash-interval 20 -> 2: a crash every ~7 s).
-    upload(&c, "/root/crasher.py", &fs::read_to_string(format!("{SEED}/crasher.py")).unwrap());
-    sh(&c, "chmod 755 crasher.py\n./crasher.py -h");
-    sh(&c, "./crasher.py --log-to-file --crash-interval 2 --fake-crash & sleep 1; echo $! > crasher.pid");
-    sh(&c, "mender-monitorctl create    log         crasher_app      ERROR     /root/crasher.log                5");
-    sh(&c, "mender-monitorctl enable log crasher_app");
+    c.upload("/root/crasher.py", fs::read_to_string(format!("{SEED}/crasher.py")).unwrap());
+    c.sh("chmod 755 crasher.py\n./crasher.py -h");
+    c.sh("./crasher.py --log-to-file --crash-interval 2 --fake-crash & sleep 1; echo $! > crasher.pid");
+    c.sh("mender-monitorctl create    log         crasher_app      ERROR     /root/crasher.log                5");
+    c.sh("mender-monitorctl enable log crasher_app");
     let error = "Log file contains ERROR";
     server.wait_for("the crasher's CRITICAL, then its OK 5 s later", |a| {
         in_order(&since(a, 0), &[pair("CRITICAL", error), pair("OK", error)])
     });
-    sh(&c, "kill -INT $(cat crasher.pid)\nmender-monitorctl disable log crasher_app\nmender-monitorctl delete log crasher_app");
+    c.sh("kill -INT $(cat crasher.pid)\nmender-monitorctl disable log crasher_app\nmender-monitorctl delete log crasher_app");
 
     // "Monitoring a docker container" (expiry 15 -> 3), with the stand-in docker.
     let mark = server.alerts().len();
-    sh(
-        &c,
+    c.sh(
         r#"mender-monitorctl create    log      monitor-container   ".*container die.*image=crasher-docker-image"     "@docker events"                    3
 mender-monitorctl enable log monitor-container
 systemctl restart mender-monitor"#,
     );
     let die = "Log file contains .*container die.*image=crasher-docker-image";
     server.wait_for("the container's die CRITICAL and its OK", |a| in_order(&since(a, mark), &[pair("CRITICAL", die), pair("OK", die)]));
-    sh(&c, "sleep 1\nmender-monitorctl disable log monitor-container\nmender-monitorctl delete log monitor-container");
-    assert!(sh(&c, "mender-monitorctl list").starts_with("no checks in "));
+    c.sh("sleep 1\nmender-monitorctl disable log monitor-container\nmender-monitorctl delete log monitor-container");
+    assert!(c.sh("mender-monitorctl list").starts_with("no checks in "));
 
     // "Monitoring a systemd service".
     let mark = server.alerts().len();
-    upload(&c, "/etc/systemd/system/crasher.service", &fs::read_to_string(format!("{SEED}/crasher.service")).unwrap());
-    sh(&c, "systemctl start crasher");
-    sh(&c, "mender-monitorctl create     service         crasher           systemd");
-    sh(&c, "mender-monitorctl enable service crasher\nsystemctl stop crasher");
+    c.upload("/etc/systemd/system/crasher.service", fs::read_to_string(format!("{SEED}/crasher.service")).unwrap());
+    c.sh("systemctl start crasher");
+    c.sh("mender-monitorctl create     service         crasher           systemd");
+    c.sh("mender-monitorctl enable service crasher\nsystemctl stop crasher");
     let down = "Service crasher not running";
     server.wait_for("the stopped service's CRITICAL", |a| in_order(&since(a, mark), &[pair("CRITICAL", down)]));
-    sh(&c, "systemctl start crasher\nsleep 1");
+    c.sh("systemctl start crasher\nsleep 1");
     server.wait_for("its OK once started again", |a| in_order(&since(a, mark), &[pair("CRITICAL", down), pair("OK", down)]));
-    sh(&c, "mender-monitorctl disable service crasher\nmender-monitorctl delete service crasher\nsystemctl stop crasher");
+    c.sh("mender-monitorctl disable service crasher\nmender-monitorctl delete service crasher\nsystemctl stop crasher");
 
     // "Flapping example": the page's two sed lines, a restart, and the restarting unit (a crash
     // after 1-2 s instead of 50-60, RestartSec 2 instead of 10).
-    sh(
-        &c,
-        "sed -i 's/FLAPPING_INTERVAL=.*/FLAPPING_INTERVAL=150/g' /usr/share/mender-monitor/config/config.sh\n\
+    c.sh("sed -i 's/FLAPPING_INTERVAL=.*/FLAPPING_INTERVAL=150/g' /usr/share/mender-monitor/config/config.sh\n\
          sed -i 's/FLAPPING_COUNT_THRESHOLD=.*/FLAPPING_COUNT_THRESHOLD=3/g' /usr/share/mender-monitor/config/config.sh\n\
-         systemctl restart mender-monitor",
-    );
-    let config = sh(&c, "cat /usr/share/mender-monitor/config/config.sh");
+         systemctl restart mender-monitor");
+    let config = c.sh("cat /usr/share/mender-monitor/config/config.sh");
     assert!(config.contains("\nFLAPPING_INTERVAL=150\n") && config.contains("\nFLAPPING_COUNT_THRESHOLD=3\n"), "{config}");
-    assert!(sh(&c, "lookout check-config").starts_with("OK: 0 checks"), "the edited config.sh is clean");
+    assert!(c.sh("lookout check-config").starts_with("OK: 0 checks"), "the edited config.sh is clean");
     let restarting = fs::read_to_string(format!("{SEED}/crasher-restarting.service")).unwrap();
     let shortened =
         restarting.replace("RestartSec=10", "RestartSec=2").replace("--crash-interval-random 50 60", "--crash-interval-random 1 2");
     assert_ne!(shortened, restarting);
-    upload(&c, "/etc/systemd/system/crasher.service", &shortened);
+    c.upload("/etc/systemd/system/crasher.service", &shortened);
     let mark = server.alerts().len();
-    sh(&c, "mender-monitorctl create service crasher systemd\nsystemctl start crasher\nmender-monitorctl enable service crasher");
+    c.sh("mender-monitorctl create service crasher systemd\nsystemctl start crasher\nmender-monitorctl enable service crasher");
     let flapping = "Service crasher going up and down";
     let alerts = server.wait_for("crashed, running again, then going up and down", |a| {
         in_order(&since(a, mark), &[pair("CRITICAL", down), pair("OK", down), pair("CRITICAL", flapping)])
     });
     eprintln!("flapping phase: {:?}", since(&alerts, mark));
-    sh(
-        &c,
+    c.sh(
         "systemctl restart crasher\nsleep 1\nmender-monitorctl disable service crasher\nmender-monitorctl delete service crasher\nsystemctl stop crasher",
     );
     // Deleting the check clears what it raised.
     server.wait_for("the flapping alert cleared", |a| in_order(&since(a, mark), &[pair("CRITICAL", flapping), pair("OK", flapping)]));
 
     // And away again: the unit stopped and gone, the edited config.sh kept.
-    let said = sh(&c, "lookout uninstall");
+    let said = c.sh("lookout uninstall");
     assert!(said.contains("run           systemctl stop mender-monitor.service"), "{said}");
     assert!(said.contains("config.sh (edited: yours (--purge removes it))"), "{said}");
     assert_eq!(c.exec(&["systemctl", "is-active", "mender-monitor.service"]), "inactive");

@@ -476,6 +476,26 @@ mod tests {
         }
     }
 
+    /// Every long option the demo checks give journalctl is one it has (`--kernel` is not: the
+    /// USB check's command exited at once, forever, on Debian 12). Checked against the
+    /// journalctl on this machine, where there is one.
+    #[test]
+    fn demo_journalctl_options_are_journalctl_s() {
+        let Ok(out) = std::process::Command::new("journalctl").arg("--help").output() else {
+            eprintln!("skipped: no journalctl here");
+            return;
+        };
+        let help = String::from_utf8_lossy(&out.stdout);
+        for (name, text) in DEMO_CHECKS {
+            let Some(line) = text.lines().find(|l| l.starts_with("LOG_FILE=\"@journalctl ")) else { continue };
+            for opt in line.split_whitespace().filter(|w| w.starts_with("--")) {
+                let opt = opt.split('=').next().unwrap_or(opt).trim_end_matches('"');
+                let known = [' ', '=', '['].iter().any(|end| help.contains(&format!("{opt}{end}")));
+                assert!(known, "{name}: journalctl has no {opt}");
+            }
+        }
+    }
+
     #[test]
     fn the_enabled_link_of_an_available_check() {
         let p = Path::new("/r/etc/mender-monitor/monitor.d/available/log_x.sh");

@@ -129,6 +129,47 @@ impl Container {
         assert!(out.status.success(), "systemctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Runs `script` with `sh -e` inside, in /root, as a user types it; insists on success;
+    /// returns stdout. Output goes to files, not pipes: a command the script leaves running in
+    /// the background (`./crasher.py ... &`) must not hold the call open.
+    pub fn sh(&self, script: &str) -> String {
+        self.script("sh", script)
+    }
+
+    /// As [`Container::sh`], with bash (for `source` and the like).
+    pub fn bash(&self, script: &str) -> String {
+        self.script("bash", script)
+    }
+
+    fn script(&self, shell: &str, script: &str) -> String {
+        let out = self.dir.join("sh.out");
+        let err = self.dir.join("sh.err");
+        let status = Command::new("nsenter")
+            .args(["-t", &self.pid1.to_string(), "-a", shell, "-ec", &format!("cd /root\n{script}")])
+            .env_remove("LOOKOUT_ROOT")
+            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        let (out, err) = (fs::read_to_string(out).unwrap_or_default(), fs::read_to_string(err).unwrap_or_default());
+        assert!(status.success(), "{script}\n-> {status}\nstdout:\n{out}\nstderr:\n{err}");
+        out
+    }
+
+    /// Puts `bytes` at `path` inside ("upload the file to ...").
+    pub fn upload(&self, path: &str, bytes: impl AsRef<[u8]>) {
+        let src = self.dir.join("upload");
+        fs::write(&src, bytes).unwrap();
+        let status = Command::new("nsenter")
+            .args(["-t", &self.pid1.to_string(), "-a", "sh", "-c", &format!("cat > {path}")])
+            .stdin(fs::File::open(&src).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "upload {path}");
+    }
+
     pub fn bus(&self) -> String {
         format!("unix:path={}", self.dir.join("bus/system_bus_socket").display())
     }
