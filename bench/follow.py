@@ -169,7 +169,9 @@ def follow_tailgrep(fdir, body, grep_args, grep_pattern, text):
         grep_cpu = rusage_s(grep.pid)
         grep.returncode = 0  # reaped above
         writer.wait()
-        tail.send_signal(signal.SIGTERM)
+        # Not Popen.send_signal: it polls first and would reap a tail that SIGPIPE ended, and its
+        # rusage with it. Unreaped, its pid cannot have been reused.
+        os.kill(tail.pid, signal.SIGTERM)
         tail_cpu = rusage_s(tail.pid)
         tail.returncode = 0
     finally:
