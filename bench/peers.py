@@ -155,8 +155,23 @@ def monitrc(work, name, checks):
 def start_monit(d, rc):
     """Monit in the foreground (-I), by PID; returns once its first cycle is done."""
     m = subprocess.Popen(["monit", "-c", rc, "-I"], stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
-    follow.wait_until("Monit's first cycle", lambda: m.poll() is None and os.path.exists(f"{d}/ready"))
+
+    def first_cycle_done():
+        if m.poll() is not None:
+            sys.exit(f"monit exited ({m.returncode}): see {d}/stderr and {d}/monit.log")
+        return os.path.exists(f"{d}/ready")
+
+    follow.wait_until("Monit's first cycle", first_cycle_done)
     return m
+
+
+def complete_lines(path):
+    """The lines of a file that end with a newline (one being appended is left for later)."""
+    try:
+        with open(path) as f:
+            return f.read().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
 
 
 def monit_reaction(d, service, patience=follow.PATIENCE):
@@ -167,15 +182,12 @@ def monit_reaction(d, service, patience=follow.PATIENCE):
         got = []
 
         def arrived():
-            try:
-                lines = open(f"{d}/reactions").read().splitlines()
-            except FileNotFoundError:
-                return False
+            lines = complete_lines(f"{d}/reactions")
             got[:] = [int(x.split()[1]) for x in lines[seen[0]:] if x.split()[0] == service(i)]
             return bool(got)
 
         follow.wait_until(f"Monit's reaction for {service(i)}", arrived, patience)
-        seen[0] = len(open(f"{d}/reactions").read().splitlines())
+        seen[0] = len(complete_lines(f"{d}/reactions"))
         return got[0]
 
     return wait
