@@ -11,6 +11,7 @@ Usage: follow.py LOOKOUT_BIN WORKDIR FOLLOWDIR SIZE_MIB ROUNDS   (prints a Markd
 """
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -47,6 +48,26 @@ def rusage_s(pid):
     """Reaps a child and returns its CPU seconds from the kernel's own accounting."""
     _, _, ru = os.wait4(pid, 0)
     return ru.ru_utime + ru.ru_stime
+
+
+class Lines:
+    """Lines out of a pipe, each awaited at most `patience` seconds (a clear error, not a hang)."""
+
+    def __init__(self, stream, what):
+        self.fd, self.what, self.buf = stream.fileno(), what, b""
+
+    def readline(self, patience=PATIENCE):
+        deadline = time.monotonic() + patience
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                sys.exit(f"{self.what}: no line within {patience:.0f} s")
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                sys.exit(f"{self.what}: the output ended")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")
 
 
 def wait_until(what, cond, patience=PATIENCE):
@@ -139,7 +160,7 @@ def follow_lookout(binary, work, fdir, body, pattern, text):
         c0 = cpu_s(agent.pid)
         s = time.monotonic()
         writer = start_writer(body, log_line(text), path)
-        alert = agent.stdout.readline().decode(errors="replace")
+        alert = Lines(agent.stdout, "lookout").readline(600)
         e = time.monotonic() - s
         cpu = cpu_s(agent.pid) - c0
         writer.wait()
@@ -164,7 +185,7 @@ def follow_tailgrep(fdir, body, grep_args, grep_pattern, text):
         c0 = cpu_s(tail.pid) + cpu_s(grep.pid)
         s = time.monotonic()
         writer = start_writer(body, log_line(text), path)
-        out = grep.stdout.readline().decode(errors="replace")
+        out = Lines(grep.stdout, "tail|grep").readline(600)
         e = time.monotonic() - s
         grep_cpu = rusage_s(grep.pid)
         grep.returncode = 0  # reaped above

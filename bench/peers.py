@@ -12,6 +12,11 @@ watched for `ERROR crashed`, each file holding 100 realistic lines at the start:
     that a write falls at a random moment of Monit's 2 s cycle); from just
     before the write to the peer's reaction (lookout: the alert line on its stdout; Monit: a
     timestamp its `exec` action writes; tail|grep: the line out of grep); p50 and max;
+  - process exit -> reaction: SAMPLES times, a watched `sleep` (pid in a pid file) is killed
+    and reaped, a random 0.05-2.05 s after the peer saw it running; until lookout's CRITICAL
+    (a sysV service check, flapping off) or the timestamp of Monit's `exec` (`check process
+    ... with pidfile ... if does not exist`); then a new one is started and its pid file
+    written, and the peer's OK (Monit: `else if succeeded`) is awaited;
   - memory: VmRSS and PSS summed over the peer's processes, after the samples;
   - CPU per GiB followed: bench/follow.py's followers for lookout and tail|grep; Monit: its own
     CPU while the writer appends FOLLOW_MIB of the log to one checked file, then the match.
@@ -100,14 +105,11 @@ def sample(paths, samples, reaction):
     return lat[len(lat) // 2], lat[-1]
 
 
-def read_line_until(stream, want, what):
-    """Lines from a pipe until one holds `want`: the time it arrived (ns)."""
-    while True:
-        line = stream.readline().decode(errors="replace")
-        if not line:
-            sys.exit(f"{what}: output ended before {want!r}")
-        if want in line:
-            return time.time_ns()
+def read_line_until(lines, want):
+    """Lines (follow.Lines) until one holds `want`: the time it arrived (ns)."""
+    while want not in lines.readline():
+        pass
+    return time.time_ns()
 
 
 def peer_lookout(binary, work, fdir, samples, idle_s):
@@ -126,7 +128,8 @@ def peer_lookout(binary, work, fdir, samples, idle_s):
 
         follow.wait_until("lookout to read every file", all_read)
         wake = wakeups_per_minute([agent.pid], idle_s)
-        p50, mx = sample(paths, samples, lambda i, t: read_line_until(agent.stdout, f"seq={i} ", "lookout"))
+        out = follow.Lines(agent.stdout, "lookout")
+        p50, mx = sample(paths, samples, lambda i, t: read_line_until(out, f"seq={i} "))
         return wake, p50, mx, memory_kib([agent.pid])
     finally:
         follow.stop(agent)
@@ -238,11 +241,12 @@ def peer_tailgrep(fdir, samples, idle_s):
         os.close(w)
         w = None
         out = os.fdopen(r, "rb")
+        lines = follow.Lines(out, "tail|grep")
         for t in procs[::2]:
             follow.wait_until("tail to watch its file", lambda: follow.has_inotify_watch(t.pid))
         pids = [p.pid for p in procs]
         wake = wakeups_per_minute(pids, idle_s)
-        p50, mx = sample(paths, samples, lambda i, t: read_line_until(out, f"seq={i} ", "tail|grep"))
+        p50, mx = sample(paths, samples, lambda i, t: read_line_until(lines, f"seq={i} "))
         return wake, p50, mx, memory_kib(pids)
     finally:
         if w is not None:
@@ -253,6 +257,106 @@ def peer_tailgrep(fdir, samples, idle_s):
             out.close()
         else:
             os.close(r)
+
+
+def write_pidfile(path, pid):
+    """A pid file replaced in one rename, as a daemon writes it."""
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{pid}\n")
+    os.rename(path + ".tmp", path)
+
+
+def exit_samples(pidfile, watched, samples, down, up):
+    """Kills the watched process `samples` times, a random 0.05-2.05 s after the peer saw it
+    running; down(i, t_kill_ns) -> the reaction's time (ns); up(i) waits until the peer has seen
+    its successor (a new process, then its pid file). Each is reaped at once (no zombie).
+    `watched` holds the running one (the caller stops the last)."""
+    lat = []
+    for i in range(samples):
+        time.sleep(random.uniform(0.05, 2.05))  # a random phase of Monit's 2 s cycle
+        t = time.time_ns()
+        watched[0].kill()
+        watched[0].wait()
+        lat.append((down(i, t) - t) / 1e6)
+        watched[0] = subprocess.Popen(["sleep", "100000"])
+        write_pidfile(pidfile, watched[0].pid)
+        up(i)
+    lat.sort()
+    return lat[len(lat) // 2], lat[-1]
+
+
+def start_watched(pidfile):
+    """The first watched process, and its pid file, before the peer starts: [Popen]."""
+    proc = subprocess.Popen(["sleep", "100000"])
+    write_pidfile(pidfile, proc.pid)
+    return [proc]
+
+
+def stop_watched(watched):
+    watched[0].kill()
+    watched[0].wait()
+
+
+def exit_lookout(binary, work, samples):
+    """lookout's sysV service check (pidfd on the pid in /var/run/NAME.pid), flapping off."""
+    root = follow.lookout_root(work, "exit-root", "FLAPPING_COUNT_THRESHOLD=0\n")
+    os.makedirs(os.path.join(root, "var/run"))
+    pidfile = os.path.join(root, "var/run/demo.pid")
+    for args in (["create", "service", "demo", "sysV"], ["enable", "service", "demo"]):
+        subprocess.run([binary, "--root", root, *args], check=True, stdout=subprocess.DEVNULL)
+    watched = start_watched(pidfile)
+    agent = None
+    try:
+        agent = follow.start_agent(binary, root, 1)
+        out = follow.Lines(agent.stdout, "lookout")
+
+        def up(i):
+            read_line_until(out, '"level":"OK"')
+
+        def down(i, t):
+            return read_line_until(out, '"level":"CRITICAL"')
+
+        return exit_samples(pidfile, watched, samples, down, up)
+    finally:
+        if agent is not None:
+            follow.stop(agent)
+        stop_watched(watched)
+
+
+def exit_monit(work, samples):
+    """Monit's `check process ... with pidfile`: `exec` on `does not exist` and on `succeeded`."""
+    d = os.path.join(work, "monit-exit")
+    os.makedirs(d)
+    pidfile = os.path.join(d, "demo.pid")
+    for kind in ("down", "up"):
+        with open(os.path.join(d, f"{kind}.sh"), "w") as f:
+            f.write(f'#!/bin/sh\necho "$MONIT_SERVICE $(date +%s%N)" >> {d}/{kind}\n')
+        os.chmod(os.path.join(d, f"{kind}.sh"), 0o755)
+    rc = os.path.join(d, "monitrc")
+    with open(rc, "w") as f:
+        f.write(f"set daemon 2\nset logfile {d}/monit.log\nset idfile {d}/monit.id\n"
+                f"set statefile {d}/monit.state\nset pidfile {d}/monit.pid\n"
+                f'check process demo with pidfile {pidfile}\n'
+                f'  if does not exist then exec "{d}/down.sh" else if succeeded then exec "{d}/up.sh"\n'
+                f'check file sentinel with path {d}/ready\n  if does not exist then exec "/usr/bin/touch {d}/ready"\n')
+    os.chmod(rc, 0o600)
+    watched = start_watched(pidfile)
+    m = None
+    try:
+        m = start_monit(d, rc)
+
+        def up(i):
+            follow.wait_until("Monit to see the process again", lambda: len(complete_lines(f"{d}/up")) > i)
+
+        def down(i, t):
+            follow.wait_until("Monit's reaction to the exit", lambda: len(complete_lines(f"{d}/down")) > i)
+            return int(complete_lines(f"{d}/down")[i].split()[1])
+
+        return exit_samples(pidfile, watched, samples, down, up)
+    finally:
+        if m is not None:
+            follow.stop(m)
+        stop_watched(watched)
 
 
 def scan_figures(path):
@@ -281,6 +385,8 @@ def main():
     rows["monit"] = peer_monit(work, fdir, samples, idle_s)
     print("measuring tail|grep ...", file=sys.stderr)
     rows["tail"] = peer_tailgrep(fdir, samples, idle_s)
+    print("measuring process exits ...", file=sys.stderr)
+    exits = {"lookout": exit_lookout(binary, work, samples), "monit": exit_monit(work, samples)}
     print("measuring follow cost ...", file=sys.stderr)
     cost = {
         "lookout": follow.follow_lookout(binary, work, fdir, body, PATTERN, LINE),
@@ -288,21 +394,23 @@ def main():
         "tail": follow.follow_tailgrep(fdir, body, ["-E"], PATTERN, LINE),
     }
     names = {
-        "lookout": "lookout (`run --stdout`, LOG_LINES_AFTER_WINDOW_MS=0)",
-        "monit": "Monit 5.33 (`set daemon 2`, `check file … if content =`, `exec`)",
+        "lookout": "lookout (`run --stdout`, LOG_LINES_AFTER_WINDOW_MS=0; sysV service check)",
+        "monit": "Monit 5.33 (`set daemon 2`, `check file … if content =`, `check process`, `exec`)",
         "tail": f"`tail -n0 -F \\| grep --line-buffered` ({CHECKS} pipelines)",
     }
-    print(f"| peer | write→reaction p50 / max ms ({samples}) | CPU s per GiB followed (s to react) "
-          f"| idle wake-ups/min, {CHECKS} checks | RSS (PSS) KiB, {CHECKS} checks | catch-up scan |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| peer | write→reaction p50 / max ms ({samples}) | process exit→reaction p50 / max ms ({samples}) "
+          f"| CPU s per GiB followed (s to react) | idle wake-ups/min, {CHECKS} checks "
+          f"| RSS (PSS) KiB, {CHECKS} checks | catch-up scan |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for who in ("lookout", "monit", "tail"):
         wake, p50, mx, (rss, pss) = rows[who]
         secs, cpu = cost[who]
         catch = scan.get(who, "— (starts at the end)" if who == "monit" else "")
-        print(f"| {names[who]} | {p50:.1f} / {mx:.1f} | {cpu / gib:.2f} ({secs:.2f}) | {wake:.0f} | {rss:,} ({pss:,}) | {catch} |")
+        ex = "{:.1f} / {:.1f}".format(*exits[who]) if who in exits else "—"
+        print(f"| {names[who]} | {p50:.1f} / {mx:.1f} | {ex} | {cpu / gib:.2f} ({secs:.2f}) | {wake:.0f} | {rss:,} ({pss:,}) | {catch} |")
     for who, label in (("rg", "`rg --no-mmap -n -F -m1` (a scan)"), ("grep", "`LC_ALL=C grep -n -F -m1` (a scan)")):
         if who in scan:
-            print(f"| {label} | | | | | {scan[who]} |")
+            print(f"| {label} | | | | | | {scan[who]} |")
 
 
 if __name__ == "__main__":
