@@ -2,11 +2,13 @@
 # Benchmark (not a test): lookout beside its peers, the same workloads in one run, one table
 # (bench/peers.py measures): lookout, Monit 5.33 (Debian's; `set daemon 2`, `check file ... if
 # content = "ERROR crashed" then exec`), and `tail -n0 -F | grep --line-buffered`, each with 100
-# watched files: write -> reaction (20 samples: p50 and max), CPU seconds per GiB followed (a
-# writer appends FOLLOW_MIB of the realistic log then the match; lookout and tail|grep as
-# bench/follow.sh measures them), idle wake-ups per minute (context switches of every thread
-# over IDLE_S seconds), memory (VmRSS and PSS summed over the peer's processes). The catch-up
-# column is bench/scan.sh's, run here on a SCAN_MIB log, one round (0: skipped).
+# watched files: write -> reaction (20 samples: p50 and max), process exit -> reaction (lookout's
+# sysV service check against Monit's `check process ... with pidfile`, 20 samples, each peer in
+# an instance with only that check), CPU seconds per GiB followed (a writer appends FOLLOW_MIB
+# of the realistic log then the match; lookout and tail|grep as bench/follow.sh measures them),
+# idle wake-ups per minute (context switches of every thread over IDLE_S seconds), memory (VmRSS
+# and PSS summed over the peer's processes). The catch-up column is bench/scan.sh's, run here
+# on a SCAN_MIB log, one round (0: skipped).
 # Monit runs in the foreground by PID with its own control, log, id, state and pid files in a
 # temporary directory, without httpd. If monit is missing it is installed with apt-get (on a
 # host run by systemd, Debian's package also enables and starts its own monit service, with its
