@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes a realistic log for the benchmarks: varied lines of ~114 bytes, repeated to SIZE_MIB,
-then one last line with PATTERN (the only match). Usage: genlog.py FILE SIZE_MIB PATTERN"""
+then one last line with PATTERN (the only match), or no such line when PATTERN is empty (a
+body that a follower's benchmark appends its own match to). Usage: genlog.py FILE SIZE_MIB PATTERN"""
 import random
 import sys
 
@@ -18,4 +19,5 @@ copies = -(-size_mib * 1048576 // len(block))
 with open(path, "wb") as f:
     for _ in range(copies):
         f.write(block)
-    f.write(f"2026-11-29T11:00:00.000Z raspberrypi app[1]: {pattern}: segfault in worker\n".encode())
+    if pattern:
+        f.write(f"2026-11-29T11:00:00.000Z raspberrypi app[1]: {pattern}: segfault in worker\n".encode())
