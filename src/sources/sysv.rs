@@ -86,14 +86,17 @@ impl SysvWatch {
                 }
             }
         }
+        let from_file = fs::read_to_string(&self.pidfile).ok().and_then(|s| s.trim().parse::<i32>().ok()).filter(|p| *p > 0);
         if let Some((_, _, pid)) = &self.followed {
             let pid = *pid;
-            if alive(Path::new("/proc"), pid) {
+            // The pid file now names another live process (a restart that started the new one
+            // before the old one ended, or a hand-edited file): that one is the service.
+            let moved = from_file.is_some_and(|p| p != pid && alive(Path::new("/proc"), p));
+            if !moved && alive(Path::new("/proc"), pid) {
                 return SysvState { running: true, detail: format!("{} runs as pid {pid}", self.name), pid: Some(pid) };
             }
             self.unfollow(pipes);
         }
-        let from_file = fs::read_to_string(&self.pidfile).ok().and_then(|s| s.trim().parse::<i32>().ok()).filter(|p| *p > 0);
         let (pid, how) = match from_file {
             Some(p) if alive(Path::new("/proc"), p) => (Some(p), "from its pid file"),
             _ => (pidof(&self.name), "found by name"),
