@@ -154,11 +154,7 @@ fn device_etc(c: &Container) {
 
 #[test]
 fn the_monitor_your_device_tutorial_with_the_demo_checks() {
-    if runner().is_some() {
-        eprintln!(
-            "skipped under {:?}: the installed unit execs /usr/bin/mender-monitord, which without binfmt_misc cannot run an ARM binary",
-            runner()
-        );
+    if common::container::installed_unit_cannot_run() {
         return;
     }
     assert!(

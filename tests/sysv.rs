@@ -36,18 +36,24 @@ fn spawn_daemon() -> Proc {
     Proc(Command::new("sleep").arg("100000").spawn().unwrap())
 }
 
-#[test]
-fn a_sysv_service_that_dies_and_comes_back() {
-    let root = Root::new("sysv");
+/// A sysV check `mydaemon` whose pid file names a running stand-in, and the agent started on it.
+fn watched_service(root: &Root) -> (AlertServer, std::path::PathBuf, Proc, Daemon) {
     let server = AlertServer::start();
     let pidfile = root.path().join("var/run/mydaemon.pid");
     std::fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
-    let mut first = spawn_daemon();
+    let first = spawn_daemon();
     std::fs::write(&pidfile, format!("{}\n", first.id())).unwrap();
     root.ctl_ok(&["create", "service", "mydaemon", "sysV"]);
     root.ctl_ok(&["enable", "service", "mydaemon"]);
-    let daemon = Daemon::start(&root, Some(&server));
+    let daemon = Daemon::start(root, Some(&server));
     daemon.wait_log("check service mydaemon: started");
+    (server, pidfile, first, daemon)
+}
+
+#[test]
+fn a_sysv_service_that_dies_and_comes_back() {
+    let root = Root::new("sysv");
+    let (server, pidfile, mut first, daemon) = watched_service(&root);
     // Running at start: not news. It dies: the pidfd says so at once.
     first.kill().unwrap();
     first.wait().unwrap();
@@ -78,15 +84,7 @@ fn a_sysv_service_that_dies_and_comes_back() {
 #[test]
 fn a_pid_file_that_names_another_live_process_is_followed_there() {
     let root = Root::new("sysv-moved");
-    let server = AlertServer::start();
-    let pidfile = root.path().join("var/run/mydaemon.pid");
-    std::fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
-    let mut first = spawn_daemon();
-    std::fs::write(&pidfile, format!("{}\n", first.id())).unwrap();
-    root.ctl_ok(&["create", "service", "mydaemon", "sysV"]);
-    root.ctl_ok(&["enable", "service", "mydaemon"]);
-    let daemon = Daemon::start(&root, Some(&server));
-    daemon.wait_log("check service mydaemon: started");
+    let (server, pidfile, mut first, daemon) = watched_service(&root);
     let mut second = spawn_daemon();
     // Renamed into place, as a daemon writing its pid file safely does.
     let tmp = pidfile.with_extension("pid.tmp");

@@ -41,11 +41,7 @@ fn pair<'a>(level: &'a str, name: &'a str) -> (&'a str, &'a str) {
 
 #[test]
 fn the_seed_tutorial_after_lookout_install_on_a_bare_system() {
-    if runner().is_some() {
-        eprintln!(
-            "skipped under {:?}: the installed unit execs /usr/bin/mender-monitord, which without binfmt_misc cannot run an ARM binary",
-            runner()
-        );
+    if common::container::installed_unit_cannot_run() {
         return;
     }
     let c = Container::boot_with(&[], true);

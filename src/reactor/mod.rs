@@ -591,9 +591,10 @@ impl Daemon {
         }
         // Alerts held in memory only (spool disk full): no position is saved past them, so a
         // crash reads their lines again.
-        let sync = crate::time::Stopwatch::start();
+        // Timed only in a turn with alerts: the only turns that sync (no clock read otherwise).
+        let sync = (!out.is_empty()).then(crate::time::Stopwatch::start);
         let durable = self.uplink.commit();
-        if !out.is_empty() {
+        if let Some(sync) = sync {
             self.disk_waits.spool_sync_ms = self.disk_waits.spool_sync_ms.max(sync.elapsed_ms());
         }
         if (urgent || due) && durable {
